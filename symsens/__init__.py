@@ -1,0 +1,25 @@
+"""symsens: are the parameter gradients of your ODE model trustworthy, why not, and what is the true one?
+
+The data flow is one way: model -> derive -> (codegen -> integrate) -> reference/audit -> report.
+"""
+
+from ._errors import DerivationError as DerivationError
+from ._errors import ModelError as ModelError
+from ._errors import SchemeError as SchemeError
+from ._errors import SymsensError as SymsensError
+from .model import Model as Model
+from .model import examples as examples
+from .model import load_model as load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model",
+    "load_model",
+    "examples",
+    "SymsensError",
+    "ModelError",
+    "SchemeError",
+    "DerivationError",
+    "__version__",
+]

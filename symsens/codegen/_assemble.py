@@ -1,0 +1,179 @@
+"""Routine assembler: a model's derivatives -> one C++ translation unit of scalar-generic routines.
+
+Every routine is ``template <class T> void name(...)`` inside ``namespace symsens_model``, with
+common subexpressions as ``const T`` temporaries.  Arrays are flat and row-major unless noted:
+
+=================================  ====================================================================
+``rhs(t, y, p, f)``                 ``f[i] = f_i(t, y, p)``                                  (n)
+``jacobian(t, y, p, J)``            ``J[i*n + k] = d f_i / d y_k``                          (n x n)
+``parameter_jacobian(t, y, p, F)``  ``F[i*P + j] = d f_i / d p_j``                          (n x P)
+``augmented_rhs(t, u, p, g)``       ``u = (y, S[:,0], ..., S[:,P-1])``; ``g`` = ``(f, J S + F_p)``   (n (P+1))
+``initial_conditions(p, y0)``       ``y0(p)``                                               (n)
+``initial_sensitivities(p, S0)``    ``S0[j*n + i] = d y0_i / d p_j`` (column-major like ``u``)  (n P)
+=================================  ====================================================================
+
+``p`` always holds *all* model parameters (nominal order); the sensitivity routines differentiate with respect
+to the selected ones, whose indices are ``sensitivity_parameters``.
+
+Second derivatives (``d(J S + F_p)/dy``, which Rosenbrock methods on the augmented system need) are not
+generated: evaluating ``augmented_rhs`` over dual numbers seeded in ``y`` gives them exactly at run time, and
+generating them symbolically costs O(n^2 P) expressions (18 s of SymPy for the 13-state calcium neuron).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..derive import SensitivitySystem, common_subexpressions, sensitivity_system
+from ..model import Model
+from ._printer import ConstantTable, CxxPrinter
+
+__all__ = ["ModelSource", "generate_model_source"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Generated C++ for one model and one choice of sensitivity parameters.
+
+    Attributes
+    ----------
+    code : str
+        The translation unit (includes ``symsens_runtime.hpp``).
+    n_states, n_parameters, n_sensitivity_parameters : int
+    sensitivity_parameters : tuple of int
+        Indices (into the model's parameters) of the parameters differentiated with respect to.
+    digest : str
+        SHA-256 of ``code``; with the compiler and flags it keys the compiled-library cache.
+    """
+
+    model_name: str
+    code: str
+    n_states: int
+    n_parameters: int
+    sensitivity_parameters: tuple[int, ...]
+    digest: str
+
+    @property
+    def n_sensitivity_parameters(self) -> int:
+        return len(self.sensitivity_parameters)
+
+
+class _Routine:
+    """Collects the lines of one templated routine, with its own CSE temporaries."""
+
+    def __init__(self, name: str, signature: str, symbols: dict[sp.Symbol, str], constants: ConstantTable) -> None:
+        self.name = name
+        self.signature = signature
+        self.symbols = dict(symbols)
+        self.constants = constants
+        self.lines: list[str] = []
+
+    def assign(self, targets: Sequence[str], expressions: Sequence[sp.Expr], *, cse: bool = True) -> None:
+        """``targets[k] = expressions[k]`` with shared temporaries (structural zeros written as ``T(0)``)."""
+        expressions = [sp.sympify(e) for e in expressions]
+        if cse and any(not e.is_Atom for e in expressions):
+            result = common_subexpressions(expressions, prefix="x")
+            replacements, reduced = result.replacements, result.reduced
+        else:
+            replacements, reduced = (), tuple(expressions)
+        for symbol, value in replacements:
+            self.symbols[symbol] = symbol.name
+            printer = CxxPrinter(self.symbols, self.constants)
+            self.lines.append(f"    const T {symbol.name} = {printer.doprint(value)};")
+        printer = CxxPrinter(self.symbols, self.constants)
+        for target, value in zip(targets, reduced):
+            self.lines.append(f"    {target} = {printer.doprint(value)};")
+
+    def render(self) -> str:
+        body = "\n".join(self.lines) if self.lines else "    // (nothing to compute)"
+        uses_constants = any("c[" in line for line in self.lines)
+        prologue = "    const T* c = constants<T>();\n" if uses_constants else ""
+        return f"template <class T>\ninline void {self.name}({self.signature}) {{\n{prologue}{body}\n}}\n"
+
+
+def _storage(model: Model, state_array: str = "y") -> dict[sp.Symbol, str]:
+    symbols: dict[sp.Symbol, str] = {model.time: "t"}
+    symbols.update({s: f"{state_array}[{i}]" for i, s in enumerate(model.states)})
+    symbols.update({p: f"p[{j}]" for j, p in enumerate(model.parameters)})
+    return symbols
+
+
+def generate_model_source(model: Model, parameters: Sequence[str] | None = None) -> ModelSource:
+    """Generate the C++ routines of ``model`` (see the module docstring) for the chosen sensitivity parameters."""
+    system: SensitivitySystem = sensitivity_system(model, parameters)
+    n, n_p = model.n_states, system.n_parameters
+    constants = ConstantTable()
+    sig_state = "const T& t, const T* y, const T* p, T* out"
+    routines: list[_Routine] = []
+
+    rhs = _Routine("rhs", sig_state, _storage(model), constants)
+    rhs.assign([f"out[{i}]" for i in range(n)], model.rhs)
+    routines.append(rhs)
+
+    jac = _Routine("jacobian", sig_state, _storage(model), constants)
+    jac.assign([f"out[{i * n + k}]" for i in range(n) for k in range(n)], list(system.jacobian))
+    routines.append(jac)
+
+    pjac = _Routine("parameter_jacobian", sig_state, _storage(model), constants)
+    pjac.assign([f"out[{i * n_p + j}]" for i in range(n) for j in range(n_p)], list(system.parameter_jacobian))
+    routines.append(pjac)
+
+    # The augmented system from the structure-aware CSE of the sensitivity system.
+    aug_symbols = _storage(model, "u")
+    for j in range(n_p):
+        for i in range(n):
+            aug_symbols[system.sensitivities[i, j]] = f"u[{n + j * n + i}]"
+    aug = _Routine("augmented_rhs", "const T& t, const T* u, const T* p, T* out", aug_symbols, constants)
+    reduced = system.cse()
+    for symbol, value in reduced.replacements:
+        aug.symbols[symbol] = symbol.name
+        aug.lines.append(f"    const T {symbol.name} = {CxxPrinter(aug.symbols, constants).doprint(value)};")
+    printer = CxxPrinter(aug.symbols, constants)
+    for k, value in enumerate(reduced.reduced):
+        aug.lines.append(f"    out[{k}] = {printer.doprint(value)};")
+    routines.append(aug)
+
+    param_symbols = {p: f"p[{j}]" for j, p in enumerate(model.parameters)}
+    ic = _Routine("initial_conditions", "const T* p, T* out", param_symbols, constants)
+    ic.assign([f"out[{i}]" for i in range(n)], model.initial_conditions)
+    routines.append(ic)
+    ics = _Routine("initial_sensitivities", "const T* p, T* out", param_symbols, constants)
+    ics.assign(
+        [f"out[{j * n + i}]" for j in range(n_p) for i in range(n)],
+        [system.initial_sensitivities[i, j] for j in range(n_p) for i in range(n)],
+    )
+    routines.append(ics)
+
+    selected = tuple(model.parameter_names.index(p.name) for p in system.parameters)
+    table = constants.initialisers()
+    constant_lines = ",\n".join(f"        symsens::constant<T>({d}, \"{s}\")" for d, s in table) or "        T(0)"
+    header = [
+        f"// Generated by symsens from model {model.name!r}: {n} states, {model.n_parameters} parameters,",
+        f"// sensitivities with respect to {', '.join(p.name for p in system.parameters) or 'none'}.",
+        "// Routines are templates over the scalar type T (double, dual numbers, extended precision).",
+        '#include "symsens_runtime.hpp"',
+        "",
+        "namespace symsens_model {",
+        "",
+        f"constexpr int n_states = {n};",
+        f"constexpr int n_parameters = {model.n_parameters};",
+        f"constexpr int n_sensitivity_parameters = {n_p};",
+        f"constexpr int sensitivity_parameters[{max(n_p, 1)}] = {{{', '.join(map(str, selected)) or '0'}}};",
+        "",
+        "// Exact constants of the model: a double literal and a 40-digit decimal for wider scalar types.",
+        "template <class T>",
+        "inline const T* constants() {",
+        f"    static const T table[{max(len(table), 1)}] = {{",
+        constant_lines,
+        "    };",
+        "    return table;",
+        "}",
+        "",
+    ]
+    code = "\n".join(header) + "\n" + "\n".join(r.render() for r in routines) + "\n}  // namespace symsens_model\n"
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    return ModelSource(model.name, code, n, model.n_parameters, selected, digest)

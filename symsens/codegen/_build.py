@@ -1,0 +1,162 @@
+"""Build and load: C++ sources -> a shared library in the per-user cache -> a ctypes handle.
+
+The cache key is a SHA-256 of the sources, the compiler's identity (path and ``--version``), the flags and
+the symsens version, so any change rebuilds and nothing stale is ever loaded.  Writes are atomic: the
+library is compiled in a private temporary directory and moved into place with ``os.replace`` while a
+per-key file lock is held, so concurrent processes compiling the same model both succeed and load the same
+file (the lock makes the second one wait and then find the library).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ._printer import CodegenError
+
+__all__ = ["Compiler", "find_compiler", "cache_directory", "build_library", "load_library", "DEFAULT_FLAGS"]
+
+# Hidden visibility: only the extern "C" entry points (marked SYMSENS_EXPORT) leave a library.  Without it,
+# the static tables inside inline template functions (a model's constants) become process-wide unique
+# symbols, and the second model loaded would silently read the first model's constants.
+DEFAULT_FLAGS: tuple[str, ...] = (
+    "-std=c++17", "-O2", "-fPIC", "-shared", "-fno-math-errno", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
+)
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """A C++ compiler found on this machine: its path and the first line of ``--version``."""
+
+    path: str
+    version: str
+
+
+@lru_cache(maxsize=4)
+def _compiler_identity(path: str) -> str:
+    try:
+        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise CodegenError(f"the C++ compiler {path!r} could not be run: {error}") from error
+    return (result.stdout or result.stderr).splitlines()[0] if (result.stdout or result.stderr) else path
+
+
+def find_compiler() -> Compiler:
+    """The C++ compiler to use: ``$CXX`` if set, else the first of ``c++``, ``g++``, ``clang++`` on PATH.
+
+    Raises
+    ------
+    CodegenError
+        When none is found, naming what was looked for and the way on without one (``backend="numpy"``).
+    """
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    for name in candidates:
+        path = shutil.which(name)
+        if path:
+            return Compiler(path, _compiler_identity(path))
+    looked = ", ".join(candidates)
+    raise CodegenError(
+        f"no C++ compiler found (looked for {looked} on PATH). Install one (e.g. `apt-get install g++`) "
+        "or use the pure NumPy/SciPy path with backend=\"numpy\", which needs no compiler."
+    )
+
+
+def cache_directory() -> Path:
+    """Where compiled kernels live: ``$SYMSENS_CACHE_DIR`` or the per-user cache dir (platformdirs)."""
+    override = os.environ.get("SYMSENS_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("symsens", appauthor=False)) / "kernels"
+
+
+def _cache_key(sources: Mapping[str, str], compiler: Compiler, flags: Sequence[str]) -> str:
+    from .. import __version__
+
+    digest = hashlib.sha256()
+    for part in (__version__, compiler.path, compiler.version, " ".join(flags)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for name in sorted(sources):
+        digest.update(name.encode())
+        digest.update(b"\0")
+        digest.update(sources[name].encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def build_library(
+    sources: Mapping[str, str],
+    main: str,
+    *,
+    flags: Sequence[str] = DEFAULT_FLAGS,
+    compiler: Compiler | None = None,
+    timeout: float = 600.0,
+) -> Path:
+    """Compile ``sources[main]`` (with the other sources as headers beside it) into a cached shared library.
+
+    Parameters
+    ----------
+    sources : mapping file name -> text
+        Every file the build reads; all of them enter the cache key.
+    main : str
+        The translation unit to compile (a key of ``sources``).
+
+    Returns
+    -------
+    Path of the shared library (already built by this or another process, or built now).
+
+    Raises
+    ------
+    CodegenError
+        No compiler, or the compiler failed (its output is in the message).
+    """
+    if main not in sources:
+        raise CodegenError(f"build_library: main file {main!r} is not among the sources")
+    compiler = compiler or find_compiler()
+    key = _cache_key(sources, compiler, flags)
+    directory = cache_directory() / key[:2]
+    target = directory / f"{key}.so"
+    if target.exists():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    with FileLock(str(directory / f"{key}.lock"), timeout=timeout):
+        if target.exists():  # another process finished while we waited
+            return target
+        with tempfile.TemporaryDirectory(dir=directory, prefix=f".build-{key[:8]}-") as work:
+            work_path = Path(work)
+            for name, text in sources.items():
+                (work_path / name).write_text(text)
+            output = work_path / "library.so"
+            command = [compiler.path, *flags, "-I", str(work_path), str(work_path / main), "-o", str(output)]
+            start = time.perf_counter()
+            try:
+                result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired as error:
+                raise CodegenError(f"compiling {main} timed out after {timeout:.0f} s") from error
+            if result.returncode != 0:
+                log = (result.stderr or result.stdout)[-4000:]
+                raise CodegenError(f"compiling {main} failed ({compiler.path}, exit {result.returncode}):\n{log}")
+            (work_path / "build-seconds").write_text(f"{time.perf_counter() - start:.3f}")
+            os.replace(output, target)
+    return target
+
+
+def load_library(path: Path) -> ctypes.CDLL:
+    """Load a shared library in process (``RTLD_LOCAL``: two models never see each other's symbols)."""
+    try:
+        return ctypes.CDLL(str(path), mode=getattr(os, "RTLD_LOCAL", 0))
+    except OSError as error:
+        raise CodegenError(f"could not load the compiled library {path}: {error}") from error

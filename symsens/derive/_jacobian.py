@@ -1,0 +1,75 @@
+"""First derivatives of a model: ``df/dy``, ``df/dp``, ``dy0/dp``.
+
+Entries are differentiated only where the expression contains the variable (AMICI's habit): in
+conductance-based and mass-action models most of ``df/dy`` and ``df/dp`` is structurally zero, and
+``diff`` on an expression without the symbol still walks the whole tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import sympy as sp
+
+from .._errors import DerivationError
+from ..model import Model
+
+__all__ = ["jacobian", "parameter_jacobian", "initial_sensitivities", "select_parameters", "derivative_matrix"]
+
+
+def derivative_matrix(expressions: Sequence[sp.Expr], variables: Sequence[sp.Symbol]) -> sp.ImmutableMatrix:
+    """``M[i, j] = d expressions[i] / d variables[j]``, skipping entries whose expression lacks the variable."""
+    rows = []
+    for expr in expressions:
+        present = expr.free_symbols
+        rows.append([expr.diff(v) if v in present else sp.S.Zero for v in variables])
+    return sp.ImmutableMatrix(len(expressions), len(variables), [x for row in rows for x in row])
+
+
+def select_parameters(model: Model, parameters: Sequence[str] | None) -> tuple[sp.Symbol, ...]:
+    """The model's parameter symbols named in ``parameters`` (all when None), in the order given.
+
+    Raises
+    ------
+    DerivationError
+        For an unknown or repeated parameter name.
+    """
+    if parameters is None:
+        return model.parameters
+    if isinstance(parameters, str):
+        raise DerivationError("`parameters` must be a sequence of parameter names, not a single string")
+    chosen: list[sp.Symbol] = []
+    for name in parameters:
+        if name not in model.parameter_names:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), model.parameter_names, n=3)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise DerivationError(f"unknown parameter {name!r} in `parameters`{hint}")
+        symbol = model.symbol(name)
+        if symbol in chosen:
+            raise DerivationError(f"parameter {name!r} is listed twice in `parameters`")
+        chosen.append(symbol)
+    return tuple(chosen)
+
+
+@lru_cache(maxsize=64)
+def jacobian(model: Model) -> sp.ImmutableMatrix:
+    """The state Jacobian ``J = df/dy`` (n x n), ``J[i, j] = d f_i / d y_j``, exact."""
+    return derivative_matrix(model.rhs, model.states)
+
+
+@lru_cache(maxsize=64)
+def _parameter_jacobian(model: Model, parameters: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
+    return derivative_matrix(model.rhs, parameters)
+
+
+def parameter_jacobian(model: Model, parameters: Sequence[str] | None = None) -> sp.ImmutableMatrix:
+    """``F_p = df/dp`` (n x P) for the chosen parameters (all by default), exact."""
+    return _parameter_jacobian(model, select_parameters(model, parameters))
+
+
+def initial_sensitivities(model: Model, parameters: Sequence[str] | None = None) -> sp.ImmutableMatrix:
+    """``S(t0) = dy0/dp`` (n x P): initial conditions may depend on parameters."""
+    return derivative_matrix(model.initial_conditions, select_parameters(model, parameters))

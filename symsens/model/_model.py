@@ -1,0 +1,353 @@
+"""The :class:`Model`: what a user's ODE is.
+
+An initial value problem with parameters
+
+    dy/dt = f(t, y, p),   y(t0) = y0(p),
+
+held exactly: ordered states ``y``, ordered parameters ``p`` with nominal values, right-hand sides ``f`` and
+initial conditions ``y0(p)`` as SymPy expressions, optional named intermediates (shown in printouts,
+substituted into ``f``) and named outputs ``g(t, y, p)``.  Everything downstream (derivation, code
+generation, integration, audit) reads a ``Model`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import sympy as sp
+
+from .._errors import ModelError
+from ._functions import exprel, exprel_derivative
+
+__all__ = ["Model", "RESERVED_NAMES", "ExprLike"]
+
+ExprLike = Union[sp.Expr, str, float, int]
+
+# Names the model language gives a meaning to; a state, parameter, intermediate or output may not take
+# them (a parameter called ``exp`` would shadow the function in every expression).
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {
+        "exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "abs", "min", "max",
+        "exprel", "exprel_derivative", "piecewise", "if", "else", "and", "or", "not", "pi",
+        "true", "false", "True", "False", "None", "inf", "nan",
+    }
+)
+
+# SymPy objects an expression of a model may contain: arithmetic, the whitelisted functions and
+# Piecewise/Min/Max with relational conditions.  Anything else (Integral, Derivative, Function('f'), …)
+# is refused so that every later stage knows how to differentiate and print it.
+_ALLOWED_FUNCTION_TYPES: tuple[type, ...] = (
+    sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.tanh, sp.sinh, sp.cosh, sp.Abs, sp.Min, sp.Max,
+    sp.Piecewise, sp.Heaviside, sp.sign, exprel, exprel_derivative,
+)
+
+
+def _check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ModelError(f"{what} name {name!r} is not a valid identifier", name=str(name))
+    if name in RESERVED_NAMES:
+        raise ModelError(f"{what} name {name!r} shadows a function or constant of the model language", name=name)
+    if name.startswith("__"):
+        raise ModelError(f"{what} name {name!r} may not start with a double underscore", name=name)
+    return name
+
+
+def _as_name(item: Any, what: str) -> str:
+    if isinstance(item, sp.Symbol):
+        return _check_name(item.name, what)
+    if isinstance(item, str):
+        return _check_name(item, what)
+    raise ModelError(f"{what} must be given as a name or a SymPy Symbol, got {type(item).__name__}")
+
+
+def _finite_float(value: Any, what: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, sp.Number)):
+        raise ModelError(f"{what} {name!r} must be a real number, got {value!r}", name=name)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ModelError(f"{what} {name!r} must be finite, got {number}", name=name)
+    return number
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+@dataclass(frozen=True, init=False)
+class Model:
+    """An ODE initial value problem with parameters, held exactly in SymPy.
+
+    ``dy/dt = rhs(t, y, p)``, ``y(t0) = initial_conditions(p)``.
+
+    Parameters
+    ----------
+    states : sequence of str or Symbol, length n
+        State names in order (the order of ``rhs`` and of every vector downstream).
+    parameters : mapping name -> float, length P
+        Parameters in order with their nominal values (finite reals).
+    rhs : sequence of length n of SymPy expressions or expression strings
+        ``dy_i/dt``.  Strings are parsed by the model language's whitelist grammar (never ``eval``).
+    initial_conditions : sequence of length n
+        ``y_i(t0)``: numbers or expressions in the parameters.
+    intermediates : mapping name -> expression, optional
+        Named subexpressions (e.g. gating rates ``alpha_m``), in order; each may use earlier ones.
+        They are substituted into ``rhs`` and ``outputs``, and kept for printing.
+    outputs : mapping name -> expression, optional
+        Observables ``g(t, y, p)``.
+    time : str or Symbol, default ``"t"``
+    name, description : str
+        Free text; ``description`` should cite the model's source.
+    t_span : (t0, t1), optional
+        The time span the model is usually solved over.
+
+    Raises
+    ------
+    ModelError
+        For duplicate or reserved names, wrong lengths, unknown symbols, non-finite values, literal
+        division by zero, or unsupported functions; the message names the offending item.
+    """
+
+    states: tuple[sp.Symbol, ...]
+    parameters: tuple[sp.Symbol, ...]
+    parameter_values: tuple[float, ...]
+    rhs: tuple[sp.Expr, ...]
+    initial_conditions: tuple[sp.Expr, ...]
+    intermediates: tuple[tuple[sp.Symbol, sp.Expr], ...]
+    outputs: tuple[tuple[str, sp.Expr], ...]
+    time: sp.Symbol
+    name: str
+    description: str
+    t_span: tuple[float, float] | None
+    _symbol_table: Mapping[str, sp.Symbol] = field(repr=False, compare=False, hash=False)
+
+    def __init__(
+        self,
+        states: Sequence[str | sp.Symbol],
+        parameters: Mapping[str | sp.Symbol, float],
+        rhs: Sequence[ExprLike],
+        initial_conditions: Sequence[ExprLike],
+        *,
+        intermediates: Mapping[str | sp.Symbol, ExprLike] | None = None,
+        outputs: Mapping[str, ExprLike] | None = None,
+        time: str | sp.Symbol = "t",
+        name: str = "model",
+        description: str = "",
+        t_span: tuple[float, float] | None = None,
+    ) -> None:
+        state_names = [_as_name(s, "state") for s in states]
+        if not state_names:
+            raise ModelError("a model needs at least one state")
+        if not isinstance(parameters, Mapping):
+            raise ModelError("parameters must be a mapping {name: nominal value}")
+        parameter_names = [_as_name(p, "parameter") for p in parameters]
+        parameter_values = tuple(
+            _finite_float(value, "nominal value of parameter", pname)
+            for pname, value in zip(parameter_names, parameters.values())
+        )
+        time_name = _as_name(time, "time")
+        intermediate_items = list((intermediates or {}).items())
+        intermediate_names = [_as_name(k, "intermediate") for k, _ in intermediate_items]
+        output_items = list((outputs or {}).items())
+        output_names = [_as_name(k, "output") for k, _ in output_items]
+
+        seen: dict[str, str] = {}
+        for kind, names in (
+            ("state", state_names),
+            ("parameter", parameter_names),
+            ("time", [time_name]),
+            ("intermediate", intermediate_names),
+            ("output", output_names),
+        ):
+            for n in names:
+                if n in seen:
+                    raise ModelError(f"duplicate name {n!r}: used as {seen[n]} and as {kind}", name=n)
+                seen[n] = kind
+
+        if len(rhs) != len(state_names):
+            raise ModelError(
+                f"rhs has {len(rhs)} equations for {len(state_names)} states; every state needs exactly one"
+            )
+        if len(initial_conditions) != len(state_names):
+            raise ModelError(
+                f"initial_conditions has {len(initial_conditions)} entries for {len(state_names)} states"
+            )
+
+        table: dict[str, sp.Symbol] = {n: sp.Symbol(n) for n in (*state_names, *parameter_names, time_name)}
+        state_syms = tuple(table[n] for n in state_names)
+        param_syms = tuple(table[n] for n in parameter_names)
+        time_sym = table[time_name]
+
+        base_allowed = frozenset(table)
+        # Intermediates in order: each may use states, parameters, time and earlier intermediates.
+        substitutions: dict[sp.Symbol, sp.Expr] = {}
+        kept_intermediates: list[tuple[sp.Symbol, sp.Expr]] = []
+        allowed = set(base_allowed)
+        for iname, (_, raw) in zip(intermediate_names, intermediate_items):
+            expr = self._to_expr(raw, table, allowed, f"intermediate {iname!r}")
+            symbol = sp.Symbol(iname)
+            kept_intermediates.append((symbol, expr))
+            substitutions[symbol] = expr.xreplace(substitutions)
+            table[iname] = symbol
+            allowed.add(iname)
+
+        def explicit(raw: ExprLike, what: str, allowed_names: Iterable[str]) -> sp.Expr:
+            expr = self._to_expr(raw, table, set(allowed_names), what)
+            # Intermediates are substituted in dependency order, so one pass suffices.
+            return expr.xreplace(substitutions) if substitutions else expr
+
+        rhs_exprs = tuple(
+            explicit(raw, f"equation for state {sname!r}", allowed) for sname, raw in zip(state_names, rhs)
+        )
+        ic_allowed = set(parameter_names) | {n for n in intermediate_names if not self._uses(n, substitutions, state_names, time_name)}
+        ic_exprs = tuple(
+            explicit(raw, f"initial condition of state {sname!r}", ic_allowed)
+            for sname, raw in zip(state_names, initial_conditions)
+        )
+        output_exprs = tuple(
+            (oname, explicit(raw, f"output {oname!r}", allowed)) for oname, (_, raw) in zip(output_names, output_items)
+        )
+
+        object.__setattr__(self, "states", state_syms)
+        object.__setattr__(self, "parameters", param_syms)
+        object.__setattr__(self, "parameter_values", parameter_values)
+        object.__setattr__(self, "rhs", rhs_exprs)
+        object.__setattr__(self, "initial_conditions", ic_exprs)
+        object.__setattr__(self, "intermediates", tuple(kept_intermediates))
+        object.__setattr__(self, "outputs", output_exprs)
+        object.__setattr__(self, "time", time_sym)
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "description", str(description))
+        if t_span is not None:
+            if len(t_span) != 2:
+                raise ModelError(f"t_span must be a pair (t0, t1), got {t_span!r}")
+            t0 = _finite_float(t_span[0], "t_span", "t0")
+            t1 = _finite_float(t_span[1], "t_span", "t1")
+            if not t1 > t0:
+                raise ModelError(f"t_span must have t1 > t0, got {t_span!r}")
+            t_span = (t0, t1)
+        object.__setattr__(self, "t_span", t_span)
+        object.__setattr__(self, "_symbol_table", dict(table))
+
+    # -- construction helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _uses(name: str, substitutions: Mapping[sp.Symbol, sp.Expr], states: Sequence[str], time: str) -> bool:
+        """Whether intermediate ``name`` depends on a state or on time (then an initial condition may not use it)."""
+        expr = substitutions[sp.Symbol(name)]
+        return any(s.name in states or s.name == time for s in expr.free_symbols)
+
+    @staticmethod
+    def _to_expr(raw: ExprLike, table: Mapping[str, sp.Symbol], allowed: set[str], what: str) -> sp.Expr:
+        if isinstance(raw, str):
+            from ._parser import parse_expression
+
+            expr = parse_expression(raw, {n: table[n] for n in allowed if n in table}, where=what)
+        elif isinstance(raw, bool):
+            raise ModelError(f"{what} must be an expression or a number, got {raw!r}")
+        elif isinstance(raw, (numbers.Number, sp.Basic)):
+            expr = sp.sympify(raw) if not isinstance(raw, sp.Basic) else raw
+            if isinstance(raw, numbers.Number) and not isinstance(raw, numbers.Real):
+                raise ModelError(f"{what} must be real, got {raw!r}")
+            # User-made Symbols may carry assumptions (real=True, …); map them to the model's plain symbols by name.
+            foreign = {s: table[s.name] for s in expr.free_symbols if isinstance(s, sp.Symbol) and s.name in table}
+            expr = expr.xreplace(foreign)
+        else:
+            raise ModelError(f"{what} must be a SymPy expression, an expression string or a number, got {type(raw).__name__}")
+        Model._validate_expr(expr, allowed, what)
+        return expr
+
+    @staticmethod
+    def _validate_expr(expr: sp.Basic, allowed: set[str], what: str) -> None:
+        if not isinstance(expr, sp.Expr):
+            raise ModelError(f"{what} is not an algebraic expression: {expr}")
+        if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise ModelError(f"{what} contains a division by zero or an infinite value: {expr}")
+        for symbol in expr.free_symbols:
+            if symbol.name not in allowed:
+                raise ModelError(
+                    f"unknown symbol {symbol.name!r} in {what}{_did_you_mean(symbol.name, allowed)}",
+                    name=symbol.name,
+                )
+        for node in sp.preorder_traversal(expr):
+            if isinstance(node, sp.Function) and not isinstance(node, _ALLOWED_FUNCTION_TYPES):
+                raise ModelError(f"function {type(node).__name__!r} in {what} is not supported by the model language")
+            if isinstance(node, (sp.Derivative, sp.Integral)):
+                raise ModelError(f"{what} contains an unevaluated {type(node).__name__}")
+
+    # -- derived views -------------------------------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        """Number of states n."""
+        return len(self.states)
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of parameters P."""
+        return len(self.parameters)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.outputs)
+
+    @property
+    def nominal_parameters(self) -> dict[str, float]:
+        """``{name: nominal value}`` in parameter order."""
+        return dict(zip(self.parameter_names, self.parameter_values))
+
+    def symbol(self, name: str) -> sp.Symbol:
+        """The model's Symbol for a state, parameter, intermediate or the time; ModelError for an unknown name."""
+        try:
+            return self._symbol_table[name]
+        except KeyError:
+            raise ModelError(
+                f"unknown name {name!r} in model {self.name!r}{_did_you_mean(name, self._symbol_table)}", name=name
+            ) from None
+
+    def output(self, name: str) -> sp.Expr:
+        """The expression of output ``name``."""
+        for oname, expr in self.outputs:
+            if oname == name:
+                return expr
+        raise ModelError(
+            f"model {self.name!r} has no output {name!r}{_did_you_mean(name, self.output_names)}", name=name
+        )
+
+    def with_parameter_values(self, values: Mapping[str, float]) -> Model:
+        """A copy with some nominal parameter values replaced (names checked, values finite)."""
+        unknown = [k for k in values if k not in self.parameter_names]
+        if unknown:
+            raise ModelError(
+                f"unknown parameter {unknown[0]!r}{_did_you_mean(unknown[0], self.parameter_names)}", name=unknown[0]
+            )
+        new_values = dict(self.nominal_parameters)
+        for key, value in values.items():
+            new_values[key] = _finite_float(value, "value of parameter", key)
+        clone = object.__new__(Model)
+        for attribute in self.__dataclass_fields__:
+            object.__setattr__(clone, attribute, getattr(self, attribute))
+        object.__setattr__(clone, "parameter_values", tuple(new_values[n] for n in self.parameter_names))
+        return clone
+
+    def __str__(self) -> str:
+        lines = [f"model {self.name}: {self.n_states} states, {self.n_parameters} parameters"]
+        for symbol, expr in self.intermediates:
+            lines.append(f"  {symbol} = {expr}")
+        for state, expr, ic in zip(self.states, self.rhs, self.initial_conditions):
+            lines.append(f"  d{state}/d{self.time} = {expr}    ({state}(0) = {ic})")
+        for pname, value in zip(self.parameter_names, self.parameter_values):
+            lines.append(f"  {pname} = {value:g}")
+        return "\n".join(lines)
