@@ -4,12 +4,15 @@ The data flow is one way: model -> derive -> (codegen -> integrate) -> reference
 """
 
 from ._errors import DerivationError as DerivationError
+from ._errors import IntegrationError as IntegrationError
 from ._errors import ModelError as ModelError
 from ._errors import SchemeError as SchemeError
 from ._errors import SymsensError as SymsensError
 from .model import Model as Model
 from .model import examples as examples
 from .model import load_model as load_model
+from .integrate import Solution as Solution
+from .integrate import solve as solve
 
 __version__ = "0.1.0"
 
@@ -21,5 +24,8 @@ __all__ = [
     "ModelError",
     "SchemeError",
     "DerivationError",
+    "IntegrationError",
+    "solve",
+    "Solution",
     "__version__",
 ]

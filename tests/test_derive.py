@@ -107,8 +107,8 @@ def test_robertson_jacobian_by_hand() -> None:
 
 
 def _linear_model() -> tuple[symsens.Model, sp.Matrix]:
-    a, b, c = sp.symbols("a b c")
-    y = sp.symbols("y1 y2 y3")
+    a, b, c = sp.symbols("a b c", real=True)
+    y = sp.symbols("y1 y2 y3", real=True)
     A = sp.Matrix([[-a, b, 0], [a, -b - c, 1], [0, c, -2 * a]])
     rhs = list(A * sp.Matrix(y))
     model = symsens.Model(
@@ -224,7 +224,7 @@ def test_pointwise_loss_pieces_are_exact() -> None:
     loss = pointwise_loss(model, "(x - d)^2 + a*y", data=["d"])
     g = loss_gradient(model, loss)
     x, y = model.states
-    d = sp.Symbol("d")
+    d = sp.Symbol("d", real=True)
     assert sp.expand(g.dl_dy[0] - 2 * (x - d)) == 0
     assert g.dl_dy[1] == model.symbol("a")
     assert g.dl_dp[0] == y
@@ -264,3 +264,12 @@ def test_augmented_jacobian_matches_central_differences(name: str) -> None:
         step = 1e-6 * max(1.0, abs(u[k]))
         fd = _central_difference(lambda v: rhs(0.1, *v, *p).ravel(), u, k, step)
         np.testing.assert_allclose(exact[:, k], fd, rtol=1e-5, atol=_fd_tolerance(rhs(0.1, *u, *p), fd, step))
+
+
+def test_abs_differentiates_to_sign_without_re_im() -> None:
+    """Model symbols are real, so d|x|/dx = sign(x) (no re/im parts a code printer cannot handle)."""
+    model = symsens.Model(states=["x"], parameters={"k": 1.0}, rhs=["-k*abs(x) + abs(exp(x))"], initial_conditions=[1])
+    J = jacobian(model)[0, 0]
+    x, k = model.symbol("x"), model.symbol("k")
+    assert J == -k * sp.sign(x) + sp.exp(x)
+    assert not J.has(sp.re, sp.im)

@@ -327,6 +327,9 @@ def test_error_position_in_a_multi_line_expression() -> None:
         ("sqrt(-1)", r"'sqrt\(-1\)' is not a real number"),
         ("log(-1)", r"not a real number"),
         ("(-8)^(1/3)", r"not a real number"),
+        ("sqrt(x if x < 1 else -1)", r"has a branch that is complex or infinite \(I\)"),
+        ("1.32/(3 if y < 1 else 0)", r"has a branch that is complex or infinite \(zoo\)"),
+        ("(x if x < 1 else 0)^-1", r"has a branch that is complex or infinite"),
     ],
 )
 def test_division_by_zero_and_non_finite_constants(text: str, match: str) -> None:

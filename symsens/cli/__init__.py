@@ -19,7 +19,7 @@ __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order ``symsens --help`` lists them.  A module that does not exist yet is an
 # error, not a silent omission.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("_derive",)
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("_derive", "_schemes")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,7 +67,7 @@ def _expression(model: Model, expression: sp.Expr | str, extra: Mapping[str, sp.
         if not (expr.free_symbols & intermediates.keys()):
             break
         expr = expr.xreplace(intermediates)
-    output_symbols = {sp.Symbol(name): value for name, value in model.outputs}
+    output_symbols = {sp.Symbol(name, real=True): value for name, value in model.outputs}
     expr = expr.xreplace({k: v for k, v in output_symbols.items() if k.name not in model._symbol_table})
     allowed = set(model.states) | set(model.parameters) | {model.time} | set(extra.values())
     unknown = sorted(s.name for s in expr.free_symbols if s not in allowed)
@@ -101,7 +101,7 @@ def least_squares(
             g = model.output(name)
         else:
             raise DerivationError(f"{name!r} is neither a state nor an output of model {model.name!r}")
-        d = sp.Symbol(f"data_{name}")
+        d = sp.Symbol(f"data_{name}", real=True)
         data.append(d)
         terms.append(weight * (g - d) ** 2)
     return Loss("pointwise", sp.Add(*terms), tuple(data), name="least squares")
@@ -113,7 +113,7 @@ def pointwise_loss(model: Model, expression: sp.Expr | str, data: Sequence[str] 
     ``data`` names the data placeholders the expression may use (besides states, parameters, time,
     intermediates and outputs).
     """
-    data_symbols = {d: sp.Symbol(d) for d in data}
+    data_symbols = {d: sp.Symbol(d, real=True) for d in data}
     clash = [d for d in data if d in model._symbol_table]
     if clash:
         raise DerivationError(f"data name {clash[0]!r} clashes with a name of the model")

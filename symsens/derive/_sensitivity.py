@@ -27,7 +27,7 @@ __all__ = ["SensitivitySystem", "sensitivity_system", "sensitivity_symbol"]
 
 def sensitivity_symbol(state: sp.Symbol, parameter: sp.Symbol) -> sp.Symbol:
     """The symbol of ``d state / d parameter``, named ``d{state}_d{parameter}`` (e.g. ``dV_dg_Na``)."""
-    return sp.Symbol(f"d{state.name}_d{parameter.name}")
+    return sp.Symbol(f"d{state.name}_d{parameter.name}", real=True)
 
 
 @dataclass(frozen=True, eq=False)

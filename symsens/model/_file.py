@@ -246,15 +246,20 @@ class _Reader:
                 name=name,
             )
 
-    def check_name(self, name: str, table: str, what: str) -> None:
+    def check_name(self, name: str, table: str, what: str, key: str | None = None) -> None:
+        """``name`` must be usable in expressions; ``key`` is where it is written (default: the name itself)."""
+        key = name if key is None else key
         if not name.isidentifier() or keyword.iskeyword(name):
-            raise self.fail(f"{what} name {name!r} is not a valid name (letters, digits and _, not a keyword)", table, name)
-        if name in FUNCTIONS:
-            raise self.fail(f"{what} name {name!r} shadows the function {name}() of the model language", table, name)
-        if name in RESERVED_NAMES:
-            raise self.fail(f"{what} name {name!r} is reserved by the model language", table, name)
-        if name.startswith("__"):
-            raise self.fail(f"{what} name {name!r} may not start with a double underscore", table, name)
+            problem = f"{what} name {name!r} is not a valid name (letters, digits and _, not a keyword)"
+        elif name in FUNCTIONS:
+            problem = f"{what} name {name!r} shadows the function {name}() of the model language"
+        elif name in RESERVED_NAMES:
+            problem = f"{what} name {name!r} is reserved by the model language"
+        elif name.startswith("__"):
+            problem = f"{what} name {name!r} may not start with a double underscore"
+        else:
+            return
+        raise self.fail(problem, table, key, name)
 
     # -- values -------------------------------------------------------------------------------------------
     def finite_decimal(self, value: Any, table: str, key: str, what: str) -> decimal.Decimal | int:
@@ -323,7 +328,7 @@ class _Reader:
         time = header.get("time", "t")
         if not isinstance(time, str):
             raise self.fail(f"[model] time must be a name (a string), got {_type_name(time)}", "model", "time")
-        self.check_name(time, "model", "time")
+        self.check_name(time, "model", "time", key="time")
         t_span = self.t_span(header.get("t_span"))
 
         parameters = self.table("parameters")
@@ -362,7 +367,7 @@ class _Reader:
 
         parameter_values = {key: self.nominal_value(value, key) for key, value in parameters.items()}
 
-        symbols: dict[str, sp.Symbol] = {n: sp.Symbol(n) for n in (*states, *parameters, time)}
+        symbols: dict[str, sp.Symbol] = {n: sp.Symbol(n, real=True) for n in (*states, *parameters, time)}
         # Intermediates in order: each may use states, parameters, time and the intermediates before it.
         intermediate_exprs: dict[str, sp.Expr] = {}
         depends_on_state: dict[str, bool] = {}
@@ -370,7 +375,7 @@ class _Reader:
         later = set(intermediates)
         for key, value in intermediates.items():
             later.discard(key)
-            scope = {**symbols, **{k: sp.Symbol(k) for k in later}}
+            scope = {**symbols, **{k: sp.Symbol(k, real=True) for k in later}}
             expr = self.expression(value, "intermediates", key, f"intermediate {key!r}", scope)
             used = {s.name for s in expr.free_symbols}
             forward = sorted(used & later)
@@ -383,7 +388,7 @@ class _Reader:
                 )
             intermediate_exprs[key] = expr
             depends_on_state[key] = bool(used & dynamic) or any(depends_on_state.get(u, False) for u in used)
-            symbols[key] = sp.Symbol(key)
+            symbols[key] = sp.Symbol(key, real=True)
 
         initial_conditions = []
         for key, value in states.items():
@@ -448,11 +453,17 @@ def _did_you_mean(name: str, candidates: Any, template: str = "{!r}") -> str:
 
 
 def _toml_repr(value: Any) -> str:
+    """A value as it looks in TOML (short), for messages."""
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    text = str(value)
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_toml_repr(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_toml_repr(v)}" for k, v in value.items()) + "}"
+    else:
+        text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -525,6 +536,8 @@ def _toml_float(value: float) -> str:
     changes its layout (30000000.0 -> 3e7).  Integers are kept below 2**53 so that any TOML reader takes them.
     """
     text = repr(float(value))
+    if value == 0:
+        return text  # "0.0" or "-0.0": keep the sign of zero
     styled = format_expression(sp.Rational(text))
     if "/" in styled or (re.fullmatch(r"-?[0-9]+", styled) and len(styled.lstrip("-")) > 15):
         return text
@@ -552,7 +565,12 @@ def _fold(expr: sp.Expr, intermediates: list[tuple[sp.Symbol, sp.Expr]], expand:
         body = expand[symbol]
         if body.is_Atom:  # a renamed parameter or a constant: folding would rewrite unrelated occurrences
             continue
-        folded = folded.xreplace({body: symbol, -body: -symbol})
+        # Exact subtrees first; then SymPy's algebraic subs, which also finds 4*exp(u) inside 4*m*exp(u).
+        # A step is kept only if substituting the intermediates back gives exactly the model's expression.
+        for candidate in (folded.xreplace({body: symbol, -body: -symbol}), folded.subs(body, symbol)):
+            if candidate != folded and candidate.xreplace(expand) == expr:
+                folded = candidate
+                break
     return folded
 
 

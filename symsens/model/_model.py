@@ -179,7 +179,9 @@ class Model:
                 f"initial_conditions has {len(initial_conditions)} entries for {len(state_names)} states"
             )
 
-        table: dict[str, sp.Symbol] = {n: sp.Symbol(n) for n in (*state_names, *parameter_names, time_name)}
+        # Real symbols: states, parameters and time of an ODE model are real, and SymPy needs to know it to
+        # differentiate |x| as sign(x) (not through re/im) and to keep abs(exp(x)) = exp(x).
+        table: dict[str, sp.Symbol] = {n: sp.Symbol(n, real=True) for n in (*state_names, *parameter_names, time_name)}
         state_syms = tuple(table[n] for n in state_names)
         param_syms = tuple(table[n] for n in parameter_names)
         time_sym = table[time_name]
@@ -191,7 +193,7 @@ class Model:
         allowed = set(base_allowed)
         for iname, (_, raw) in zip(intermediate_names, intermediate_items):
             expr = self._to_expr(raw, table, allowed, f"intermediate {iname!r}")
-            symbol = sp.Symbol(iname)
+            symbol = sp.Symbol(iname, real=True)
             kept_intermediates.append((symbol, expr))
             substitutions[symbol] = expr.xreplace(substitutions)
             table[iname] = symbol
@@ -239,7 +241,7 @@ class Model:
     @staticmethod
     def _uses(name: str, substitutions: Mapping[sp.Symbol, sp.Expr], states: Sequence[str], time: str) -> bool:
         """Whether intermediate ``name`` depends on a state or on time (then an initial condition may not use it)."""
-        expr = substitutions[sp.Symbol(name)]
+        expr = substitutions[sp.Symbol(name, real=True)]
         return any(s.name in states or s.name == time for s in expr.free_symbols)
 
     @staticmethod

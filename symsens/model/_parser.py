@@ -325,6 +325,17 @@ class _Parser:
         if expr.is_extended_real is False:
             self.fail(offset, f"{what} is not a real number (it is {expr})", what)
 
+    def check_branches(self, expr: sp.Basic, offset: int, what: str) -> None:
+        """SymPy pushes powers and functions into the branches of a piecewise value: sqrt(x if c else -1)
+        becomes Piecewise((sqrt(x), c), (I, True)).  Each constant branch must stay finite and real."""
+        for piecewise in expr.atoms(sp.Piecewise):
+            for branch in piecewise.args:
+                if branch.expr.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo):
+                    self.fail(offset, f"{what} has a branch that is complex or infinite ({branch.expr})", what)
+                for power in branch.expr.atoms(sp.Pow):
+                    if power.base.is_number and power.base.is_negative and not power.exp.is_integer:
+                        self.fail(offset, f"{what} has a branch that is not real ({branch.expr})", what)
+
     # -- grammar ------------------------------------------------------------------------------------------
     def parse(self) -> sp.Expr:
         piece = self.expression()
@@ -475,7 +486,10 @@ class _Parser:
                 if operand.is_number and operand.is_zero:
                     snippet = self.text[last.start : last.end]
                     self.fail(operator.start, f"division by zero (the denominator {snippet!r} is 0)", snippet)
+                divisor = operand
                 operand = self.build(operator.start, "'/'", lambda b=operand: sp.Pow(b, sp.S.NegativeOne))
+                if divisor.has(sp.Piecewise):
+                    self.check_branches(operand, operator.start, repr(self.text[first.start : last.end]))
             # The product of the chain's numbers is computed inside sp.Mul: bound it before, not after.
             numeric_bits += _coefficient_bits(operand)
             if numeric_bits > _MAX_NUMBER_BITS:
@@ -525,6 +539,8 @@ class _Parser:
         expr = self.build(offset, repr(snippet), lambda: sp.Pow(base, exponent))
         if base.is_number and exponent.is_number:
             self.check_numeric_result(expr, offset, repr(snippet))
+        elif base.has(sp.Piecewise):
+            self.check_branches(expr, offset, repr(snippet))
         self.check_number(expr, offset)
         return expr  # type: ignore[return-value]
 
@@ -642,6 +658,8 @@ class _Parser:
                     self.fail(token.start, f"{name}() evaluates to an unsupported function {foreign!r}", name)
             if all(v.is_number for v in values):
                 self.check_numeric_result(expr, token.start, repr(self.text[token.start : closing.end]))
+            elif any(v.has(sp.Piecewise) for v in values):
+                self.check_branches(expr, token.start, repr(self.text[token.start : closing.end]))
         return _Parsed(expr, False, token.start, closing.end)
 
     def piecewise(self, token: _Token, arguments: list[_Parsed]) -> sp.Expr:
@@ -719,8 +737,10 @@ def parse_expression(
     Returns
     -------
     sympy.Expr
-        Built by SymPy's constructors in the order Python would evaluate the same arithmetic, with every
-        number an exact ``Integer``/``Rational``.
+        Built by SymPy's constructors, every number an exact ``Integer``/``Rational``.  A sum or product is
+        one ``Add``/``Mul`` of its terms or factors: the value Python's left-to-right evaluation would give,
+        possibly in a different form (``2*(x + 1)*y`` is ``2*y*(x + 1)``, not ``y*(2*x + 2)``).  The result
+        is a fixed point of :func:`format_expression` followed by parsing (see ``_settle``).
 
     Raises
     ------
@@ -862,8 +882,7 @@ class _Printer:
         if isinstance(expr, sp.Piecewise):
             return self.piecewise(expr)
         if isinstance(expr, tuple(_FUNCTION_NAMES)):
-            name = _FUNCTION_NAMES[type(expr)] if type(expr) in _FUNCTION_NAMES else _function_name(expr)
-            return f"{name}({', '.join(self.text(a) for a in expr.args)})", _ATOM
+            return f"{_function_name(expr)}({', '.join(self.text(a) for a in expr.args)})", _ATOM
         if isinstance(expr, tuple(_RELATIONS)):
             operator = _RELATIONS[type(expr)]
             return f"{self.operand(expr.lhs, _ADD)} {operator} {self.operand(expr.rhs, _ADD)}", _COMPARE
@@ -904,13 +923,14 @@ class _Printer:
         return "".join(parts), _ADD
 
     def mul(self, expr: sp.Expr) -> tuple[str, int]:
-        """Print a product ``c * n1 * n2 * ... / d1 / d2``.
+        """Print a product ``c*n1*n2*.../(d1*d2)``.
 
-        The parser multiplies left to right, and SymPy distributes a rational factor over a sum when the two
-        meet in a binary product (``2*(x + 1)`` becomes ``2*x + 2``).  A canonical product that *contains*
-        both a coefficient and a sum (``2*y*(x + 1)``) must therefore be printed so that they never meet
-        alone: non-sum factors first, and the whole product parenthesized after the coefficient when its
-        first factor is a sum (``-((x + 1)*(y + 1))``, ``2*((x + 1)/y)``).
+        SymPy distributes a rational over a sum when a product has exactly those two factors
+        (``2*(x + 1)`` is ``2*x + 2``).  A canonical product that *contains* a coefficient and sums
+        (``-(x + 1)*(y + 1)`` as one Mul) must be printed so that the two never meet alone -- in a unary
+        minus, in ``q*(y + 1)`` below a fraction bar, or in a parenthesized group: non-sum factors first,
+        and the factors grouped in parentheses behind a coefficient when the first one is a sum
+        (``-((x + 1)*(y + 1))``, ``2*((x + 1)/y)``).
         """
         coefficient, factors = expr.as_coeff_mul()
         negative = bool(coefficient.is_negative)
@@ -994,6 +1014,7 @@ class _Printer:
 
 
 def _function_name(expr: sp.Basic) -> str:
+    """The language's name of a function object (also for SymPy subclasses of the listed classes)."""
     for cls, name in _FUNCTION_NAMES.items():
         if isinstance(expr, cls):
             return name

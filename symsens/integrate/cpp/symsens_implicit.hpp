@@ -1,0 +1,384 @@
+// Pieces shared by the implicit steppers (SDIRK/ESDIRK, Radau IIA, Rosenbrock, BDF).
+//
+//   identical(a, b)          a and b are the same scalar: equal value *and* equal partials.  Decides whether an
+//                            iteration matrix built with h (or h gamma) may be reused: with differentiated step
+//                            sizes two steps of the same value but different partials need different matrices.
+//   newton_tolerance(rtol)   the tolerance of simplified Newton in the weighted norm (scipy's Radau and BDF:
+//                            max(10 eps / rtol, min(0.03, sqrt(rtol)))).
+//   NewtonWeights            1 / (atol + rtol |y_i|) on values, and the weighted RMS norm of a correction on values.
+//   NewtonControl            the convergence monitor of Hairer & Wanner II, Sect. IV.8 (stopping criterion): the rate
+//                            theta_k = |dZ_k| / |dZ_{k-1}|, stop when theta_k / (1 - theta_k) |dZ_k| <= tol,
+//                            give up when theta_k >= 1 or when the rate predicts no convergence within the
+//                            iteration budget.
+//   newton_budget(o, k)      k iterations when adaptive, 20 with fixed or replayed steps (nothing can retry).
+//   DenseLu<T>               dense real LU with partial pivoting on values (see the note there about Lu<T>).
+//   jacobian_blocks<P>       the block lower-triangular structure of the augmented (y, S) Jacobian.
+//   IterationMatrix<T>       J (dense, row-major) and the LU of  sigma I - J  or  I - sigma J, with the
+//                            bookkeeping of when J was evaluated and which sigma the LU belongs to; for the
+//                            augmented system one n x n LU and the staggered block solve.
+//   ComplexLu<T>             dense complex LU over a real scalar T (pivots chosen on values), for the complex
+//                            system of Radau IIA in Hairer's transformed form.
+//   exact_time_derivative    f_t by duals in t, for Rosenbrock methods on non-autonomous problems.
+//
+// Every decision (iteration counts, refreshes, pivots) is taken on values (value_of), never on partials, so a
+// run over Dual<double, P> takes exactly the branches the plain double run takes and its partials are the
+// derivative of that program (the discrete forward mode).
+//
+// A Problem used with these steppers must expose a `Stats* stats` member (ModelProblem and AugmentedProblem
+// do): the steppers count LU factorisations (stats->nlu) and Newton iterations (stats->newton_iterations).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "symsens_solver.hpp"
+
+namespace symsens {
+
+// ---- exact identity of scalars ---------------------------------------------------------------------------
+inline bool identical(double a, double b) { return a == b; }
+inline bool identical(long double a, long double b) { return a == b; }
+template <class T, int P> inline bool identical(const Dual<T, P>& a, const Dual<T, P>& b) {
+    if (!identical(a.v, b.v)) return false;
+    for (int i = 0; i < P; ++i) if (!identical(a.d[i], b.d[i])) return false;
+    return true;
+}
+
+// ---- Newton tolerance and weights -------------------------------------------------------------------------
+// Iteration budget of simplified Newton.  With fixed or replayed steps a failed Newton iteration cannot be
+// rescued by a smaller step (drive() reports the failure), so the budget is larger there; the convergence
+// test is the same, so a solve that converges within the adaptive budget takes the same iterations.
+inline int newton_budget(const Options& o, int adaptive) {
+    return (o.fixed_step || o.n_replay > 0) ? std::max(adaptive, 20) : adaptive;
+}
+
+inline double newton_tolerance(double rtol) {
+    const double eps = std::numeric_limits<double>::epsilon();
+    return std::max(10.0 * eps / rtol, std::min(0.03, std::sqrt(rtol)));
+}
+
+// Weights of the Newton norm, 1 / (atol + rtol |y_i|), on values only.  Newton's stopping decisions must not
+// depend on partials: a dual run has to iterate exactly as often as the double run it differentiates.
+struct NewtonWeights {
+    std::vector<double> w;
+    template <class T> void set(const T* y, int n, const Options& o) {
+        w.resize(n);
+        for (int i = 0; i < n; ++i) w[i] = 1.0 / (o.atol + o.rtol * std::fabs(value_of(y[i])));
+    }
+    // RMS of x_i w_{i mod n} over `count` entries (count may be a multiple of n: stage vectors).
+    template <class T> double norm(const T* x, int count) const {
+        const int n = static_cast<int>(w.size());
+        double s = 0.0;
+        for (int i = 0; i < count; ++i) {
+            const double q = value_of(x[i]) * w[i % n];
+            s += q * q;
+        }
+        return std::sqrt(s / std::max(count, 1));
+    }
+};
+
+// ---- Newton convergence monitor (HW II, IV.8; scipy's Radau and BDF) -----------------------------------------
+// Called with the weighted norm of each correction before it is applied:
+//   k = 1:  converged only if the correction is at the rounding floor; otherwise iterate (the rate is unknown);
+//   k > 1:  theta = |dZ_k| / |dZ_{k-1}|; diverged if theta >= 1 or if the rate predicts that the correction
+//           after the last allowed iteration still exceeds tol (theta^(kmax - k) / (1 - theta) |dZ_k| > tol,
+//           HW II, IV.8); converged if theta / (1 - theta) |dZ_k| <= tol (HW II, IV.8).
+// Unlike RADAU5 we do not carry eta = theta/(1 - theta) from one solve to the next to allow convergence after a
+// single iteration: with a Jacobian that is kept across steps, a stale eta hides a stale J (the actual rate is
+// never measured, so J is never refreshed) and leaves Newton errors far above tol.  Every converged solve
+// therefore measures its own rate, which also drives the Jacobian refresh (rate > 1e-3 after more than two
+// iterations, as scipy).  The floor 4 eps / rtol is the weighted size of a few ulps of y: below it the
+// corrections are rounding noise and their ratio means nothing.
+struct NewtonControl {
+    enum Verdict { CONTINUE = 0, CONVERGED = 1, DIVERGED = -1 };
+    double tol = 1e-3;
+    double floor = 0.0;
+    int max_iterations = 7;
+    double previous_norm = 0.0;
+    double rate = 0.0;            // last theta of the current solve (0 if it converged in one iteration)
+    int iterations = 0;
+
+    void configure(double rtol, int max_iter) {
+        tol = newton_tolerance(rtol);
+        floor = 4.0 * std::numeric_limits<double>::epsilon() / rtol;
+        max_iterations = max_iter;
+    }
+    void start() {
+        previous_norm = 0.0;
+        rate = 0.0;
+        iterations = 0;
+    }
+    // DIVERGED: do not apply the correction.  CONVERGED: apply it and stop.  CONTINUE: apply it and iterate.
+    Verdict check(double norm) {
+        ++iterations;
+        if (!std::isfinite(norm)) return DIVERGED;
+        if (norm <= floor) return CONVERGED;
+        if (iterations > 1) {
+            rate = norm / previous_norm;
+            if (!(rate < 1.0)) return DIVERGED;
+            if (std::pow(rate, max_iterations - iterations) / (1.0 - rate) * norm > tol) return DIVERGED;
+            if (rate / (1.0 - rate) * norm <= tol) return CONVERGED;
+        }
+        previous_norm = norm;
+        if (iterations >= max_iterations) return DIVERGED;
+        return CONTINUE;
+    }
+};
+
+// ---- dense LU with partial pivoting -----------------------------------------------------------------------
+// Pivots chosen on values (identical for every T), whole rows swapped (LAPACK's getrf convention), so the
+// solve applies *all* row interchanges to the right-hand side before the forward substitution (getrs).
+// (symsens::Lu in symsens_solver.hpp swaps whole rows but interleaves the interchanges with the forward
+// substitution, the LINPACK dgesl convention, which is only right when the multipliers are not swapped; it
+// returns wrong solutions whenever a row interchange happens after the first column — see the report.  This
+// helper is used until that is fixed.)
+template <class T>
+struct DenseLu {
+    int n = 0;
+    std::vector<T> a;
+    std::vector<int> pivot;
+    bool factor(const T* matrix, int size) {
+        n = size;
+        a.assign(matrix, matrix + size * size);
+        pivot.resize(size);
+        for (int k = 0; k < n; ++k) {
+            int p = k;
+            double best = std::fabs(value_of(a[k * n + k]));
+            for (int i = k + 1; i < n; ++i) {
+                const double v = std::fabs(value_of(a[i * n + k]));
+                if (v > best) { best = v; p = i; }
+            }
+            pivot[k] = p;
+            if (best == 0.0 || !std::isfinite(best)) return false;
+            if (p != k) for (int j = 0; j < n; ++j) std::swap(a[k * n + j], a[p * n + j]);
+            const T inv = T(1.0) / a[k * n + k];
+            for (int i = k + 1; i < n; ++i) {
+                const T m = a[i * n + k] * inv;
+                a[i * n + k] = m;
+                if (value_of(m) == 0.0 && is_finite(m)) {
+                    bool zero = true;  // a structurally zero multiplier (all partials zero too) changes nothing
+                    if constexpr (!std::is_arithmetic<T>::value) zero = identical(m, T(0.0));
+                    if (zero) continue;
+                }
+                for (int j = k + 1; j < n; ++j) a[i * n + j] = a[i * n + j] - m * a[k * n + j];
+            }
+        }
+        return true;
+    }
+    // x <- A^-1 x
+    void solve(T* x) const {
+        for (int k = 0; k < n; ++k)
+            if (pivot[k] != k) std::swap(x[k], x[pivot[k]]);
+        for (int k = 0; k < n; ++k)
+            for (int i = k + 1; i < n; ++i) x[i] = x[i] - a[i * n + k] * x[k];
+        for (int k = n - 1; k >= 0; --k) {
+            for (int j = k + 1; j < n; ++j) x[k] = x[k] - a[k * n + j] * x[j];
+            x[k] = x[k] / a[k * n + k];
+        }
+    }
+};
+
+// ---- block structure of the Jacobian -------------------------------------------------------------------------
+// The Jacobian of the augmented forward-sensitivity system u = (y, S_1, ..., S_P) is block lower triangular,
+// [[J, 0, ..., 0], [D_1, J, 0, ...], ..., [D_P, 0, ..., J]] (AugmentedProblem), so every linear system with
+// shift I - scale M splits into P + 1 systems with the *same* n x n matrix shift I - scale J:
+//     x_0 = A^-1 b_0,    x_j = A^-1 (b_j + scale D_j x_0),    A = shift I - scale J
+// (the staggered direct solve of CVODES).  One LU of n x n instead of n(P+1) x n(P+1): O(n^3 + P n^2) per
+// factorisation and solve instead of O(n^3 P^3), and no row interchange can mix sensitivity rows into state rows.
+template <class Problem> struct jacobian_blocks {
+    static constexpr bool structured = false;
+    static int block_size(const Problem& problem) { return problem.dimension(); }
+};
+template <class Model> struct jacobian_blocks<AugmentedProblem<Model>> {
+    static constexpr bool structured = true;
+    static int block_size(const AugmentedProblem<Model>&) { return Model::n_states; }
+};
+
+// ---- the iteration matrix ----------------------------------------------------------------------------------
+// J = df/dy at some (t, y) (N x N), and the LU of  A = shift I - scale J  (shift, scale chosen by the method:
+// SDIRK and BDF use I - (h gamma) J, Radau IIA and Rosenbrock use (1/(h gamma)) I - J), block-wise for the
+// augmented system (see jacobian_blocks): the LU is of the leading nb x nb block, nb = N / blocks.
+template <class T>
+struct IterationMatrix {
+    int n = 0;                       // N, the full dimension
+    int nb = 0;                      // block size (= n unless the problem is block structured)
+    int blocks = 1;
+    std::vector<T> J, M;
+    DenseLu<T> lu;
+    bool have_jacobian = false;
+    bool jacobian_current = false;   // J was evaluated at the start point of the step being attempted
+    bool have_lu = false;
+    T lu_shift, lu_scale;            // the (shift, scale) the current LU belongs to
+    long jacobian_version = 0, lu_jacobian_version = -1;
+
+    explicit IterationMatrix(int dimension = 0) { resize(dimension); }
+    void resize(int dimension) {
+        n = nb = dimension;
+        blocks = 1;
+        J.assign(static_cast<size_t>(n) * n, T(0.0));
+        M.assign(static_cast<size_t>(n) * n, T(0.0));
+    }
+    template <class Problem, class Time> void evaluate(const Problem& problem, const Time& t, const T* y) {
+        problem.jacobian(t, y, J.data());
+        have_jacobian = true;
+        jacobian_current = true;
+        ++jacobian_version;
+        nb = jacobian_blocks<Problem>::block_size(problem);
+        blocks = n / nb;
+    }
+    // Factor shift I - scale J unless the LU already is that matrix.  Returns false if it is singular.
+    template <class Problem> bool factor(const Problem& problem, const T& shift, const T& scale) {
+        if (have_lu && lu_jacobian_version == jacobian_version && identical(shift, lu_shift) && identical(scale, lu_scale))
+            return true;
+        for (int i = 0; i < nb; ++i)
+            for (int j = 0; j < nb; ++j) M[i * nb + j] = (i == j ? shift : T(0.0)) - scale * J[i * n + j];
+        ++problem.stats->nlu;
+        have_lu = lu.factor(M.data(), nb);
+        lu_shift = shift;
+        lu_scale = scale;
+        lu_jacobian_version = jacobian_version;
+        return have_lu;
+    }
+    // x_b += s D_b x_0 for block b >= 1 (D_b: rows of block b, columns of block 0).
+    void add_coupling(T* xb, const T* x0, int b, const T& s) const {
+        for (int i = 0; i < nb; ++i) {
+            T acc(0.0);
+            const T* row = &J[static_cast<size_t>(b * nb + i) * n];
+            for (int l = 0; l < nb; ++l) acc = acc + row[l] * x0[l];
+            xb[i] = xb[i] + s * acc;
+        }
+    }
+    void solve(T* x) const {
+        lu.solve(x);
+        for (int b = 1; b < blocks; ++b) {
+            add_coupling(x + b * nb, x, b, lu_scale);
+            lu.solve(x + b * nb);
+        }
+    }
+};
+// ---- complex LU over a real scalar type ------------------------------------------------------------------
+// std::complex<T> is only specified for the built-in floating types, so duals need their own complex LU.
+// Partial pivoting on |value| of each entry, whole rows swapped, interchanges applied before the substitution
+// (as DenseLu<T>).
+template <class T>
+struct ComplexLu {
+    int n = 0;
+    std::vector<T> re, im;
+    std::vector<int> pivot;
+
+    // Factor (A_re + i A_im), both n x n row-major.
+    bool factor(const T* a_re, const T* a_im, int size) {
+        n = size;
+        re.assign(a_re, a_re + size * size);
+        im.assign(a_im, a_im + size * size);
+        pivot.resize(size);
+        for (int k = 0; k < n; ++k) {
+            int p = k;
+            double best = std::hypot(value_of(re[k * n + k]), value_of(im[k * n + k]));
+            for (int i = k + 1; i < n; ++i) {
+                const double v = std::hypot(value_of(re[i * n + k]), value_of(im[i * n + k]));
+                if (v > best) { best = v; p = i; }
+            }
+            pivot[k] = p;
+            if (best == 0.0 || !std::isfinite(best)) return false;
+            if (p != k)
+                for (int j = 0; j < n; ++j) {
+                    std::swap(re[k * n + j], re[p * n + j]);
+                    std::swap(im[k * n + j], im[p * n + j]);
+                }
+            // 1 / (a + ib) = (a - ib) / (a^2 + b^2)
+            const T pr = re[k * n + k], pi = im[k * n + k];
+            const T d = pr * pr + pi * pi;
+            const T inv_re = pr / d, inv_im = -(pi / d);
+            for (int i = k + 1; i < n; ++i) {
+                const T xr = re[i * n + k], xi = im[i * n + k];
+                const T mr = xr * inv_re - xi * inv_im;
+                const T mi = xr * inv_im + xi * inv_re;
+                re[i * n + k] = mr;
+                im[i * n + k] = mi;
+                for (int j = k + 1; j < n; ++j) {
+                    const T ur = re[k * n + j], ui = im[k * n + j];
+                    re[i * n + j] = re[i * n + j] - (mr * ur - mi * ui);
+                    im[i * n + j] = im[i * n + j] - (mr * ui + mi * ur);
+                }
+            }
+        }
+        return true;
+    }
+    // Solve in place: (x_re + i x_im) <- A^-1 (x_re + i x_im).
+    void solve(T* x_re, T* x_im) const {
+        for (int k = 0; k < n; ++k)
+            if (pivot[k] != k) {
+                std::swap(x_re[k], x_re[pivot[k]]);
+                std::swap(x_im[k], x_im[pivot[k]]);
+            }
+        for (int k = 0; k < n; ++k) {
+            for (int i = k + 1; i < n; ++i) {
+                const T mr = re[i * n + k], mi = im[i * n + k];
+                x_re[i] = x_re[i] - (mr * x_re[k] - mi * x_im[k]);
+                x_im[i] = x_im[i] - (mr * x_im[k] + mi * x_re[k]);
+            }
+        }
+        for (int k = n - 1; k >= 0; --k) {
+            T sr = x_re[k], si = x_im[k];
+            for (int j = k + 1; j < n; ++j) {
+                const T ur = re[k * n + j], ui = im[k * n + j];
+                sr = sr - (ur * x_re[j] - ui * x_im[j]);
+                si = si - (ur * x_im[j] + ui * x_re[j]);
+            }
+            const T pr = re[k * n + k], pi = im[k * n + k];
+            const T d = pr * pr + pi * pi;
+            x_re[k] = (sr * pr + si * pi) / d;
+            x_im[k] = (si * pr - sr * pi) / d;
+        }
+    }
+};
+
+// ---- df/dt for Rosenbrock methods -----------------------------------------------------------------------------
+// Rosenbrock methods need f_t(t, y) for non-autonomous problems.  In order of preference:
+//   1. the problem's own member time_derivative(t, y, f, ft) (f = f(t, y) given), if it has one;
+//   2. for ModelProblem and AugmentedProblem: exactly, by evaluating the model over Dual<T, 1> with t seeded
+//      (one evaluation at about twice the cost of f; nested duals when T is itself a dual);
+//   3. otherwise a forward difference (see symsens_rosenbrock.hpp).
+template <class Problem, class Time, class T, class = void>
+struct has_time_derivative : std::false_type {};
+template <class Problem, class Time, class T>
+struct has_time_derivative<Problem, Time, T,
+                           std::void_t<decltype(std::declval<const Problem&>().time_derivative(
+                               std::declval<const Time&>(), std::declval<const T*>(), std::declval<const T*>(),
+                               std::declval<T*>()))>> : std::true_type {};
+
+template <class Problem> struct has_exact_time_derivative : std::false_type {};
+template <class Model, class T> struct has_exact_time_derivative<ModelProblem<Model, T>> : std::true_type {};
+template <class Model> struct has_exact_time_derivative<AugmentedProblem<Model>> : std::true_type {};
+
+// f_t = d/dt f(t, y, p) by forward-mode differentiation in t alone.  Counted as one evaluation of f.
+template <class Model, class T, class Time>
+void exact_time_derivative(const ModelProblem<Model, T>& problem, const Time& t, const T* y, T* ft) {
+    using TD = Dual<T, 1>;
+    constexpr int n = Model::n_states;
+    TD yd[n], fd[n];
+    std::vector<TD> pd(Model::n_parameters);
+    for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
+    for (int i = 0; i < n; ++i) yd[i] = TD(y[i]);
+    ++problem.stats->nfev;
+    Model::rhs(TD::variable(T(t), 0), yd, pd.data(), fd);
+    for (int i = 0; i < n; ++i) ft[i] = fd[i].d[0];
+}
+template <class Model>
+void exact_time_derivative(const AugmentedProblem<Model>& problem, double t, const double* u, double* gt) {
+    using TD = Dual<double, 1>;
+    const int N = problem.dimension();
+    std::vector<TD> ud(N), gd(N), pd(Model::n_parameters);
+    for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
+    for (int i = 0; i < N; ++i) ud[i] = TD(u[i]);
+    ++problem.stats->nfev;
+    Model::augmented_rhs(TD::variable(t, 0), ud.data(), pd.data(), gd.data());
+    for (int i = 0; i < N; ++i) gt[i] = gd[i].d[0];
+}
+
+}  // namespace symsens

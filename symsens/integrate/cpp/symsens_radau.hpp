@@ -1,0 +1,244 @@
+// Radau IIA, 3 stages, order 5 (the method of RADAU5), with Hairer's transformed simplified Newton and the
+// RADAU5 embedded error estimate.  Hairer & Wanner II, Sect. IV.8.
+//
+// Collocation system in Z_i = Y_i - y (i = 1..3, c_3 = 1):
+//
+//   Z = h (A (x) I) F(Z),   F(Z)_i = f(t + c_i h, y + Z_i),     y_new = y + Z_3   (stiffly accurate)
+//
+// Simplified Newton with J = f'(t, y) on (h^-1 A^-1 (x) I - I (x) J) dZ = -h^-1 (A^-1 (x) I) Z + F(Z).  With
+// W = (T^-1 (x) I) Z and T^-1 A^-1 T = [[mu, 0, 0], [0, alpha, -beta], [0, beta, alpha]] it splits into one
+// real and one complex n x n system (HW II, Sect. IV.8):
+//
+//   (mu/h I - J) dW_1                   = (T^-1 F)_1 - mu/h W_1
+//   ((alpha + i beta)/h I - J) (dW_2 + i dW_3) = (T^-1 F)_2 + i (T^-1 F)_3 - (alpha + i beta)/h (W_2 + i W_3)
+//
+// so each Newton iteration costs one real and one complex solve instead of a solve with the 3n x 3n matrix,
+// and a new step size costs one real and one complex LU (counted as 2 in stats->nlu).  We chose this
+// transformed form (not the real 3n x 3n system) because it is 5x cheaper per factorisation and is what the
+// error estimate needs anyway (the LU of mu/h I - J).  The complex LU is our own (ComplexLu<T>), since
+// std::complex is unspecified for dual numbers.
+//
+// Error estimate (HW II, Sect. IV.8, as in RADAU5): with gamma0 = 1/mu,
+//
+//   err = (I - h gamma0 J)^-1 (gamma0 h f(t, y) + e_1 Z_1 + e_2 Z_2 + e_3 Z_3)
+//       = (mu/h I - J)^-1 (f(t, y) + (mu/h)(e_1 Z_1 + e_2 Z_2 + e_3 Z_3)),
+//
+// the difference to an embedded solution of order 3; on the first step and after a rejection an estimate
+// above 1 is improved once by replacing f(t, y) with f(t, y + err) (as RADAU5 and scipy's Radau do).
+//
+// Starting values: the collocation polynomial of the last accepted step, extrapolated (HW II, Sect. IV.8,
+// starting values): Z_i^0 = u(1 + c_i h / h_old) - u(1), u the cubic with u(0) = 0, u(c_j) = Z_j^old; zero on the first step.
+// Newton stops as in symsens_implicit.hpp's NewtonControl (at most 6 iterations); on failure with a Jacobian
+// from an earlier point J is re-evaluated and the step retried at the same h before it is given up.  The LU pair
+// is kept while h (value and partials) and J are unchanged; J is kept across accepted steps unless Newton
+// converged slowly (more than 2 iterations with rate > 1e-3, as scipy's Radau).
+#pragma once
+
+#include <vector>
+
+#include "symsens_implicit.hpp"
+#include "symsens_solver.hpp"
+
+namespace symsens {
+
+// ---- the coefficients, as the generator fills them ----------------------------------------------------------
+// a            3 x 3 row-major, the Radau IIA matrix A (a[i*3 + j] = a_ij)
+// b            3 weights (equal to the last row of A; unused by the stepper, kept for the record)
+// c            3 nodes ((4 - sqrt 6)/10, (4 + sqrt 6)/10, 1)
+// mu           the real eigenvalue of A^-1
+// alpha, beta  the complex pair of eigenvalues of A^-1 is alpha +- i beta, with the sign of beta tied to T below
+// t, ti        3 x 3 row-major real matrices, ti = t^-1, with  ti A^-1 t = [[mu, 0, 0], [0, alpha, -beta],
+//              [0, beta, alpha]]  (t = [v, u, -w] for the eigenvector u + i w of alpha + i beta)
+// gamma0       1 / mu
+// e            3 weights of the error estimate on Z: e = gamma0 (-13 - 7 sqrt 6, -13 + 7 sqrt 6, -1) / 3, i.e.
+//              e^T = (bhat - b)^T A^-1 for the order-3 embedded weights bhat (with bhat_0 = gamma0 on f(t, y))
+// error_order  4 (the embedded solution has order 3)
+template <class T>
+struct RadauTableau {
+    std::vector<T> a, b, c;
+    T mu, alpha, beta;
+    std::vector<T> t, ti;
+    T gamma0;
+    std::vector<T> e;
+    int error_order = 4;
+};
+
+template <class T>
+struct RadauIIA3 {
+    RadauTableau<T> tableau;
+    int n;
+    Options options;
+    IterationMatrix<T> matrix;   // J and the real LU of mu/h I - J
+    ComplexLu<T> complex_lu;     // the LU of (alpha + i beta)/h I - J
+    std::vector<T> M_re, M_im;
+    bool have_complex_lu = false;
+    T complex_lu_h;
+    long complex_lu_version = -1;
+    NewtonControl newton;
+    NewtonWeights weights;
+    bool refresh_jacobian = false, slow_convergence = false;
+    bool first_step = true, after_rejection = false;
+    // The last accepted step's stages (for the starting values of the next) and the current attempt's.
+    std::vector<T> Z_old, Z_try;
+    T h_old, h_try;
+    bool have_old = false;
+    std::vector<T> Z, W, F, dW, rhs_c, tmp;
+
+    RadauIIA3(const RadauTableau<T>& tab, int dimension, const Options& o)
+        : tableau(tab), n(dimension), options(o), matrix(dimension),
+          M_re(static_cast<size_t>(dimension) * dimension), M_im(static_cast<size_t>(dimension) * dimension),
+          Z_old(3 * static_cast<size_t>(dimension)), Z_try(3 * static_cast<size_t>(dimension)),
+          Z(3 * static_cast<size_t>(dimension)), W(3 * static_cast<size_t>(dimension)),
+          F(3 * static_cast<size_t>(dimension)), dW(3 * static_cast<size_t>(dimension)),
+          rhs_c(static_cast<size_t>(dimension)), tmp(static_cast<size_t>(dimension)) {
+        newton.configure(o.rtol, newton_budget(o, 6));
+    }
+
+    int error_order() const { return tableau.error_order; }
+    void notify_rejected() { after_rejection = true; }
+    void notify_accepted() {
+        matrix.jacobian_current = false;
+        if (slow_convergence) refresh_jacobian = true;
+        first_step = false;
+        after_rejection = false;
+        Z_old = Z_try;
+        h_old = h_try;
+        have_old = true;
+    }
+
+    template <class Problem> bool factor(const Problem& problem, const T& hT) {
+        if (!matrix.factor(problem, tableau.mu / hT, T(1.0))) return false;
+        if (have_complex_lu && complex_lu_version == matrix.jacobian_version && identical(complex_lu_h, hT)) return true;
+        // The leading block only (the whole matrix unless the problem is the block-structured augmented system).
+        const int nb = matrix.nb;
+        const T sr = tableau.alpha / hT, si = tableau.beta / hT;
+        for (int i = 0; i < nb; ++i)
+            for (int j = 0; j < nb; ++j) {
+                M_re[i * nb + j] = (i == j ? sr : T(0.0)) - matrix.J[i * n + j];
+                M_im[i * nb + j] = i == j ? si : T(0.0);
+            }
+        ++problem.stats->nlu;
+        have_complex_lu = complex_lu.factor(M_re.data(), M_im.data(), nb);
+        complex_lu_h = hT;
+        complex_lu_version = matrix.jacobian_version;
+        return have_complex_lu;
+    }
+
+    // (x_re + i x_im) <- ((alpha + i beta)/h I - J)^-1 (x_re + i x_im), block-wise as IterationMatrix::solve.
+    void complex_solve(T* x_re, T* x_im) const {
+        const int nb = matrix.nb;
+        complex_lu.solve(x_re, x_im);
+        for (int b = 1; b < matrix.blocks; ++b) {
+            matrix.add_coupling(x_re + b * nb, x_re, b, T(1.0));
+            matrix.add_coupling(x_im + b * nb, x_im, b, T(1.0));
+            complex_lu.solve(x_re + b * nb, x_im + b * nb);
+        }
+    }
+
+    // Lagrange basis on {0, c_1, c_2, c_3} at x, for the node c_j (j = 0..2): u(x) = sum_j Z_j L_j(x).
+    T lagrange(int j, const T& x) const {
+        const T& cj = tableau.c[j];
+        T r = x / cj;
+        for (int m = 0; m < 3; ++m)
+            if (m != j) r = r * (x - tableau.c[m]) / (cj - tableau.c[m]);
+        return r;
+    }
+
+    template <class Problem, class Time>
+    int newton_solve(const Problem& problem, const Time& t, const Time& h, const T& hT, const T* y, const T* Z0) {
+        const T* ti = tableau.ti.data();
+        const T* tt = tableau.t.data();
+        const int n3 = 3 * n;
+        for (int k = 0; k < n3; ++k) Z[k] = Z0[k];
+        for (int i = 0; i < n; ++i)
+            for (int r = 0; r < 3; ++r)
+                W[r * n + i] = ti[r * 3 + 0] * Z[i] + ti[r * 3 + 1] * Z[n + i] + ti[r * 3 + 2] * Z[2 * n + i];
+        const T mu_h = tableau.mu / hT, al_h = tableau.alpha / hT, be_h = tableau.beta / hT;
+        newton.start();
+        for (;;) {
+            for (int s = 0; s < 3; ++s) {
+                for (int i = 0; i < n; ++i) tmp[i] = y[i] + Z[s * n + i];
+                problem.rhs(t + as_time<Time>(tableau.c[s]) * h, tmp.data(), &F[s * n]);
+            }
+            ++problem.stats->newton_iterations;
+            for (int k = 0; k < n3; ++k) if (!is_finite(F[k])) return STATUS_NON_FINITE;
+            for (int i = 0; i < n; ++i) {
+                T g[3];
+                for (int r = 0; r < 3; ++r)
+                    g[r] = ti[r * 3 + 0] * F[i] + ti[r * 3 + 1] * F[n + i] + ti[r * 3 + 2] * F[2 * n + i];
+                const T w1 = W[i], w2 = W[n + i], w3 = W[2 * n + i];
+                dW[i] = g[0] - mu_h * w1;
+                // (alpha + i beta)/h (w2 + i w3) = (al w2 - be w3) + i (be w2 + al w3)
+                dW[n + i] = g[1] - (al_h * w2 - be_h * w3);
+                dW[2 * n + i] = g[2] - (be_h * w2 + al_h * w3);
+            }
+            matrix.solve(&dW[0]);
+            complex_solve(&dW[n], &dW[2 * n]);
+            const auto verdict = newton.check(weights.norm(dW.data(), n3));
+            if (verdict == NewtonControl::DIVERGED) return STATUS_NEWTON_FAILURE;
+            for (int k = 0; k < n3; ++k) W[k] = W[k] + dW[k];
+            for (int i = 0; i < n; ++i)
+                for (int r = 0; r < 3; ++r)
+                    Z[r * n + i] = tt[r * 3 + 0] * W[i] + tt[r * 3 + 1] * W[n + i] + tt[r * 3 + 2] * W[2 * n + i];
+            if (verdict == NewtonControl::CONVERGED) {
+                if (newton.iterations > 2 && newton.rate > 1e-3) slow_convergence = true;
+                return STATUS_SUCCESS;
+            }
+        }
+    }
+
+    template <class Problem, class Time>
+    int attempt(const Problem& problem, const Time& t, const Time& h, const T* y, const T* f, T* y_new, T* f_new,
+                T* err) {
+        const T hT = T(h);
+        slow_convergence = false;
+        if (!matrix.have_jacobian || refresh_jacobian) {
+            matrix.evaluate(problem, t, y);
+            refresh_jacobian = false;
+        }
+        if (!factor(problem, hT)) return STATUS_NEWTON_FAILURE;
+        weights.set(y, n, options);
+        // Starting values from the last accepted step's collocation polynomial.
+        std::vector<T> Z0(3 * static_cast<size_t>(n), T(0.0));
+        if (have_old) {
+            for (int s = 0; s < 3; ++s) {
+                const T x = T(1.0) + tableau.c[s] * hT / h_old;
+                const T l0 = lagrange(0, x), l1 = lagrange(1, x), l2 = lagrange(2, x);
+                for (int i = 0; i < n; ++i)
+                    Z0[s * n + i] = l0 * Z_old[i] + l1 * Z_old[n + i] + l2 * Z_old[2 * n + i] - Z_old[2 * n + i];
+            }
+        }
+        int status = newton_solve(problem, t, h, hT, y, Z0.data());
+        if (status == STATUS_NEWTON_FAILURE && !matrix.jacobian_current) {
+            matrix.evaluate(problem, t, y);
+            if (!factor(problem, hT)) return STATUS_NEWTON_FAILURE;
+            status = newton_solve(problem, t, h, hT, y, Z0.data());
+        }
+        if (status != STATUS_SUCCESS) return status;
+        for (int i = 0; i < n; ++i) y_new[i] = y[i] + Z[2 * n + i];
+        Z_try = Z;
+        h_try = hT;
+        // err = (mu/h I - J)^-1 (mu/h) (gamma0 h f + sum e_i Z_i)
+        const T mu_h = tableau.mu / hT;
+        std::vector<T> ez(n);
+        for (int i = 0; i < n; ++i)
+            ez[i] = tableau.e[0] * Z[i] + tableau.e[1] * Z[n + i] + tableau.e[2] * Z[2 * n + i];
+        for (int i = 0; i < n; ++i) err[i] = mu_h * (tableau.gamma0 * hT * f[i] + ez[i]);
+        matrix.solve(err);
+        if (first_step || after_rejection) {
+            const int m = problem.error_components();
+            const double e = error_norm(err, y, y_new, n, m, options, options.tangents_in_norm != 0);
+            if (e > 1.0) {
+                for (int i = 0; i < n; ++i) tmp[i] = y[i] + err[i];
+                std::vector<T> f_err(n);
+                problem.rhs(t, tmp.data(), f_err.data());
+                for (int i = 0; i < n; ++i) err[i] = mu_h * (tableau.gamma0 * hT * f_err[i] + ez[i]);
+                matrix.solve(err);
+            }
+        }
+        problem.rhs(t + h, y_new, f_new);
+        return STATUS_SUCCESS;
+    }
+};
+
+}  // namespace symsens

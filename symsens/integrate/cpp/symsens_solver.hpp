@@ -1,0 +1,429 @@
+// symsens solver core: what every integrator shares.
+//
+// Everything is a template over the scalar type T of the solution (double for plain solves and
+// continuous forward sensitivities; Dual<double, P> for the discrete forward mode, i.e. forward-mode AD
+// through the solver; an extended-precision type for references).  The time and step size have a type
+// of their own, Time, which is double unless the step sizes themselves are differentiated (then Time = T).
+//
+// Pieces:
+//   Status / Options / Stats        the plain-C structs exchanged with Python (ctypes mirrors them)
+//   value_of, strip                 the real value of a scalar; a scalar with its partials dropped
+//   ErrorNorm                       weighted RMS norms, with or without the tangents (partials) in them
+//   Lu<T>                           dense LU with partial pivoting, pivots chosen on values
+//   Recorder<T, Time>               accepted steps, outputs at t_eval by cubic Hermite interpolation
+//   ModelProblem / AugmentedProblem the ODE a stepper integrates: the model, or (y, S) with S' = J S + F_p
+//   drive(...)                      the adaptive (or fixed, or replayed) step loop around a Stepper, with
+//                                   the PI controller h_new = h * clamp(safety err^-beta1 err_prev^beta2)
+//                                   (Hairer, Nørsett & Wanner I, Sect. II.4; Gustafsson 1991)
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "symsens_runtime.hpp"
+
+namespace symsens {
+
+// ---- exchanged with Python ---------------------------------------------------------------------------
+enum Status : int {
+    STATUS_SUCCESS = 0,
+    STATUS_STEP_SIZE_UNDERFLOW = 1,
+    STATUS_NEWTON_FAILURE = 2,
+    STATUS_NON_FINITE = 3,
+    STATUS_TOO_MANY_STEPS = 4,
+    STATUS_BAD_INPUT = 5,
+};
+
+struct Options {
+    double rtol;
+    double atol;
+    double first_step;         // 0: automatic (Hairer's initial step selection)
+    double max_step;           // <= 0: unbounded
+    double min_step;           // a step below this (relative to |t|) is a step size underflow
+    long max_steps;
+    int tangents_in_norm;      // discrete mode: partials enter the error norm; forward mode: S enters it
+    int differentiate_steps;   // discrete mode: step sizes are duals (AD through the controller)
+    int fixed_step;            // 1: constant steps of first_step, no error control
+    int step_onto_outputs;     // 1: steps end exactly on every output time
+    long n_replay;             // > 0: take exactly these step sizes (frozen step sequence)
+    const double* replay_steps;
+    double safety;             // controller: h_new = h * clamp(safety * err^-beta1 * err_prev^beta2)
+    double factor_min;
+    double factor_max;
+    double beta1;
+    double beta2;
+    int record_steps;          // 1: store accepted step times (for Solution.stats)
+};
+
+struct Stats {
+    long accepted;
+    long rejected;
+    long nfev;
+    long njev;
+    long nlu;
+    long newton_iterations;
+    int status;
+    double t_failure;
+};
+
+// ---- scalars -----------------------------------------------------------------------------------------
+inline double value_of(double x) { return x; }
+inline double value_of(long double x) { return static_cast<double>(x); }
+template <class T, int P> inline double value_of(const Dual<T, P>& x) { return value_of(x.v); }
+
+template <class X> inline X strip(const X& x) { return x; }
+template <class T, int P> inline Dual<T, P> strip(const Dual<T, P>& x) { return Dual<T, P>(x.v); }
+
+// A coefficient or time of scalar type T as the Time type (double, or T itself when steps are differentiated).
+template <class Time, class X> inline Time as_time(const X& x) {
+    if constexpr (std::is_same<Time, X>::value) {
+        return x;
+    } else {
+        return Time(value_of(x));
+    }
+}
+
+template <class X> inline bool is_finite(const X& x) { return std::isfinite(value_of(x)); }
+template <class T, int P> inline bool is_finite(const Dual<T, P>& x) {
+    if (!is_finite(x.v)) return false;
+    for (int i = 0; i < P; ++i) if (!is_finite(x.d[i])) return false;
+    return true;
+}
+
+// Sum of squares of a scalar: its value alone, or value and every partial (what a norm that "sees the
+// tangents" adds up — OrdinaryDiffEq's ODE_DEFAULT_NORM on ForwardDiff duals does the latter).
+inline double squares(double x, bool) { return x * x; }
+inline double squares(long double x, bool) { return static_cast<double>(x * x); }
+template <class T, int P> inline double squares(const Dual<T, P>& x, bool tangents) {
+    double s = squares(x.v, tangents);
+    if (tangents) for (int i = 0; i < P; ++i) s += squares(x.d[i], tangents);
+    return s;
+}
+// |x| as the norm sees it (the scale atol + rtol |y| uses the same convention).
+template <class X> inline double magnitude(const X& x, bool tangents) { return std::sqrt(squares(x, tangents)); }
+
+// ---- error norm --------------------------------------------------------------------------------------
+// err = sqrt( (1/m) sum_i |e_i / (atol + rtol max(|y0_i|, |y1_i|))|^2 ),  m = number of components summed.
+// With tangents, |.| includes the partials and m counts the components only (as OrdinaryDiffEq does).
+// `count` limits the norm to the first `count` components (forward mode without S in the norm).
+template <class T>
+inline double error_norm(const T* err, const T* y0, const T* y1, int n, int count, const Options& o, bool tangents) {
+    double sum = 0.0;
+    for (int i = 0; i < count; ++i) {
+        const double scale = o.atol + o.rtol * std::max(magnitude(y0[i], tangents), magnitude(y1[i], tangents));
+        sum += squares(err[i], tangents) / (scale * scale);
+    }
+    (void)n;
+    return std::sqrt(sum / std::max(count, 1));
+}
+
+// ---- dense LU with partial pivoting (pivot chosen on values, so it is identical for every T) -----------
+template <class T>
+struct Lu {
+    int n = 0;
+    std::vector<T> a;
+    std::vector<int> pivot;
+    bool factor(const T* matrix, int size) {
+        n = size;
+        a.assign(matrix, matrix + size * size);
+        pivot.resize(size);
+        for (int k = 0; k < n; ++k) {
+            int p = k;
+            double best = std::fabs(value_of(a[k * n + k]));
+            for (int i = k + 1; i < n; ++i) {
+                const double v = std::fabs(value_of(a[i * n + k]));
+                if (v > best) { best = v; p = i; }
+            }
+            pivot[k] = p;
+            if (best == 0.0 || !std::isfinite(best)) return false;
+            if (p != k) for (int j = 0; j < n; ++j) std::swap(a[k * n + j], a[p * n + j]);
+            const T inv = T(1) / a[k * n + k];
+            for (int i = k + 1; i < n; ++i) {
+                a[i * n + k] = a[i * n + k] * inv;
+                const T m = a[i * n + k];
+                for (int j = k + 1; j < n; ++j) a[i * n + j] = a[i * n + j] - m * a[k * n + j];
+            }
+        }
+        return true;
+    }
+    // Solve in place: x <- A^-1 x.  factor() swaps whole rows (multipliers included), so it stores
+    // P A = L U with P the product of all swaps: apply P to x first, then substitute.
+    void solve(T* x) const {
+        for (int k = 0; k < n; ++k)
+            if (pivot[k] != k) std::swap(x[k], x[pivot[k]]);
+        for (int k = 0; k < n; ++k)
+            for (int i = k + 1; i < n; ++i) x[i] = x[i] - a[i * n + k] * x[k];
+        for (int k = n - 1; k >= 0; --k) {
+            for (int j = k + 1; j < n; ++j) x[k] = x[k] - a[k * n + j] * x[j];
+            x[k] = x[k] / a[k * n + k];
+        }
+    }
+};
+
+// ---- problems ------------------------------------------------------------------------------------------
+// A problem exposes: dimension(), error_components() (how many leading components the norm may weigh),
+// rhs(t, y, f), jacobian(t, y, J) (dense row-major), and counts evaluations in Stats.
+// Model is a policy struct with static templated rhs/jacobian/augmented_rhs (see codegen's driver).
+template <class Model, class T>
+struct ModelProblem {
+    const T* p;          // all model parameters (duals seeded for the discrete mode)
+    Stats* stats;
+    int dimension() const { return Model::n_states; }
+    int error_components() const { return Model::n_states; }
+    template <class Time> void rhs(const Time& t, const T* y, T* f) const { ++stats->nfev; Model::rhs(T(t), y, p, f); }
+    template <class Time> void jacobian(const Time& t, const T* y, T* J) const { ++stats->njev; Model::jacobian(T(t), y, p, J); }
+};
+template <class Model, class T, int P>
+struct ModelProblem<Model, Dual<T, P>> {
+    using D = Dual<T, P>;
+    const D* p;
+    Stats* stats;
+    int dimension() const { return Model::n_states; }
+    int error_components() const { return Model::n_states; }
+    void rhs(const double& t, const D* y, D* f) const { ++stats->nfev; Model::rhs(D(t), y, p, f); }
+    void rhs(const D& t, const D* y, D* f) const { ++stats->nfev; Model::rhs(t, y, p, f); }
+    void jacobian(const double& t, const D* y, D* J) const { ++stats->njev; Model::jacobian(D(t), y, p, J); }
+    void jacobian(const D& t, const D* y, D* J) const { ++stats->njev; Model::jacobian(t, y, p, J); }
+};
+
+// Continuous forward sensitivities: u = (y, S[:,0], ..., S[:,P-1]) with S' = J S + F_p (double only).
+// The Jacobian of the augmented system is block lower triangular, [[J, 0], [D_j, J]], with
+// D_j = d(J S + F_p)[:, j]/dy; it is formed exactly by evaluating augmented_rhs over duals seeded in y.
+template <class Model>
+struct AugmentedProblem {
+    static constexpr int n = Model::n_states;
+    static constexpr int np = Model::n_sensitivity_parameters;
+    const double* p;
+    Stats* stats;
+    bool sensitivities_in_norm;
+    int dimension() const { return n * (np + 1); }
+    int error_components() const { return sensitivities_in_norm ? n * (np + 1) : n; }
+    void rhs(double t, const double* u, double* g) const { ++stats->nfev; Model::augmented_rhs(t, u, p, g); }
+    void jacobian(double t, const double* u, double* M) const {
+        ++stats->njev;
+        const int N = dimension();
+        using D = Dual<double, n>;
+        std::vector<D> ud(N), gd(N), pd(Model::n_parameters);
+        for (int k = 0; k < Model::n_parameters; ++k) pd[k] = D(p[k]);
+        for (int k = 0; k < N; ++k) ud[k] = D(u[k]);
+        for (int l = 0; l < n; ++l) ud[l].d[l] = 1.0;
+        Model::augmented_rhs(D(t), ud.data(), pd.data(), gd.data());
+        std::fill(M, M + N * N, 0.0);
+        std::vector<double> J(n * n);
+        Model::jacobian(t, u, p, J.data());
+        for (int b = 0; b <= np; ++b)
+            for (int i = 0; i < n; ++i)
+                for (int k = 0; k < n; ++k) M[(b * n + i) * N + b * n + k] = J[i * n + k];
+        for (int r = n; r < N; ++r)
+            for (int l = 0; l < n; ++l) M[r * N + l] = gd[r].d[l];
+    }
+};
+
+// ---- recorder: accepted steps and outputs ----------------------------------------------------------------
+// Outputs at t_eval are taken from the cubic Hermite interpolant of each accepted step
+// (y0, f0, y1, f1 on [t0, t0 + h]), or copied when a step ends exactly on an output time.
+template <class T, class Time>
+struct Recorder {
+    const double* t_eval;
+    long n_eval;
+    long next = 0;
+    int dimension;
+    T* out;                          // n_eval x dimension
+    std::vector<double> step_times;  // values of accepted step ends, starting with t0
+    std::vector<double> step_sizes;
+    bool record;
+
+    void start(double t0) { if (record) step_times.push_back(t0); }
+    void accept(const Time& t0, const Time& h) {
+        if (record) { step_times.push_back(value_of(t0 + h)); step_sizes.push_back(value_of(h)); }
+    }
+    // Outputs inside (t0, t0 + h] (and t0 itself for the first step) from the Hermite interpolant.
+    void output(const Time& t0, const Time& h, const T* y0, const T* f0, const T* y1, const T* f1, bool first) {
+        const double t_end = value_of(t0 + h);
+        while (next < n_eval && (t_eval[next] < t_end || t_eval[next] == t_end)) {
+            const double te = t_eval[next];
+            if (te < value_of(t0) || (te == value_of(t0) && !first)) { ++next; continue; }
+            T* dst = out + next * dimension;
+            if (te == t_end) {
+                for (int i = 0; i < dimension; ++i) dst[i] = y1[i];
+            } else if (te == value_of(t0)) {
+                for (int i = 0; i < dimension; ++i) dst[i] = y0[i];
+            } else {
+                // theta = (te - t0)/h carries h's partials when step sizes are differentiated.
+                const Time theta = (Time(te) - t0) / h;
+                const Time h00 = (Time(1) + Time(2) * theta) * (Time(1) - theta) * (Time(1) - theta);
+                const Time h10 = theta * (Time(1) - theta) * (Time(1) - theta);
+                const Time h01 = theta * theta * (Time(3) - Time(2) * theta);
+                const Time h11 = theta * theta * (theta - Time(1));
+                for (int i = 0; i < dimension; ++i)
+                    dst[i] = T(h00) * y0[i] + T(h10 * h) * f0[i] + T(h01) * y1[i] + T(h11 * h) * f1[i];
+            }
+            ++next;
+        }
+    }
+};
+
+// ---- Hairer's initial step (HNW I, Sect. II.4) ----------------------------------------------------------
+template <class Problem, class T>
+double initial_step(const Problem& problem, double t0, double t1, const T* y0, const T* f0, int order, const Options& o, bool tangents) {
+    const int n = problem.dimension();
+    const int m = problem.error_components();
+    double d0 = 0, d1 = 0;
+    for (int i = 0; i < m; ++i) {
+        const double sc = o.atol + o.rtol * magnitude(y0[i], tangents);
+        d0 += squares(y0[i], tangents) / (sc * sc);
+        d1 += squares(f0[i], tangents) / (sc * sc);
+    }
+    d0 = std::sqrt(d0 / m);
+    d1 = std::sqrt(d1 / m);
+    const double span = std::fabs(t1 - t0);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    h0 = std::min(h0, span);
+    std::vector<T> y1(n), f1(n);
+    for (int i = 0; i < n; ++i) y1[i] = y0[i] + T(h0) * f0[i];
+    problem.rhs(t0 + h0, y1.data(), f1.data());
+    double d2 = 0;
+    for (int i = 0; i < m; ++i) {
+        const double sc = o.atol + o.rtol * magnitude(y0[i], tangents);
+        T diff = f1[i] - f0[i];
+        d2 += squares(diff, tangents) / (sc * sc);
+    }
+    d2 = std::sqrt(d2 / m) / h0;
+    const double dmax = std::max(d1, d2);
+    const double h1 = dmax <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dmax, 1.0 / (order + 1));
+    double h = std::min(100 * h0, h1);
+    if (o.max_step > 0) h = std::min(h, o.max_step);
+    return std::min(h, span);
+}
+
+}  // namespace symsens
+
+namespace symsens {
+
+// ---- the step loop of one-step methods ---------------------------------------------------------------------
+// A Stepper (explicit RK, SDIRK/ESDIRK, Radau IIA, Rosenbrock) exposes
+//     int error_order() const;   // q + 1, where q is the lower order of the embedded pair: err ~ h^(q+1)
+//     template <class Time>
+//     int attempt(const Problem&, const Time& t, const Time& h, const T* y, const T* f,
+//                 T* y_new, T* f_new, T* err);
+// attempt() takes one step of size h from (t, y) with f = f(t, y), writes the new value, f(t + h, y_new)
+// and the local error estimate; it returns STATUS_SUCCESS, STATUS_NEWTON_FAILURE (retry with a smaller
+// step) or STATUS_NON_FINITE.  Steppers that keep an iteration matrix decide themselves when to refresh it
+// (they are told of rejections through notify_rejected()).
+//
+// Time is double, or T when the step sizes are differentiated (then the controller's error estimate is
+// computed as a T, so the derivative of h with respect to the parameters flows through the controller).
+template <class T, class Time>
+inline Time controller_error(const T* err, const T* y0, const T* y1, int n, int count, const Options& o) {
+    if constexpr (std::is_same<Time, double>::value) {
+        return error_norm(err, y0, y1, n, count, o, o.tangents_in_norm != 0);
+    } else {
+        // The same norm carried out in T (values only in the scale, as a differentiated program would).
+        T sum(0.0);
+        for (int i = 0; i < count; ++i) {
+            const T a0 = abs(y0[i]);
+            const T a1 = abs(y1[i]);
+            const T scale = T(o.atol) + T(o.rtol) * (value_of(a0) > value_of(a1) ? a0 : a1);
+            const T q = err[i] / scale;
+            sum = sum + q * q;
+        }
+        return sqrt(sum / T(double(std::max(count, 1))));
+    }
+}
+
+template <class Time> inline Time clamp_factor(const Time& f, double lo, double hi) {
+    if (value_of(f) < lo) return Time(lo);
+    if (value_of(f) > hi) return Time(hi);
+    return f;
+}
+
+template <class T, class Time, class Problem, class Stepper>
+int drive(const Problem& problem, Stepper& stepper, double t0, double t1, T* y, const Options& o,
+          Recorder<T, Time>& recorder, Stats& stats) {
+    const int n = problem.dimension();
+    const int m = problem.error_components();
+    const bool tangents = o.tangents_in_norm != 0;
+    std::vector<T> f(n), y_new(n), f_new(n), err(n);
+    Time t(t0);
+    problem.rhs(t, y, f.data());
+    recorder.start(t0);
+    const double direction = t1 >= t0 ? 1.0 : -1.0;
+    Time h;
+    if (o.n_replay > 0) {
+        h = Time(o.replay_steps[0]);
+    } else if (o.first_step > 0) {
+        h = Time(direction * o.first_step);
+    } else {
+        h = Time(direction * initial_step(problem, t0, t1, y, f.data(), stepper.error_order(), o, tangents));
+    }
+    double previous_error = 1e-4;
+    bool first = true;
+    long replay_index = 0;
+    auto fail = [&](int status, double when) {
+        stats.status = status;
+        stats.t_failure = when;
+        return status;
+    };
+    while (direction * (t1 - value_of(t)) > 0) {
+        if (stats.accepted + stats.rejected >= o.max_steps) return fail(STATUS_TOO_MANY_STEPS, value_of(t));
+        if (o.n_replay > 0) {
+            if (replay_index >= o.n_replay) break;  // the recorded sequence ends where the original did
+            h = Time(o.replay_steps[replay_index]);
+        } else {
+            if (o.max_step > 0 && std::fabs(value_of(h)) > o.max_step) h = Time(direction * o.max_step);
+            if (o.step_onto_outputs && recorder.next < recorder.n_eval) {
+                const double target = recorder.t_eval[recorder.next];
+                if (direction * (target - value_of(t)) > 0 && direction * (value_of(t + h) - target) > 0)
+                    h = Time(target) - t;
+            }
+            // Land exactly on t1 (and do not leave a sliver of a step behind it).
+            if (direction * (value_of(t + h) - t1) >= 0 || direction * (value_of(t + Time(1.01) * h) - t1) > 0)
+                h = Time(t1) - t;
+        }
+        const double min_step = std::max(o.min_step, 16 * std::numeric_limits<double>::epsilon() * std::fabs(value_of(t)));
+        if (std::fabs(value_of(h)) < min_step && o.n_replay == 0 && !o.fixed_step)
+            return fail(STATUS_STEP_SIZE_UNDERFLOW, value_of(t));
+        int status = stepper.attempt(problem, t, h, y, f.data(), y_new.data(), f_new.data(), err.data());
+        bool finite = status == STATUS_SUCCESS;
+        if (finite) for (int i = 0; i < n; ++i) if (!is_finite(y_new[i])) { finite = false; break; }
+        if (!finite) {
+            if (o.fixed_step || o.n_replay > 0)
+                return fail(status == STATUS_NEWTON_FAILURE ? STATUS_NEWTON_FAILURE : STATUS_NON_FINITE, value_of(t));
+            ++stats.rejected;
+            stepper.notify_rejected();
+            h = h * Time(0.25);
+            continue;
+        }
+        Time error = controller_error<T, Time>(err.data(), y, y_new.data(), n, m, o);
+        const bool accept = o.fixed_step || o.n_replay > 0 || value_of(error) <= 1.0;
+        if (accept) {
+            recorder.output(t, h, y, f.data(), y_new.data(), f_new.data(), first);
+            recorder.accept(t, h);
+            first = false;
+            ++stats.accepted;
+            t = t + h;
+            if (o.n_replay > 0) ++replay_index;
+            for (int i = 0; i < n; ++i) { y[i] = y_new[i]; f[i] = f_new[i]; }
+            if (!o.fixed_step && o.n_replay == 0) {
+                const double e = std::max(value_of(error), 1e-10);
+                Time factor = Time(o.safety) * pow(std::is_same<Time, double>::value ? Time(e) : error, Time(-o.beta1))
+                              * Time(std::pow(previous_error, o.beta2));
+                previous_error = std::max(value_of(error), 1e-4);
+                h = h * clamp_factor(factor, o.factor_min, o.factor_max);
+            }
+            stepper.notify_accepted();
+        } else {
+            ++stats.rejected;
+            stepper.notify_rejected();
+            Time factor = Time(o.safety) * pow(error, Time(-1.0 / stepper.error_order()));
+            h = h * clamp_factor(factor, o.factor_min, 1.0);
+        }
+    }
+    stats.status = STATUS_SUCCESS;
+    return STATUS_SUCCESS;
+}
+
+}  // namespace symsens
