@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module ``symsens.cli._<name>`` exposing
 ``register(subparsers) -> None``, which adds a parser whose default ``handler`` is a function
-``(argparse.Namespace) -> int``.  Library errors (:class:`symsens.SymsensError`) become one-line messages
-on standard error and exit status 2; nothing prints a traceback for bad input.
+``(argparse.Namespace) -> int``.  Library errors (:class:`symsens.SymsensError`, and ``ValueError`` for bad
+arguments) become one-line messages on standard error and exit status 2; nothing prints a traceback for
+bad input.  ``symsens solve`` exits 3 when the integration itself fails (its status says why and when).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order ``symsens --help`` lists them.  A module that does not exist yet is an
 # error, not a silent omission.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("_derive", "_schemes")
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("_derive", "_schemes", "_solve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SymsensError as error:
         print(f"symsens {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
+        # Bad input reaches the library as ValueError naming the argument; show that sentence, no traceback.
         print(f"symsens {args.command}: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -3,6 +3,7 @@
 No function here touches ``pyplot`` or shows a window: save a figure with ``fig.savefig(path)``.
 """
 
+from ._solution import solution_figure as solution_figure
 from ._stability import multistep_root_numpy as multistep_root_numpy
 from ._stability import n_step_sensitivity_figure as n_step_sensitivity_figure
 from ._stability import sensitivity_decay_figure as sensitivity_decay_figure
@@ -17,4 +18,5 @@ __all__ = [
     "sensitivity_ratio_figure",
     "n_step_sensitivity_figure",
     "multistep_root_numpy",
+    "solution_figure",
 ]

@@ -330,6 +330,8 @@ inline Time controller_error(const T* err, const T* y0, const T* y1, int n, int 
             const T q = err[i] / scale;
             sum = sum + q * q;
         }
+        // sqrt has an infinite derivative at 0: a vanishing error estimate (e.g. y' = 0) gives a constant.
+        if (value_of(sum) == 0.0) return Time(0.0);
         return sqrt(sum / T(double(std::max(count, 1))));
     }
 }
