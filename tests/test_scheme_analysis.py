@@ -420,7 +420,7 @@ NODEPY_SCHEMES = [s for s in ONE_STEP if scheme_kind(s) == "butcher" and s is no
 
 @pytest.mark.parametrize("scheme", NODEPY_SCHEMES, ids=_ids(NODEPY_SCHEMES))
 def test_stability_function_agrees_with_nodepy(scheme: object) -> None:
-    nodepy_rk = pytest.importorskip("nodepy.runge_kutta_method")
+    import nodepy.runge_kutta_method as nodepy_rk  # a declared test dependency: missing is a failure, not a skip
     method = _nodepy_method(nodepy_rk, scheme)
     p_np, q_np = method.stability_function(mode="float")
     R, _ = stability_numpy(scheme)
@@ -432,7 +432,7 @@ def test_stability_function_agrees_with_nodepy(scheme: object) -> None:
 
 @pytest.mark.parametrize("scheme", CATALOGUE_RK, ids=_ids(CATALOGUE_RK))
 def test_order_agrees_with_nodepy(scheme: object) -> None:
-    nodepy_rk = pytest.importorskip("nodepy.runge_kutta_method")
+    import nodepy.runge_kutta_method as nodepy_rk  # a declared test dependency: missing is a failure, not a skip
     if scheme.order > 8:  # type: ignore[attr-defined]
         pytest.skip("nodepy's float order test is not reliable beyond order 8")
     method = _nodepy_method(nodepy_rk, scheme)
@@ -574,7 +574,7 @@ def test_n_step_decay_laws() -> None:
 
 
 def test_multistep_methods_are_refused_by_one_step_laws() -> None:
-    bdf = pytest.importorskip("symsens.schemes._multistep").bdf
+    from symsens.schemes._multistep import bdf
     with pytest.raises(SchemeError, match="multistep"):
         stability_function(bdf(2))
     with pytest.raises(SchemeError, match="multistep"):
@@ -582,7 +582,7 @@ def test_multistep_methods_are_refused_by_one_step_laws() -> None:
 
 
 def test_multistep_dispatch() -> None:
-    ms = pytest.importorskip("symsens.schemes._multistep")
+    import symsens.schemes._multistep as ms
     assert is_A_stable(ms.bdf(1)) and is_A_stable(ms.bdf(2)) and not is_A_stable(ms.bdf(3))
     assert has_stiff_decay(ms.bdf(4)) and not has_stiff_decay(ms.adams_moulton(3))
     assert [order(ms.bdf(k)) for k in range(1, 7)] == [1, 2, 3, 4, 5, 6]
