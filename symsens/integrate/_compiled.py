@@ -4,6 +4,12 @@ generate (model routines from ``symsens.codegen`` + the scheme's exact coefficie
 -> build (``symsens.codegen._build``, cached by content hash) -> load (ctypes) -> call ``symsens_solve``
 once per solve.  The whole integration runs in C++; Python only prepares buffers and reads results.
 
+Methods (``method_spec``): explicit Runge–Kutta pairs (``EXPLICIT_METHODS``, symsens_erk.hpp) and the implicit
+families (``IMPLICIT_METHODS``): Radau IIA(3) in Hairer's transformed form (symsens_radau.hpp), SDIRK/ESDIRK
+(symsens_dirk.hpp), Rosenbrock (symsens_rosenbrock.hpp) and variable-order NDF/BDF (symsens_bdf.hpp).  Every
+coefficient is printed exactly (a double literal and a 40-digit decimal per constant) from the catalogue, or,
+for Radau's eigen-transformation, from a 60-digit computation checked against its defining identities.
+
 The driver instantiates the integrator four ways, selected by ``mode`` at call time:
 
 ====  ===================================  ================================================================
@@ -24,7 +30,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -38,7 +45,7 @@ from ..codegen._printer import CodegenError, ConstantTable
 from ..codegen._runtime import runtime_header
 from ..model import Model
 
-__all__ = ["CompiledSolver", "compiled_solver", "OptionsStruct", "StatsStruct", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
+__all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
 
 MODE_PLAIN, MODE_FORWARD, MODE_DISCRETE, MODE_DISCRETE_STEPS = 0, 1, 2, 3
 
@@ -88,16 +95,46 @@ class MethodSpec:
     """How a method name maps to a C++ stepper: its family, header and the tableau initialiser."""
 
     name: str
-    family: str           # "explicit" (more families join as their steppers land)
+    family: str           # "explicit", "dirk" (SDIRK/ESDIRK), "radau", "rosenbrock" or "bdf"
     header: str
     stepper: str          # C++ expression constructing the stepper for scalar T and dimension `dimension`
     tableau_code: str     # C++ defining `template <class T> ... make_tableau()`
     order: int
     error_order: int | None  # None: no embedded estimate (fixed steps only)
+    # Recommended PI-controller settings of the family (what the stepper tests were tuned with); the keys are
+    # those of ``symsens.solve(controller=...)``.  For every family today this equals the defaults of
+    # ``_solve.py`` with q = error_order (0.9, 0.2, 10, 0.7/q, 0.4/q); BDF ignores beta1/beta2 (its own
+    # order and step selection, scipy's), and its ``error_order`` (2, order 1 at the start) only seeds them.
+    controller: Mapping[str, float] = field(default_factory=dict, hash=False, compare=False)
 
 
 def _coefficient_table(values: Sequence[sp.Expr], constants: ConstantTable) -> str:
     return ", ".join(f"c[{constants.index(sp.nsimplify(v) if isinstance(v, float) else v)}]" for v in values)
+
+
+def _constants_preamble(constants: ConstantTable) -> str:
+    """``tableau_constants<T>()``: every coefficient as T, from a double literal and a 40-digit decimal."""
+    table = constants.initialisers()
+    if not table:
+        return "template <class T>\ninline const T* tableau_constants() { return nullptr; }\n\n"
+    init = ",\n".join(f"        symsens::constant<T>({d}, \"{dec}\")" for d, dec in table)
+    return (
+        "template <class T>\ninline const T* tableau_constants() {\n"
+        f"    static const T table[{len(table)}] = {{\n{init}\n    }};\n    return table;\n}}\n\n"
+    )
+
+
+def _pi_controller(error_order: int | None, order: int) -> dict[str, float]:
+    q = error_order or order
+    return {"safety": 0.9, "factor_min": 0.2, "factor_max": 10.0, "beta1": 0.7 / q, "beta2": 0.4 / q}
+
+
+def _embedded_error_order(scheme) -> int | None:  # type: ignore[no-untyped-def]
+    """q + 1, q = min(order, embedded order): the local error estimate behaves like h^(q+1)."""
+    if scheme.b_error is None:
+        return None
+    embedded = scheme.embedded_order if scheme.embedded_order is not None else scheme.order - 1
+    return min(scheme.order, embedded) + 1
 
 
 def _explicit_spec(name: str) -> MethodSpec:
@@ -133,12 +170,7 @@ def _explicit_spec(name: str) -> MethodSpec:
         "    return tab;",
         "}",
     ]
-    table = constants.initialisers()
-    init = ",\n".join(f"        symsens::constant<T>({d}, \"{dec}\")" for d, dec in table)
-    preamble = (
-        "template <class T>\ninline const T* tableau_constants() {\n"
-        f"    static const T table[{len(table)}] = {{\n{init}\n    }};\n    return table;\n}}\n\n"
-    )
+    preamble = _constants_preamble(constants)
     return MethodSpec(
         name=name,
         family="explicit",
@@ -147,19 +179,218 @@ def _explicit_spec(name: str) -> MethodSpec:
         tableau_code=preamble + "\n".join(lines) + "\n",
         order=scheme.order,
         error_order=error_order,
+        controller=_pi_controller(error_order, scheme.order),
     )
 
 
 EXPLICIT_METHODS: tuple[str, ...] = ("euler", "heun", "rk4", "bs3", "dopri5", "tsit5", "verner6", "verner7")
+
+#: Implicit integrators: Radau IIA (3 stages, order 5; alias "radau5"), SDIRK/ESDIRK, Rosenbrock, and the
+#: variable-order (1-5) BDF/NDF.  sdirk2 has no embedded pair: fixed or replayed steps only.
+IMPLICIT_METHODS: tuple[str, ...] = (
+    "radau-iia-3", "radau5", "tr-bdf2", "kvaerno3", "kvaerno4", "kvaerno5", "sdirk4", "sdirk2",
+    "ros2", "ros3p", "rodas3", "rodas4", "rodas5p", "bdf",
+)
+_ALIASES = {"radau5": "radau-iia-3"}
+_DIRK_METHODS = ("tr-bdf2", "kvaerno3", "kvaerno4", "kvaerno5", "sdirk4", "sdirk2")
+_ROSENBROCK_METHODS = ("ros2", "ros3p", "rodas3", "rodas4", "rodas5p")
+
+
+def _tableau_function(struct: str, fields: list[str], constants: ConstantTable) -> str:
+    lines = ["template <class T>", f"{struct} make_tableau() {{", "    const T* c = tableau_constants<T>();",
+             "    (void)c;", f"    {struct} tab;"]
+    lines += [f"    {line}" for line in fields]
+    lines += ["    return tab;", "}"]
+    return _constants_preamble(constants) + "\n".join(lines) + "\n"
+
+
+def _dirk_spec(name: str) -> MethodSpec:
+    """SDIRK / ESDIRK: ``symsens::DiagonallyImplicitRungeKutta<T>`` (symsens_dirk.hpp)."""
+    from ..schemes._registry import get_scheme
+
+    scheme = get_scheme(name)
+    if scheme.family not in ("sdirk", "esdirk"):
+        raise CodegenError(f"{name!r} is not a diagonally implicit scheme (family {scheme.family!r})")
+    s = scheme.stages
+    constants = ConstantTable()
+    error_order = _embedded_error_order(scheme)
+    if error_order is not None:
+        e = [bi - bh for bi, bh in zip(scheme.b, scheme.b_error)]
+    else:
+        e = [sp.S.Zero] * s  # all zero: the stepper computes no estimate (fixed or replayed steps only)
+    explicit_first = scheme.family == "esdirk"
+    if explicit_first and (scheme.A[0][0] != 0 or scheme.c[0] != 0):
+        raise CodegenError(f"{name!r}: an ESDIRK needs a_11 = c_1 = 0")
+    gamma = scheme.A[s - 1][s - 1]
+    for i in range(1 if explicit_first else 0, s):
+        if sp.simplify(scheme.A[i][i] - gamma) != 0:
+            raise CodegenError(f"{name!r}: the diagonal is not constant (a_{i + 1}{i + 1} != gamma)")
+    a = [scheme.A[i][j] for i in range(s) for j in range(s)]
+    fields = [
+        f"tab.stages = {s};",
+        f"tab.error_order = {error_order or scheme.order + 1};",
+        f"tab.explicit_first_stage = {'true' if explicit_first else 'false'};",
+        f"tab.gamma = c[{constants.index(gamma)}];",
+        f"tab.a = {{{_coefficient_table(a, constants)}}};",
+        f"tab.b = {{{_coefficient_table(list(scheme.b), constants)}}};",
+        f"tab.e = {{{_coefficient_table(e, constants)}}};",
+        f"tab.c = {{{_coefficient_table(list(scheme.c), constants)}}};",
+    ]
+    return MethodSpec(
+        name=name, family="dirk", header="symsens_dirk.hpp",
+        stepper="symsens::DiagonallyImplicitRungeKutta<T>(make_tableau<T>(), dimension, o)",
+        tableau_code=_tableau_function("symsens::DiagonallyImplicitTableau<T>", fields, constants),
+        order=scheme.order, error_order=error_order, controller=_pi_controller(error_order, scheme.order),
+    )
+
+
+def _rosenbrock_spec(name: str) -> MethodSpec:
+    """Rosenbrock (Hairer–Wanner form): ``symsens::Rosenbrock<T>`` (symsens_rosenbrock.hpp)."""
+    from ..schemes._registry import get_scheme
+
+    scheme = get_scheme(name)
+    if scheme.family != "rosenbrock":
+        raise CodegenError(f"{name!r} is not a Rosenbrock scheme")
+    s = scheme.stages
+    constants = ConstantTable()
+    error_order = _embedded_error_order(scheme)
+    e = [bi - bh for bi, bh in zip(scheme.b, scheme.b_error)] if error_order is not None else [sp.S.Zero] * s
+    fields = [
+        f"tab.stages = {s};",
+        f"tab.error_order = {error_order or scheme.order + 1};",
+        f"tab.alpha = {{{_coefficient_table([scheme.alpha[i][j] for i in range(s) for j in range(s)], constants)}}};",
+        f"tab.gamma = {{{_coefficient_table([scheme.gamma[i][j] for i in range(s) for j in range(s)], constants)}}};",
+        f"tab.b = {{{_coefficient_table(list(scheme.b), constants)}}};",
+        f"tab.e = {{{_coefficient_table(e, constants)}}};",
+        f"tab.c = {{{_coefficient_table(list(scheme.alpha_sum), constants)}}};",
+        f"tab.gamma_sum = {{{_coefficient_table(list(scheme.gamma_sum), constants)}}};",
+    ]
+    return MethodSpec(
+        name=name, family="rosenbrock", header="symsens_rosenbrock.hpp",
+        # model_autonomous: the driver's constant, true when t does not occur in f (then f_t = 0 is not evaluated).
+        stepper="symsens::Rosenbrock<T>(make_tableau<T>(), dimension, o, model_autonomous)",
+        tableau_code=_tableau_function("symsens::RosenbrockTableauT<T>", fields, constants),
+        order=scheme.order, error_order=error_order, controller=_pi_controller(error_order, scheme.order),
+    )
+
+
+def _radau_constants(digits: int = 60) -> dict[str, list[sp.Float]]:
+    """Hairer's transformation and the RADAU5 error weights from the exact Radau IIA(3) tableau, to ``digits``.
+
+    ``ti A^-1 t = [[mu, 0, 0], [0, alpha, -beta], [0, beta, alpha]]`` with ``t = [v, u, -w]`` (``v`` the real
+    eigenvector of A^-1, ``u + i w`` the eigenvector of ``alpha + i beta``, ``beta > 0``); ``gamma0 = 1/mu``;
+    ``e^T = (bhat - b)^T A^-1`` with ``bhat`` the order-3 weights of ``yhat = y + h (gamma0 f(t, y) + sum
+    bhat_i f(Y_i))`` (HW II, IV.8), i.e. ``e = gamma0 (-13 - 7 sqrt 6, -13 + 7 sqrt 6, -1) / 3`` (checked).
+    """
+    import mpmath
+
+    from ..schemes._registry import get_scheme
+
+    scheme = get_scheme("radau-iia-3")
+    with mpmath.workdps(digits + 20):
+        def mp(value: sp.Expr) -> mpmath.mpf:
+            return mpmath.mpf(str(sp.N(value, digits + 30)))
+
+        A = mpmath.matrix([[mp(v) for v in row] for row in scheme.A])
+        b = [mp(v) for v in scheme.b]
+        c = [mp(v) for v in scheme.c]
+        Ai = A**-1
+        eigenvalues, vectors = mpmath.eig(Ai)
+        real = min(range(3), key=lambda i: abs(mpmath.im(eigenvalues[i])))
+        pair = next(i for i in range(3) if i != real and mpmath.im(eigenvalues[i]) > 0)
+        T = mpmath.matrix(3, 3)
+        for k in range(3):
+            T[k, 0] = mpmath.re(vectors[k, real])
+            T[k, 1] = mpmath.re(vectors[k, pair])
+            T[k, 2] = -mpmath.im(vectors[k, pair])
+        TI = T**-1
+        mu, alpha, beta = mpmath.re(eigenvalues[real]), mpmath.re(eigenvalues[pair]), mpmath.im(eigenvalues[pair])
+        expected = mpmath.matrix([[mu, 0, 0], [0, alpha, -beta], [0, beta, alpha]])
+        if mpmath.mnorm(TI * Ai * T - expected, 1) > mpmath.mpf(10) ** (-digits):
+            raise CodegenError("Radau IIA(3): the transformation does not block-diagonalise A^-1")
+        gamma0 = 1 / mu
+        V = mpmath.matrix([[c[j] ** k for j in range(3)] for k in range(3)])
+        bhat = mpmath.lu_solve(V, mpmath.matrix([1 - gamma0, mpmath.mpf(1) / 2, mpmath.mpf(1) / 3]))
+        e = mpmath.matrix([[bhat[j] - b[j] for j in range(3)]]) * Ai
+        s6 = mpmath.sqrt(6)
+        closed = [gamma0 * (-13 - 7 * s6) / 3, gamma0 * (-13 + 7 * s6) / 3, -gamma0 / 3]
+        if max(abs(e[0, j] - closed[j]) for j in range(3)) > mpmath.mpf(10) ** (-digits):
+            raise CodegenError("Radau IIA(3): the error weights differ from RADAU5's")
+
+        def fl(x: mpmath.mpf) -> sp.Float:
+            return sp.Float(mpmath.nstr(x, digits + 5, min_fixed=1, max_fixed=0), digits)
+
+        return {
+            "mu": [fl(mu)], "alpha": [fl(alpha)], "beta": [fl(beta)], "gamma0": [fl(gamma0)],
+            "t": [fl(T[i, j]) for i in range(3) for j in range(3)],
+            "ti": [fl(TI[i, j]) for i in range(3) for j in range(3)],
+            "e": [fl(e[0, j]) for j in range(3)],
+        }
+
+
+def _radau_spec(name: str) -> MethodSpec:
+    """Radau IIA, 3 stages, order 5 (RADAU5): ``symsens::RadauIIA3<T>`` (symsens_radau.hpp)."""
+    from ..schemes._registry import get_scheme
+
+    scheme = get_scheme("radau-iia-3")
+    constants = ConstantTable()
+    k = _radau_constants()
+    fields = [
+        f"tab.a = {{{_coefficient_table([scheme.A[i][j] for i in range(3) for j in range(3)], constants)}}};",
+        f"tab.b = {{{_coefficient_table(list(scheme.b), constants)}}};",
+        f"tab.c = {{{_coefficient_table(list(scheme.c), constants)}}};",
+        f"tab.mu = c[{constants.index(k['mu'][0])}];",
+        f"tab.alpha = c[{constants.index(k['alpha'][0])}];",
+        f"tab.beta = c[{constants.index(k['beta'][0])}];",
+        f"tab.t = {{{_coefficient_table(k['t'], constants)}}};",
+        f"tab.ti = {{{_coefficient_table(k['ti'], constants)}}};",
+        f"tab.gamma0 = c[{constants.index(k['gamma0'][0])}];",
+        f"tab.e = {{{_coefficient_table(k['e'], constants)}}};",
+        "tab.error_order = 4;",
+    ]
+    return MethodSpec(
+        name=name, family="radau", header="symsens_radau.hpp",
+        stepper="symsens::RadauIIA3<T>(make_tableau<T>(), dimension, o)",
+        tableau_code=_tableau_function("symsens::RadauTableau<T>", fields, constants),
+        order=scheme.order, error_order=4, controller=_pi_controller(4, scheme.order),
+    )
+
+
+def _bdf_spec(name: str) -> MethodSpec:
+    """Variable-step, variable-order (1-5) NDF/BDF as scipy's BDF: ``symsens::Bdf<T>`` (symsens_bdf.hpp)."""
+    return MethodSpec(
+        name=name, family="bdf", header="symsens_bdf.hpp",
+        stepper="symsens::Bdf<T>(dimension, symsens::BdfSettings{}, symsens::bdf_coefficients<T>(true))",
+        tableau_code="",  # the coefficients are rational and formed in T by the header
+        order=5, error_order=2, controller=_pi_controller(2, 1),
+    )
 
 
 def method_spec(name: str) -> MethodSpec:
     """The compiled implementation of method ``name``; ValueError naming the methods available."""
     if name in EXPLICIT_METHODS:
         return _explicit_spec(name)
+    if name in IMPLICIT_METHODS:
+        return _implicit_spec(name)
     raise ValueError(
-        f"method {name!r} has no compiled integrator yet; available: {', '.join(EXPLICIT_METHODS)}"
+        f"method {name!r} has no compiled integrator; available: {', '.join(EXPLICIT_METHODS + IMPLICIT_METHODS)}"
     )
+
+
+@lru_cache(maxsize=None)
+def _implicit_spec(name: str) -> MethodSpec:
+    canonical = _ALIASES.get(name, name)
+    if canonical in _DIRK_METHODS:
+        spec = _dirk_spec(canonical)
+    elif canonical in _ROSENBROCK_METHODS:
+        spec = _rosenbrock_spec(canonical)
+    elif canonical == "radau-iia-3":
+        spec = _radau_spec(canonical)
+    elif canonical == "bdf":
+        spec = _bdf_spec(canonical)
+    else:  # pragma: no cover - IMPLICIT_METHODS and the families above are kept in step
+        raise ValueError(f"method {name!r} has no compiled integrator")
+    return spec if canonical == name else replace(spec, name=name)
 
 
 _DRIVER = r"""
@@ -182,6 +413,9 @@ struct M {
 
 @TABLEAU@
 
+// t does not occur in the model's f (Rosenbrock methods then skip f_t).
+constexpr bool model_autonomous = @AUTONOMOUS@;
+
 constexpr int P = M::n_sensitivity_parameters > 0 ? M::n_sensitivity_parameters : 1;
 using D = symsens::Dual<double, P>;
 
@@ -198,6 +432,52 @@ int run(const Problem& problem, T* y, double t0, double t1, const double* t_eval
     for (long k = 0; k < count; ++k) step_times[k] = recorder.step_times[k];
     for (long k = 0; k + 1 < count; ++k) step_sizes[k] = recorder.step_sizes[k];
     *n_steps = count;
+    return status;
+}
+
+// Modes 1-3 (sensitivities), a template so that a library without sensitivity parameters never instantiates them
+// (the augmented problem and the dual-number solvers are most of the compile time).
+template <class MM, class DD>
+int solve_sensitivities(int mode, const double* p, const double* y_init, const std::vector<double>& s_init, double t0,
+                        double t1, const double* t_eval, long n_eval, const symsens::Options& o, double* y_out,
+                        double* sens_out, double* step_times, double* step_sizes, long* n_steps, symsens::Stats* stats) {
+    using D = DD;
+    constexpr int n = MM::n_states;
+    constexpr int np = MM::n_sensitivity_parameters;
+    if (mode == 1) {
+        symsens::AugmentedProblem<MM> problem{p, stats, o.tangents_in_norm != 0};
+        const int N = n * (np + 1);
+        std::vector<double> u(N), out(static_cast<size_t>(n_eval) * N);
+        for (int i = 0; i < n; ++i) u[i] = y_init[i];
+        for (int k = 0; k < n * np; ++k) u[n + k] = s_init[k];
+        const int status = run<double, double>(problem, u.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+        for (long e = 0; e < n_eval; ++e)
+            for (int i = 0; i < n; ++i) {
+                y_out[e * n + i] = out[e * N + i];
+                for (int j = 0; j < np; ++j) sens_out[(e * n + i) * np + j] = out[e * N + n + j * n + i];
+            }
+        return status;
+    }
+    // Discrete forward mode: parameters and initial values as duals seeded with d/dp_j.
+    std::vector<D> pd(MM::n_parameters), y(n), out(static_cast<size_t>(n_eval) * n);
+    for (int k = 0; k < MM::n_parameters; ++k) pd[k] = D(p[k]);
+    for (int j = 0; j < np; ++j) pd[symsens_model::sensitivity_parameters[j]].d[j] = 1.0;
+    for (int i = 0; i < n; ++i) {
+        y[i] = D(y_init[i]);
+        for (int j = 0; j < np; ++j) y[i].d[j] = s_init[j * n + i];
+    }
+    symsens::ModelProblem<MM, D> problem{pd.data(), stats};
+    int status;
+    if (mode == 2) {
+        status = run<D, double>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+    } else {
+        status = run<D, D>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+    }
+    for (long e = 0; e < n_eval; ++e)
+        for (int i = 0; i < n; ++i) {
+            y_out[e * n + i] = out[e * n + i].v;
+            for (int j = 0; j < np; ++j) sens_out[(e * n + i) * np + j] = out[e * n + i].d[j];
+        }
     return status;
 }
 
@@ -225,46 +505,19 @@ SYMSENS_EXPORT int symsens_solve(int mode, const double* p, const double* y0, co
     std::vector<double> s_init(n * (np > 0 ? np : 1), 0.0);
     if (S0) { for (int k = 0; k < n * np; ++k) s_init[k] = S0[k]; }
     else if (!y0) { symsens_model::initial_sensitivities<double>(p, s_init.data()); }
-    if (mode == 0) {
+    // Without sensitivity parameters every mode is the plain solve (there are no partials to carry), and only
+    // that one is compiled: the sensitivity modes are a template that is then never instantiated.
+    if (mode == 0 || np == 0) {
         symsens::ModelProblem<M, double> problem{p, stats};
         std::vector<double> y(y_init, y_init + n);
         return run<double, double>(problem, y.data(), t0, t1, t_eval, n_eval, o, y_out, step_times, step_sizes, n_steps, *stats);
     }
-    if (mode == 1) {
-        symsens::AugmentedProblem<M> problem{p, stats, o.tangents_in_norm != 0};
-        const int N = n * (np + 1);
-        std::vector<double> u(N), out(static_cast<size_t>(n_eval) * N);
-        for (int i = 0; i < n; ++i) u[i] = y_init[i];
-        for (int k = 0; k < n * np; ++k) u[n + k] = s_init[k];
-        const int status = run<double, double>(problem, u.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
-        for (long e = 0; e < n_eval; ++e)
-            for (int i = 0; i < n; ++i) {
-                y_out[e * n + i] = out[e * N + i];
-                for (int j = 0; j < np; ++j) sens_out[(e * n + i) * np + j] = out[e * N + n + j * n + i];
-            }
-        return status;
-    }
-    // Discrete forward mode: parameters and initial values as duals seeded with d/dp_j.
-    std::vector<D> pd(M::n_parameters), y(n), out(static_cast<size_t>(n_eval) * n);
-    for (int k = 0; k < M::n_parameters; ++k) pd[k] = D(p[k]);
-    for (int j = 0; j < np; ++j) pd[symsens_model::sensitivity_parameters[j]].d[j] = 1.0;
-    for (int i = 0; i < n; ++i) {
-        y[i] = D(y_init[i]);
-        for (int j = 0; j < np; ++j) y[i].d[j] = s_init[j * n + i];
-    }
-    symsens::ModelProblem<M, D> problem{pd.data(), stats};
-    int status;
-    if (mode == 2) {
-        status = run<D, double>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+    if constexpr (np == 0) {
+        return symsens::STATUS_BAD_INPUT;  // not reached
     } else {
-        status = run<D, D>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+        return solve_sensitivities<M, D>(mode, p, y_init, s_init, t0, t1, t_eval, n_eval, o, y_out, sens_out,
+                                         step_times, step_sizes, n_steps, stats);
     }
-    for (long e = 0; e < n_eval; ++e)
-        for (int i = 0; i < n; ++i) {
-            y_out[e * n + i] = out[e * n + i].v;
-            for (int j = 0; j < np; ++j) sens_out[(e * n + i) * np + j] = out[e * n + i].d[j];
-        }
-    return status;
 }
 
 }  // extern "C"
@@ -331,14 +584,19 @@ class CompiledSolver:
 def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> CompiledSolver:
     spec = method_spec(method)
     headers = _solver_header_sources()
+    # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
+    expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
+    autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
 
     def sources(source):  # type: ignore[no-untyped-def]
         driver = _DRIVER.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code).replace("@STEPPER@", spec.stepper)
+        driver = driver.replace("@AUTONOMOUS@", "true" if autonomous else "false")
         return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver.cpp": driver, **headers}
 
     # The purpose enters the model-level cache index: it must change whenever the solver's C++ changes.
     purpose = f"solver:{method}:" + hashlib.sha256(
-        ("".join(headers[k] for k in sorted(headers)) + spec.tableau_code + _DRIVER).encode()
+        ("".join(headers[k] for k in sorted(headers)) + spec.tableau_code + spec.stepper + _DRIVER
+         + str(autonomous)).encode()
     ).hexdigest()
     source, path, _ = cached_build(model, list(parameters), purpose, sources, "driver.cpp")
     library = load_library(path)

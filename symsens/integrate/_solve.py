@@ -227,13 +227,16 @@ def _solve_compiled(
 ) -> Solution:
     import ctypes
 
-    from ._compiled import MODE_DISCRETE, MODE_DISCRETE_STEPS, MODE_FORWARD, MODE_PLAIN, OptionsStruct, compiled_solver
+    from ._compiled import (
+        MODE_DISCRETE, MODE_DISCRETE_STEPS, MODE_FORWARD, MODE_PLAIN, OptionsStruct, compiled_solver, method_spec,
+    )
 
     sens_params = parameters if sensitivity is not None else ()
-    solver = compiled_solver(model, sens_params, method)
-    spec = solver.method
+    # Refuse impossible requests before paying for code generation and compilation.
+    spec = method_spec(method)
     if spec.error_order is None and fixed_step is None and replay_steps is None:
         raise ValueError(f"method {method!r} has no embedded error estimate: give `fixed_step` (or `replay_steps`)")
+    solver = compiled_solver(model, sens_params, method)
     q = spec.error_order or spec.order
     # PI controller defaults for explicit pairs as in OrdinaryDiffEq (beta1 = 7/(10 q), beta2 = 2/(5 q)).
     settings = {"safety": 0.9, "factor_min": 0.2, "factor_max": 10.0, "beta1": 0.7 / q, "beta2": 0.4 / q}

@@ -11,7 +11,7 @@
 //                            give up when theta_k >= 1 or when the rate predicts no convergence within the
 //                            iteration budget.
 //   newton_budget(o, k)      k iterations when adaptive, 20 with fixed or replayed steps (nothing can retry).
-//   DenseLu<T>               dense real LU with partial pivoting on values (see the note there about Lu<T>).
+//   DenseLu<T>               = Lu<T> of symsens_solver.hpp (dense real LU, pivots on values).
 //   jacobian_blocks<P>       the block lower-triangular structure of the augmented (y, S) Jacobian.
 //   IterationMatrix<T>       J (dense, row-major) and the LU of  sigma I - J  or  I - sigma J, with the
 //                            bookkeeping of when J was evaluated and which sigma the LU belongs to; for the
@@ -40,13 +40,6 @@
 namespace symsens {
 
 // ---- exact identity of scalars ---------------------------------------------------------------------------
-inline bool identical(double a, double b) { return a == b; }
-inline bool identical(long double a, long double b) { return a == b; }
-template <class T, int P> inline bool identical(const Dual<T, P>& a, const Dual<T, P>& b) {
-    if (!identical(a.v, b.v)) return false;
-    for (int i = 0; i < P; ++i) if (!identical(a.d[i], b.d[i])) return false;
-    return true;
-}
 
 // ---- Newton tolerance and weights -------------------------------------------------------------------------
 // Iteration budget of simplified Newton.  With fixed or replayed steps a failed Newton iteration cannot be
@@ -129,58 +122,10 @@ struct NewtonControl {
     }
 };
 
-// ---- dense LU with partial pivoting -----------------------------------------------------------------------
-// Pivots chosen on values (identical for every T), whole rows swapped (LAPACK's getrf convention), so the
-// solve applies *all* row interchanges to the right-hand side before the forward substitution (getrs).
-// (symsens::Lu in symsens_solver.hpp swaps whole rows but interleaves the interchanges with the forward
-// substitution, the LINPACK dgesl convention, which is only right when the multipliers are not swapped; it
-// returns wrong solutions whenever a row interchange happens after the first column — see the report.  This
-// helper is used until that is fixed.)
-template <class T>
-struct DenseLu {
-    int n = 0;
-    std::vector<T> a;
-    std::vector<int> pivot;
-    bool factor(const T* matrix, int size) {
-        n = size;
-        a.assign(matrix, matrix + size * size);
-        pivot.resize(size);
-        for (int k = 0; k < n; ++k) {
-            int p = k;
-            double best = std::fabs(value_of(a[k * n + k]));
-            for (int i = k + 1; i < n; ++i) {
-                const double v = std::fabs(value_of(a[i * n + k]));
-                if (v > best) { best = v; p = i; }
-            }
-            pivot[k] = p;
-            if (best == 0.0 || !std::isfinite(best)) return false;
-            if (p != k) for (int j = 0; j < n; ++j) std::swap(a[k * n + j], a[p * n + j]);
-            const T inv = T(1.0) / a[k * n + k];
-            for (int i = k + 1; i < n; ++i) {
-                const T m = a[i * n + k] * inv;
-                a[i * n + k] = m;
-                if (value_of(m) == 0.0 && is_finite(m)) {
-                    bool zero = true;  // a structurally zero multiplier (all partials zero too) changes nothing
-                    if constexpr (!std::is_arithmetic<T>::value) zero = identical(m, T(0.0));
-                    if (zero) continue;
-                }
-                for (int j = k + 1; j < n; ++j) a[i * n + j] = a[i * n + j] - m * a[k * n + j];
-            }
-        }
-        return true;
-    }
-    // x <- A^-1 x
-    void solve(T* x) const {
-        for (int k = 0; k < n; ++k)
-            if (pivot[k] != k) std::swap(x[k], x[pivot[k]]);
-        for (int k = 0; k < n; ++k)
-            for (int i = k + 1; i < n; ++i) x[i] = x[i] - a[i * n + k] * x[k];
-        for (int k = n - 1; k >= 0; --k) {
-            for (int j = k + 1; j < n; ++j) x[k] = x[k] - a[k * n + j] * x[j];
-            x[k] = x[k] / a[k * n + k];
-        }
-    }
-};
+// ---- dense LU ---------------------------------------------------------------------------------------------
+// symsens::Lu (symsens_solver.hpp): pivots on values, whole rows swapped, all interchanges applied before the
+// substitution (LAPACK getrf/getrs convention), structurally zero multipliers skipped.
+template <class T> using DenseLu = Lu<T>;
 
 // ---- block structure of the Jacobian -------------------------------------------------------------------------
 // The Jacobian of the augmented forward-sensitivity system u = (y, S_1, ..., S_P) is block lower triangular,

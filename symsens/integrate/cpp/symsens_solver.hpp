@@ -120,6 +120,15 @@ inline double error_norm(const T* err, const T* y0, const T* y1, int n, int coun
     return std::sqrt(sum / std::max(count, 1));
 }
 
+// Whether two scalars are the same: equal value and, for duals, equal partials (decides reuse of matrices).
+inline bool identical(double a, double b) { return a == b; }
+inline bool identical(long double a, long double b) { return a == b; }
+template <class T, int P> inline bool identical(const Dual<T, P>& a, const Dual<T, P>& b) {
+    if (!identical(a.v, b.v)) return false;
+    for (int i = 0; i < P; ++i) if (!identical(a.d[i], b.d[i])) return false;
+    return true;
+}
+
 // ---- dense LU with partial pivoting (pivot chosen on values, so it is identical for every T) -----------
 template <class T>
 struct Lu {
@@ -142,8 +151,11 @@ struct Lu {
             if (p != k) for (int j = 0; j < n; ++j) std::swap(a[k * n + j], a[p * n + j]);
             const T inv = T(1) / a[k * n + k];
             for (int i = k + 1; i < n; ++i) {
-                a[i * n + k] = a[i * n + k] * inv;
-                const T m = a[i * n + k];
+                const T m = a[i * n + k] * inv;
+                a[i * n + k] = m;
+                // A structurally zero multiplier (value and all partials zero) changes nothing: skip the row,
+                // which saves most of the work on the sparse Jacobians of real models.
+                if (value_of(m) == 0.0 && identical(m, T(0.0))) continue;
                 for (int j = k + 1; j < n; ++j) a[i * n + j] = a[i * n + j] - m * a[k * n + j];
             }
         }
