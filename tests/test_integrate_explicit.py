@@ -189,3 +189,21 @@ def test_sensitivity_of_stiff_linear_matches_closed_form() -> None:
     sol = solve(model, (0, 1), method="verner7", rtol=1e-11, atol=1e-13, sensitivity="forward",
                 sensitivity_in_norm=True, t_eval=t, parameters=["lam"], step_onto_outputs=True)
     np.testing.assert_allclose(sol.sensitivities[:, 0, 0], t * np.exp(-3.0 * t), rtol=1e-8)
+
+
+def test_seed_mechanism_tangents_in_the_norm_change_the_steps() -> None:
+    """The seed's bursting neuron: a values-only norm reproduces the nominal steps (loss and gradient exactly 0);
+    a norm that sees the tangents takes other steps, leaves residuals and a large gradient."""
+    model = symsens.load_model("calcium-neuron")
+    settings = dict(method="tsit5", rtol=1e-3, atol=1e-6)
+    nominal = solve(model, (0, 500), **settings).check()
+    values_only = solve(model, (0, 500), t_eval=nominal.t, sensitivity="discrete", **settings).check()
+    np.testing.assert_array_equal(values_only.stats.step_sizes, nominal.stats.step_sizes)
+    np.testing.assert_array_equal(values_only.y, nominal.y)
+    tangents = solve(model, (0, 500), t_eval=nominal.t, sensitivity="discrete", sensitivity_in_norm=True,
+                     **settings).check()
+    assert tangents.stats.accepted_steps != nominal.stats.accepted_steps
+    residual = tangents.y - nominal.y
+    gradient = 2 * np.einsum("ki,kij->j", residual, tangents.sensitivities)
+    assert np.sum(residual**2) > 1.0
+    assert np.linalg.norm(gradient) > 1e5
