@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mpmath
 import numpy as np
 import pytest
 import sympy
@@ -108,47 +107,19 @@ template <class T> symsens::RosenbrockTableauT<T> {function}() {{
 
 
 def radau_constants(digits: int = 50) -> dict[str, Any]:
-    """Hairer's transformation and the RADAU5 error weights, computed from the exact Radau IIA(3) tableau.
+    """Hairer's transformation and the RADAU5 error weights as floats, from the library's generator
+    (``symsens.integrate._compiled._radau_constants``, which checks the block form and RADAU5's closed-form
+    error weights), plus the tableau itself."""
+    from symsens.integrate._compiled import _radau_constants
 
-    ``ti A^-1 t = [[mu, 0, 0], [0, alpha, -beta], [0, beta, alpha]]`` with ``t = [v, u, -w]`` (``v`` the real
-    eigenvector, ``u + i w`` the eigenvector of ``alpha + i beta``, ``beta > 0``); ``gamma0 = 1/mu``;
-    ``e^T = (bhat - b)^T A^-1`` with ``bhat`` the order-3 weights of ``yhat = y + h (gamma0 f(t, y) + sum bhat_i
-    f(Y_i))`` (HW II, IV.8, (8.19)).
-    """
-    s = get_scheme("radau-iia-3")
-    with mpmath.workdps(digits):
-        A = mpmath.matrix([[mpmath.mpf(str(sympy.N(v, digits + 10))) for v in row] for row in s.A])
-        b = [mpmath.mpf(str(sympy.N(v, digits + 10))) for v in s.b]
-        c = [mpmath.mpf(str(sympy.N(v, digits + 10))) for v in s.c]
-        Ai = A**-1
-        eigenvalues, vectors = mpmath.eig(Ai)
-        real = min(range(3), key=lambda i: abs(mpmath.im(eigenvalues[i])))
-        pair = next(i for i in range(3) if i != real and mpmath.im(eigenvalues[i]) > 0)
-        T = mpmath.matrix(3, 3)
-        for k in range(3):
-            T[k, 0] = mpmath.re(vectors[k, real])
-            T[k, 1] = mpmath.re(vectors[k, pair])
-            T[k, 2] = -mpmath.im(vectors[k, pair])
-        TI = T**-1
-        mu, alpha, beta = mpmath.re(eigenvalues[real]), mpmath.re(eigenvalues[pair]), mpmath.im(eigenvalues[pair])
-        block = TI * Ai * T
-        expected = mpmath.matrix([[mu, 0, 0], [0, alpha, -beta], [0, beta, alpha]])
-        if mpmath.mnorm(block - expected, 1) > mpmath.mpf(10) ** (10 - digits):
-            raise ArithmeticError("Radau IIA(3): the transformation does not block-diagonalise A^-1")
-        gamma0 = 1 / mu
-        V = mpmath.matrix([[c[j] ** k for j in range(3)] for k in range(3)])
-        bhat = mpmath.lu_solve(V, mpmath.matrix([1 - gamma0, mpmath.mpf(1) / 2, mpmath.mpf(1) / 3]))
-        e = mpmath.matrix([[bhat[j] - b[j] for j in range(3)]]) * Ai
-        return {
-            "a": [float(A[i, j]) for i in range(3) for j in range(3)],
-            "b": [float(v) for v in b],
-            "c": [float(v) for v in c],
-            "mu": float(mu), "alpha": float(alpha), "beta": float(beta),
-            "t": [float(T[i, j]) for i in range(3) for j in range(3)],
-            "ti": [float(TI[i, j]) for i in range(3) for j in range(3)],
-            "gamma0": float(gamma0),
-            "e": [float(e[0, j]) for j in range(3)],
-        }
+    A, b, c, _ = get_scheme("radau-iia-3").as_float()
+    k = _radau_constants(digits)
+    return {
+        "a": [float(v) for v in A.ravel()], "b": [float(v) for v in b], "c": [float(v) for v in c],
+        "mu": float(k["mu"][0]), "alpha": float(k["alpha"][0]), "beta": float(k["beta"][0]),
+        "t": [float(v) for v in k["t"]], "ti": [float(v) for v in k["ti"]],
+        "gamma0": float(k["gamma0"][0]), "e": [float(v) for v in k["e"]],
+    }
 
 
 def radau_tableau_cpp() -> str:

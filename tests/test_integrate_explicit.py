@@ -9,7 +9,7 @@ import scipy.linalg
 
 import symsens
 from symsens import IntegrationError
-from symsens.derive import numpy_function, sensitivity_system
+from symsens.derive import numpy_function
 from symsens.integrate import solve
 
 

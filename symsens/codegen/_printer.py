@@ -23,7 +23,7 @@ import mpmath
 import sympy as sp
 
 from .._errors import SymsensError
-from ..model._functions import exprel, exprel_derivative
+from ..model._functions import exprel
 
 __all__ = ["CodegenError", "CxxPrinter", "ConstantTable"]
 

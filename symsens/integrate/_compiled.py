@@ -564,10 +564,11 @@ class CompiledSolver:
         step_sizes = np.empty(capacity)
         n_steps = ctypes.c_long(0)
         stats = StatsStruct()
-        y0_ptr = np.ascontiguousarray(y0, dtype=float).ctypes.data_as(_DOUBLE_P) if y0 is not None else None
+        # Named arrays: they must stay alive while C++ reads them.
+        y0_arr = np.ascontiguousarray(y0, dtype=float) if y0 is not None else None
         S0_arr = np.ascontiguousarray(S0.T.ravel(), dtype=float) if S0 is not None else None
+        y0_ptr = y0_arr.ctypes.data_as(_DOUBLE_P) if y0_arr is not None else None
         S0_ptr = S0_arr.ctypes.data_as(_DOUBLE_P) if S0_arr is not None else None
-        y0_keep = y0  # noqa: F841 - keep the buffers alive during the call
         status = self._function(
             mode, p.ctypes.data_as(_DOUBLE_P), y0_ptr, S0_ptr, float(t0), float(t1),
             t_eval.ctypes.data_as(_DOUBLE_P), len(t_eval), ctypes.byref(options),

@@ -269,7 +269,6 @@ def _solve_compiled(
         _, _, _, step_times, _, _ = solver(mode, p, y0, None, t0, t1, np.array([t0]), options)
         outputs = step_times
     status, y, sens, step_times, step_sizes, stats = solver(mode, p, y0, None, t0, t1, outputs, options)
-    del replay
     status_name = _STATUS_NAMES.get(status, f"status {status}")
     message = "integration successful" if status == 0 else f"{status_name} at t = {stats.t_failure:.17g}"
     reached = np.isfinite(y[:, 0]) if len(outputs) else np.array([], dtype=bool)
