@@ -72,6 +72,7 @@ class OptionsStruct(ctypes.Structure):
         ("beta1", ctypes.c_double),
         ("beta2", ctypes.c_double),
         ("record_steps", ctypes.c_int),
+        ("outputs_at_steps", ctypes.c_int),
     ]
 
 
@@ -137,6 +138,7 @@ def _embedded_error_order(scheme) -> int | None:  # type: ignore[no-untyped-def]
     return min(scheme.order, embedded) + 1
 
 
+@lru_cache(maxsize=None)  # printing the tableau costs ~1 ms per call (verner7); the spec is immutable
 def _explicit_spec(name: str) -> MethodSpec:
     from ..schemes._registry import get_scheme
 
@@ -425,6 +427,7 @@ int run(const Problem& problem, T* y, double t0, double t1, const double* t_eval
     const int dimension = problem.dimension();
     auto stepper = @STEPPER@;
     symsens::Recorder<T, Time> recorder{t_eval, n_eval, 0, dimension, out, {}, {}, o.record_steps != 0};
+    recorder.at_steps = o.outputs_at_steps != 0;
     const int status = symsens::drive<T, Time>(problem, stepper, t0, t1, y, o, recorder, stats);
     const long capacity = o.max_steps + 1;
     long count = static_cast<long>(recorder.step_times.size());

@@ -262,13 +262,24 @@ def _solve_compiled(
     mode = {None: MODE_PLAIN, "forward": MODE_FORWARD}.get(sensitivity)
     if sensitivity == "discrete":
         mode = MODE_DISCRETE_STEPS if differentiate_steps else MODE_DISCRETE
-    outputs = t_eval
-    if outputs is None:
-        # Without t_eval the output is the accepted step sequence: solve once for it, then again with it as
-        # outputs (deterministic: the second solve takes the same steps).
-        _, _, _, step_times, _, _ = solver(mode, p, y0, None, t0, t1, np.array([t0]), options)
+    if t_eval is not None:
+        outputs = t_eval
+        status, y, sens, step_times, step_sizes, stats = solver(mode, p, y0, None, t0, t1, outputs, options)
+    else:
+        # The outputs are t0 and the accepted step ends, recorded as they are taken.  The buffer starts small;
+        # a longer run reports its step count and is repeated once with room for all (the same steps:
+        # the solver is deterministic).
+        options.outputs_at_steps = 1
+        options.step_onto_outputs = 0
+        capacity = min(int(max_steps) + 1, 4096)
+        while True:
+            status, y, sens, step_times, step_sizes, stats = solver(mode, p, y0, None, t0, t1, np.zeros(capacity), options)
+            if len(step_times) <= capacity:
+                break
+            capacity = len(step_times)
         outputs = step_times
-    status, y, sens, step_times, step_sizes, stats = solver(mode, p, y0, None, t0, t1, outputs, options)
+        y = y[: len(outputs)]
+        sens = sens[: len(outputs)] if sens is not None else None
     status_name = _STATUS_NAMES.get(status, f"status {status}")
     message = "integration successful" if status == 0 else f"{status_name} at t = {stats.t_failure:.17g}"
     reached = np.isfinite(y[:, 0]) if len(outputs) else np.array([], dtype=bool)

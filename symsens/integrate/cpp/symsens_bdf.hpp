@@ -155,6 +155,7 @@ template <class T, class Time>
 void bdf_outputs(Recorder<T, Time>& rec, const Bdf<T>& bdf, int k, const Time& t_old, const Time& t_new,
                  const Time& h) {
     const int n = bdf.n;
+    if (rec.at_steps) { rec.store(bdf.D.data()); return; }  // D0 is the new value
     const double t_end = value_of(t_new);
     while (rec.next < rec.n_eval && rec.t_eval[rec.next] <= t_end) {
         const double te = rec.t_eval[rec.next];
@@ -202,7 +203,8 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
     Time t(t0);
     problem.rhs(t, y, f.data());
     recorder.start(t0);
-    while (recorder.next < recorder.n_eval && recorder.t_eval[recorder.next] <= t0) {
+    if (recorder.at_steps) recorder.store(y);
+    while (!recorder.at_steps && recorder.next < recorder.n_eval && recorder.t_eval[recorder.next] <= t0) {
         if (recorder.t_eval[recorder.next] == t0)
             for (int i = 0; i < n; ++i) recorder.out[recorder.next * recorder.dimension + i] = y[i];
         ++recorder.next;
@@ -240,7 +242,7 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
             h_target = Time(o.replay_steps[replay_index]);
         } else if (!fixed) {
             if (o.max_step > 0 && std::fabs(value_of(h_target)) > o.max_step) h_target = Time(direction * o.max_step);
-            if (o.step_onto_outputs && recorder.next < recorder.n_eval) {
+            if (o.step_onto_outputs && !recorder.at_steps && recorder.next < recorder.n_eval) {
                 const double target = recorder.t_eval[recorder.next];
                 if (direction * (target - value_of(t)) > 0 && direction * (value_of(t + h_target) - target) > 0)
                     h_target = Time(target) - t;

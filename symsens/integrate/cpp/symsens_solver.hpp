@@ -56,6 +56,8 @@ struct Options {
     double beta1;
     double beta2;
     int record_steps;          // 1: store accepted step times (for Solution.stats)
+    int outputs_at_steps;      // 1: the outputs are t0 and every accepted step end (t_eval unused; n_eval is
+                               //    the capacity of the output buffer, the count is the number of step times)
 };
 
 struct Stats {
@@ -247,6 +249,13 @@ struct Recorder {
     std::vector<double> step_times;  // values of accepted step ends, starting with t0
     std::vector<double> step_sizes;
     bool record;
+    bool at_steps = false;           // outputs at t0 and at every accepted step end instead of at t_eval
+
+    // The next output slot gets y (a no-op once the buffer is full: the caller sees the count and retries).
+    void store(const T* y) {
+        if (next < n_eval) for (int i = 0; i < dimension; ++i) out[next * dimension + i] = y[i];
+        ++next;
+    }
 
     void start(double t0) { if (record) step_times.push_back(t0); }
     void accept(const Time& t0, const Time& h) {
@@ -254,6 +263,11 @@ struct Recorder {
     }
     // Outputs inside (t0, t0 + h] (and t0 itself for the first step) from the Hermite interpolant.
     void output(const Time& t0, const Time& h, const T* y0, const T* f0, const T* y1, const T* f1, bool first) {
+        if (at_steps) {
+            if (first) store(y0);
+            store(y1);
+            return;
+        }
         const double t_end = value_of(t0 + h);
         while (next < n_eval && (t_eval[next] < t_end || t_eval[next] == t_end)) {
             const double te = t_eval[next];
@@ -388,7 +402,7 @@ int drive(const Problem& problem, Stepper& stepper, double t0, double t1, T* y, 
             h = Time(o.replay_steps[replay_index]);
         } else {
             if (o.max_step > 0 && std::fabs(value_of(h)) > o.max_step) h = Time(direction * o.max_step);
-            if (o.step_onto_outputs && recorder.next < recorder.n_eval) {
+            if (o.step_onto_outputs && !recorder.at_steps && recorder.next < recorder.n_eval) {
                 const double target = recorder.t_eval[recorder.next];
                 if (direction * (target - value_of(t)) > 0 && direction * (value_of(t + h) - target) > 0)
                     h = Time(target) - t;
