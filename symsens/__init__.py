@@ -13,6 +13,11 @@ from .model import examples as examples
 from .model import load_model as load_model
 from .integrate import Solution as Solution
 from .integrate import solve as solve
+from .reference import Reference as Reference
+from .reference import reference as reference
+from .audit import AuditReport as AuditReport
+from . import audit as audit  # the package, callable as the function audit(model, loss, ...)
+from .audit import audit_sweep as audit_sweep
 
 __version__ = "0.1.0"
 
@@ -27,5 +32,10 @@ __all__ = [
     "IntegrationError",
     "solve",
     "Solution",
+    "reference",
+    "Reference",
+    "audit",
+    "audit_sweep",
+    "AuditReport",
     "__version__",
 ]

@@ -81,7 +81,7 @@ def solve_dense(model: symsens.Model, n_grid: int, **options: object) -> tuple[n
 def test_registry_names_and_order() -> None:
     assert NAMES == [
         "robertson", "van-der-pol", "hodgkin-huxley", "hindmarsh-rose", "calcium-neuron",
-        "stiff-linear", "two-scale-linear", "stiff-neural-ode",
+        "stiff-linear", "two-scale-linear", "stiff-neural-ode", "hires",
     ]  # fmt: skip
     assert symsens.examples() == tuple(NAMES)
 
@@ -200,6 +200,7 @@ CITATIONS = {
     "stiff-linear": ["Dahlquist", "1963", "Fronk", "Petzold"],
     "two-scale-linear": ["Hairer", "Wanner", "Fronk", "Petzold"],
     "stiff-neural-ode": ["Fronk", "Petzold", "20251124"],
+    "hires": ["Schäfer", "1975", "Hairer", "Wanner", "Mazzia", "Magherini"],
 }
 
 

@@ -368,14 +368,38 @@ def _bdf_spec(name: str) -> MethodSpec:
     )
 
 
+#: Exponential Rosenbrock methods (symsens_exponential.hpp; catalogue: symsens.schemes._exponential): R(z) = e^z.
+EXPONENTIAL_METHODS: tuple[str, ...] = ("exprb-euler", "exprb32")
+
+
+def _exponential_spec(name: str) -> MethodSpec:
+    """exprb-euler (order 2) / exprb32 (order 3), both with the exprb32 embedded estimate (error ~ h^3)."""
+    from ..schemes._registry import get_scheme
+
+    scheme = get_scheme(name)
+    third = "true" if scheme.propagates_higher else "false"
+    return MethodSpec(
+        name=name, family="exponential", header="symsens_exponential.hpp",
+        stepper="symsens::ExponentialRosenbrock<T>(make_tableau<T>(), dimension, model_autonomous)",
+        tableau_code=(
+            "template <class T>\nsymsens::ExponentialTableau make_tableau() {\n    symsens::ExponentialTableau tab;\n"
+            f"    tab.third_order = {third};\n    tab.error_order = 3;\n    return tab;\n}}\n"
+        ),
+        order=scheme.order, error_order=3, controller=_pi_controller(3, scheme.order),
+    )
+
+
 def method_spec(name: str) -> MethodSpec:
     """The compiled implementation of method ``name``; ValueError naming the methods available."""
     if name in EXPLICIT_METHODS:
         return _explicit_spec(name)
+    if name in EXPONENTIAL_METHODS:
+        return _exponential_spec(name)
     if name in IMPLICIT_METHODS:
         return _implicit_spec(name)
     raise ValueError(
-        f"method {name!r} has no compiled integrator; available: {', '.join(EXPLICIT_METHODS + IMPLICIT_METHODS)}"
+        f"method {name!r} has no compiled integrator; available: "
+        f"{', '.join(EXPLICIT_METHODS + IMPLICIT_METHODS + EXPONENTIAL_METHODS)}"
     )
 
 
@@ -395,7 +419,8 @@ def _implicit_spec(name: str) -> MethodSpec:
     return spec if canonical == name else replace(spec, name=name)
 
 
-_DRIVER = r"""
+_DRIVER_COMMON = r"""
+#pragma once
 #include "model.hpp"
 #include "symsens_solver.hpp"
 #include "@HEADER@"
@@ -438,13 +463,25 @@ int run(const Problem& problem, T* y, double t0, double t1, const double* t_eval
     return status;
 }
 
+}  // namespace
+
+// The discrete forward modes (2, 3: dual numbers) live in their own translation unit, compiled in parallel with
+// the plain and forward modes.
+int discrete_modes(int mode, const double* p, const double* y_init, const std::vector<double>& s_init, double t0,
+                   double t1, const double* t_eval, long n_eval, const symsens::Options& o, double* y_out,
+                   double* sens_out, double* step_times, double* step_sizes, long* n_steps, symsens::Stats* stats);
+"""
+
+_DRIVER = r"""#include "driver_common.hpp"
+
+namespace {
+
 // Modes 1-3 (sensitivities), a template so that a library without sensitivity parameters never instantiates them
 // (the augmented problem and the dual-number solvers are most of the compile time).
 template <class MM, class DD>
 int solve_sensitivities(int mode, const double* p, const double* y_init, const std::vector<double>& s_init, double t0,
                         double t1, const double* t_eval, long n_eval, const symsens::Options& o, double* y_out,
                         double* sens_out, double* step_times, double* step_sizes, long* n_steps, symsens::Stats* stats) {
-    using D = DD;
     constexpr int n = MM::n_states;
     constexpr int np = MM::n_sensitivity_parameters;
     if (mode == 1) {
@@ -461,27 +498,8 @@ int solve_sensitivities(int mode, const double* p, const double* y_init, const s
             }
         return status;
     }
-    // Discrete forward mode: parameters and initial values as duals seeded with d/dp_j.
-    std::vector<D> pd(MM::n_parameters), y(n), out(static_cast<size_t>(n_eval) * n);
-    for (int k = 0; k < MM::n_parameters; ++k) pd[k] = D(p[k]);
-    for (int j = 0; j < np; ++j) pd[symsens_model::sensitivity_parameters[j]].d[j] = 1.0;
-    for (int i = 0; i < n; ++i) {
-        y[i] = D(y_init[i]);
-        for (int j = 0; j < np; ++j) y[i].d[j] = s_init[j * n + i];
-    }
-    symsens::ModelProblem<MM, D> problem{pd.data(), stats};
-    int status;
-    if (mode == 2) {
-        status = run<D, double>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
-    } else {
-        status = run<D, D>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
-    }
-    for (long e = 0; e < n_eval; ++e)
-        for (int i = 0; i < n; ++i) {
-            y_out[e * n + i] = out[e * n + i].v;
-            for (int j = 0; j < np; ++j) sens_out[(e * n + i) * np + j] = out[e * n + i].d[j];
-        }
-    return status;
+    return discrete_modes(mode, p, y_init, s_init, t0, t1, t_eval, n_eval, o, y_out, sens_out, step_times, step_sizes,
+                          n_steps, stats);
 }
 
 }  // namespace
@@ -526,6 +544,42 @@ SYMSENS_EXPORT int symsens_solve(int mode, const double* p, const double* y0, co
 }  // extern "C"
 """
 
+_DRIVER_DUAL = r"""#include "driver_common.hpp"
+
+int discrete_modes(int mode, const double* p, const double* y_init, const std::vector<double>& s_init, double t0,
+                   double t1, const double* t_eval, long n_eval, const symsens::Options& o, double* y_out,
+                   double* sens_out, double* step_times, double* step_sizes, long* n_steps, symsens::Stats* stats) {
+    using MM = M;
+    constexpr int n = MM::n_states;
+    constexpr int np = MM::n_sensitivity_parameters;
+    if constexpr (np == 0) {
+        return symsens::STATUS_BAD_INPUT;  // a library without sensitivity parameters has no discrete modes
+    } else {
+        // Discrete forward mode: parameters and initial values as duals seeded with d/dp_j.
+        std::vector<D> pd(MM::n_parameters), y(n), out(static_cast<size_t>(n_eval) * n);
+        for (int k = 0; k < MM::n_parameters; ++k) pd[k] = D(p[k]);
+        for (int j = 0; j < np; ++j) pd[symsens_model::sensitivity_parameters[j]].d[j] = 1.0;
+        for (int i = 0; i < n; ++i) {
+            y[i] = D(y_init[i]);
+            for (int j = 0; j < np; ++j) y[i].d[j] = s_init[j * n + i];
+        }
+        symsens::ModelProblem<MM, D> problem{pd.data(), stats};
+        int status;
+        if (mode == 2) {
+            status = run<D, double>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+        } else {
+            status = run<D, D>(problem, y.data(), t0, t1, t_eval, n_eval, o, out.data(), step_times, step_sizes, n_steps, *stats);
+        }
+        for (long e = 0; e < n_eval; ++e)
+            for (int i = 0; i < n; ++i) {
+                y_out[e * n + i] = out[e * n + i].v;
+                for (int j = 0; j < np; ++j) sens_out[(e * n + i) * np + j] = out[e * n + i].d[j];
+            }
+        return status;
+    }
+}
+"""
+
 
 def _solver_header_sources() -> dict[str, str]:
     package = resources.files("symsens.integrate").joinpath("cpp")
@@ -533,6 +587,10 @@ def _solver_header_sources() -> dict[str, str]:
 
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+
+# The driver is two translation units, compiled side by side: the plain and forward modes, and the dual-number
+# (discrete) modes, which are most of the compile time.  Both use the default flags.
+_UNIT_FLAGS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass
@@ -593,16 +651,18 @@ def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> 
     autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
 
     def sources(source):  # type: ignore[no-untyped-def]
-        driver = _DRIVER.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code).replace("@STEPPER@", spec.stepper)
-        driver = driver.replace("@AUTONOMOUS@", "true" if autonomous else "false")
-        return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver.cpp": driver, **headers}
+        common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
+        common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
+        return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
+                "driver.cpp": _DRIVER, "driver_dual.cpp": _DRIVER_DUAL, **headers}
 
     # The purpose enters the model-level cache index: it must change whenever the solver's C++ changes.
     purpose = f"solver:{method}:" + hashlib.sha256(
         ("".join(headers[k] for k in sorted(headers)) + spec.tableau_code + spec.stepper + _DRIVER
-         + str(autonomous)).encode()
+         + _DRIVER_COMMON + _DRIVER_DUAL + str(autonomous) + repr(_UNIT_FLAGS)).encode()
     ).hexdigest()
-    source, path, _ = cached_build(model, list(parameters), purpose, sources, "driver.cpp")
+    source, path, _ = cached_build(model, list(parameters), purpose, sources, ["driver.cpp", "driver_dual.cpp"],
+                                   unit_flags=_UNIT_FLAGS)
     library = load_library(path)
     function = library.symsens_solve
     function.restype = ctypes.c_int

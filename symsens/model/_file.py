@@ -43,6 +43,8 @@ _TABLES: dict[str, frozenset[str] | None] = {
     "intermediates": None,
     "equations": None,
     "outputs": None,
+    # Read by the audit (symsens.audit.loss_from_model_file), checked here for unknown keys only.
+    "loss": frozenset({"expression", "kind", "times", "name"}),
 }
 _REQUIRED_TABLES = ("model", "parameters", "states", "equations")
 
@@ -314,6 +316,9 @@ class _Reader:
     # -- the whole document -------------------------------------------------------------------------------
     def model(self) -> Model:
         self.check_top_level()
+        for key in self.table("loss"):
+            if key not in _TABLES["loss"]:  # type: ignore[operator]
+                raise self.fail(f"unknown key {key!r} in [loss]{_did_you_mean(key, _TABLES['loss'])}", "loss", key)
         header = self.table("model")
         for key in header:
             if key not in _TABLES["model"]:  # type: ignore[operator]

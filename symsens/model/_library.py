@@ -42,6 +42,7 @@ __all__ = [
     "stiff_linear",
     "two_scale_linear",
     "stiff_neural_ode",
+    "hires",
 ]
 
 R = sp.Rational
@@ -519,6 +520,58 @@ def stiff_neural_ode() -> Model:
     )
 
 
+def hires() -> Model:
+    """HIRES: "High Irradiance RESponse" of photomorphogenesis, eight reactions of phytochrome; stiff.
+
+    E. Schäfer, "A new approach to explain the 'high irradiance responses' of photomorphogenesis on the
+    basis of phytochrome", *J. Math. Biology* 2 (1975) 41-56; a standard stiff test problem in E. Hairer and
+    G. Wanner, *Solving Ordinary Differential Equations II*, 2nd ed., Springer, 1996, Sect. IV.10, and in
+    F. Mazzia and C. Magherini, *Test Set for IVP Solvers*, Release 2.4, Department of Mathematics,
+    University of Bari, 2008 (problem HIRES), whose parameterised form (rate constants ``k1 .. k9``, source
+    term ``oks``; the test set's ``hires.f``) is used here::
+
+        y1' = -k1 y1 + k2 y2 + k6 y3 + oks
+        y2' =  k1 y1 - (k2 + k3) y2
+        y3' = -(k6 + k1) y3 + k2 y4 + k5 y5
+        y4' =  k3 y2 + k1 y3 - (k4 + k2) y4
+        y5' = -(k5 + k1) y5 + k2 (y6 + y7)
+        y6' = -k7 y6 y8 + k8 y4 + k1 y5 - k2 y6 + k8 y7
+        y7' =  k7 y6 y8 - (k2 + k8 + k9) y7
+        y8' = -k7 y6 y8 + (k2 + k8 + k9) y7
+
+    Nominal values: k1 = 1.71, k2 = 0.43, k3 = 8.32, k4 = 0.69, k5 = 0.035, k6 = 8.32, k7 = 280, k8 = 0.69,
+    k9 = 0.69, oks = 0.0007 (so that y2' = 1.71 y1 - 8.75 y2, y7' = 280 y6 y8 - 1.81 y7, ... as printed in
+    Hairer & Wanner); y(0) = (1, 0, 0, 0, 0, 0, 0, 0.0057); t in (0, 321.8122), the test set's end time.
+    The test set's reference solution at t = 321.8122 (RADAU5 in quadruple-ish precision, rtol = atol =
+    1.1e-18) is y1 = 0.7371312573325668e-3, ..., y8 = 0.2850001604814231e-2 (``tests/test_reference.py``).
+    """
+    ys = sp.symbols("y1:9")
+    y1, y2, y3, y4, y5, y6, y7, y8 = ys
+    k1, k2, k3, k4, k5, k6, k7, k8, k9, oks = sp.symbols("k1 k2 k3 k4 k5 k6 k7 k8 k9 oks")
+    return Model(
+        states=list(ys),
+        parameters={
+            k1: 1.71, k2: 0.43, k3: 8.32, k4: 0.69, k5: 0.035, k6: 8.32, k7: 280.0, k8: 0.69, k9: 0.69, oks: 0.0007,
+        },  # fmt: skip
+        rhs=[
+            -k1 * y1 + k2 * y2 + k6 * y3 + oks,
+            k1 * y1 - (k2 + k3) * y2,
+            -(k6 + k1) * y3 + k2 * y4 + k5 * y5,
+            k3 * y2 + k1 * y3 - (k4 + k2) * y4,
+            -(k5 + k1) * y5 + k2 * (y6 + y7),
+            -k7 * y6 * y8 + k8 * y4 + k1 * y5 - k2 * y6 + k8 * y7,
+            k7 * y6 * y8 - (k2 + k8 + k9) * y7,
+            -k7 * y6 * y8 + (k2 + k8 + k9) * y7,
+        ],
+        initial_conditions=[1, 0, 0, 0, 0, 0, 0, R("0.0057")],
+        name="hires",
+        description=_first_paragraph(hires.__doc__)
+        + " Schäfer, J. Math. Biology 2 (1975) 41-56; Hairer & Wanner II (1996), Sect. IV.10;"
+        " Mazzia & Magherini, Test Set for IVP Solvers (2008), problem HIRES.",
+        t_span=(0.0, 321.8122),
+    )
+
+
 # ----------------------------------------------------------------------------------------------------
 # Registry
 # ----------------------------------------------------------------------------------------------------
@@ -533,6 +586,7 @@ BUILTIN_MODELS: Mapping[str, Callable[[], Model]] = MappingProxyType(
         "stiff-linear": stiff_linear,
         "two-scale-linear": two_scale_linear,
         "stiff-neural-ode": stiff_neural_ode,
+        "hires": hires,
     }
 )
 """Registry name -> constructor (no arguments) of each built-in model, in a stable order."""

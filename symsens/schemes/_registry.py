@@ -58,6 +58,13 @@ _FIXED: dict[str, tuple[str, str, tuple[int, ...]]] = {
     "rodas5p": ("_rosenbrock", "rodas5p", ()),
 }
 
+# Exponential Rosenbrock methods (R(z) = exp(z), outside the rational analysis): reachable by name, not listed
+# by scheme_names().
+_EXPONENTIAL: dict[str, tuple[str, str, tuple[int, ...]]] = {
+    "exprb-euler": ("_exponential", "exprb_euler", ()),
+    "exprb32": ("_exponential", "exprb32", ()),
+}
+
 # Multistep catalogue: prefix -> (constructor in _multistep, listed step counts).
 _MULTISTEP: dict[str, tuple[str, range]] = {
     "bdf": ("bdf", range(1, 7)),
@@ -104,6 +111,9 @@ def _unknown(name: str) -> SchemeError:
 def _build(name: str) -> Any:
     if name in _FIXED:
         module, constructor, args = _FIXED[name]
+        return _call(module, constructor, *args)
+    if name in _EXPONENTIAL:
+        module, constructor, args = _EXPONENTIAL[name]
         return _call(module, constructor, *args)
     match = _FAMILY_RE.match(name)
     if match:

@@ -165,7 +165,19 @@ template <class T, int P> inline Dual<T, P> heaviside(const Dual<T, P>& x, const
 }
 template <class T, int P> inline Dual<T, P> min(const Dual<T, P>& a, const Dual<T, P>& b) { return b.v < a.v ? b : a; }
 template <class T, int P> inline Dual<T, P> max(const Dual<T, P>& a, const Dual<T, P>& b) { return a.v < b.v ? b : a; }
-template <class T, int P> inline Dual<T, P> pow(const Dual<T, P>& x, const Dual<T, P>& y) { return exp(y * log(x)); }
+// x^y with the value from pow(x.v, y.v), as the plain program computes it (exp(y log x) differs in the last
+// bits, and a differentiated controller would then take other steps than the plain solve):
+// d(x^y) = y x^(y-1) dx + x^y log(x) dy, the second term only where y carries partials.
+template <class T, int P> inline Dual<T, P> pow(const Dual<T, P>& x, const Dual<T, P>& y) {
+    const T value = pow(x.v, y.v);
+    Dual<T, P> r(value);
+    const T dx = y.v * pow(x.v, y.v - T(1));
+    bool exponent_varies = false;
+    for (int i = 0; i < P; ++i) exponent_varies = exponent_varies || y.d[i] != T(0);
+    const T dy = exponent_varies ? value * log(x.v) : T(0);
+    for (int i = 0; i < P; ++i) r.d[i] = dx * x.d[i] + (exponent_varies ? dy * y.d[i] : T(0));
+    return r;
+}
 template <int N, class T, int P>
 inline Dual<T, P> exprel_derivative(const Dual<T, P>& x) {
     return chain(x, exprel_derivative<N>(x.v), exprel_derivative<N + 1>(x.v));

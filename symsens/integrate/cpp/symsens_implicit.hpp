@@ -215,6 +215,10 @@ struct ComplexLu {
     std::vector<T> re, im;
     std::vector<int> pivot;
 
+    static double squared_modulus(const T& a, const T& b) {
+        const double x = value_of(a), y = value_of(b);
+        return x * x + y * y;
+    }
     // Factor (A_re + i A_im), both n x n row-major.
     bool factor(const T* a_re, const T* a_im, int size) {
         n = size;
@@ -222,14 +226,16 @@ struct ComplexLu {
         im.assign(a_im, a_im + size * size);
         pivot.resize(size);
         for (int k = 0; k < n; ++k) {
+            // Pivot on |a|^2 = re^2 + im^2 (the order of hypot without its cost; hypot decides finiteness).
             int p = k;
-            double best = std::hypot(value_of(re[k * n + k]), value_of(im[k * n + k]));
+            double best = squared_modulus(re[k * n + k], im[k * n + k]);
             for (int i = k + 1; i < n; ++i) {
-                const double v = std::hypot(value_of(re[i * n + k]), value_of(im[i * n + k]));
+                const double v = squared_modulus(re[i * n + k], im[i * n + k]);
                 if (v > best) { best = v; p = i; }
             }
             pivot[k] = p;
-            if (best == 0.0 || !std::isfinite(best)) return false;
+            const double modulus = std::hypot(value_of(re[p * n + k]), value_of(im[p * n + k]));
+            if (modulus == 0.0 || !std::isfinite(modulus)) return false;
             if (p != k)
                 for (int j = 0; j < n; ++j) {
                     std::swap(re[k * n + j], re[p * n + j]);

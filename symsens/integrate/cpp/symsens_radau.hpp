@@ -34,6 +34,7 @@
 // converged slowly (more than 2 iterations with rate > 1e-3, as scipy's Radau).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "symsens_implicit.hpp"
@@ -83,6 +84,7 @@ struct RadauIIA3 {
     T h_old, h_try;
     bool have_old = false;
     std::vector<T> Z, W, F, dW, rhs_c, tmp;
+    std::vector<T> Z0, ez, f_err;   // per-attempt work arrays, allocated once
 
     RadauIIA3(const RadauTableau<T>& tab, int dimension, const Options& o)
         : tableau(tab), n(dimension), options(o), matrix(dimension),
@@ -90,7 +92,9 @@ struct RadauIIA3 {
           Z_old(3 * static_cast<size_t>(dimension)), Z_try(3 * static_cast<size_t>(dimension)),
           Z(3 * static_cast<size_t>(dimension)), W(3 * static_cast<size_t>(dimension)),
           F(3 * static_cast<size_t>(dimension)), dW(3 * static_cast<size_t>(dimension)),
-          rhs_c(static_cast<size_t>(dimension)), tmp(static_cast<size_t>(dimension)) {
+          rhs_c(static_cast<size_t>(dimension)), tmp(static_cast<size_t>(dimension)),
+          Z0(3 * static_cast<size_t>(dimension)), ez(static_cast<size_t>(dimension)),
+          f_err(static_cast<size_t>(dimension)) {
         newton.configure(o.rtol, newton_budget(o, 6));
     }
 
@@ -145,11 +149,11 @@ struct RadauIIA3 {
     }
 
     template <class Problem, class Time>
-    int newton_solve(const Problem& problem, const Time& t, const Time& h, const T& hT, const T* y, const T* Z0) {
+    int newton_solve(const Problem& problem, const Time& t, const Time& h, const T& hT, const T* y, const T* Z_start) {
         const T* ti = tableau.ti.data();
         const T* tt = tableau.t.data();
         const int n3 = 3 * n;
-        for (int k = 0; k < n3; ++k) Z[k] = Z0[k];
+        for (int k = 0; k < n3; ++k) Z[k] = Z_start[k];
         for (int i = 0; i < n; ++i)
             for (int r = 0; r < 3; ++r)
                 W[r * n + i] = ti[r * 3 + 0] * Z[i] + ti[r * 3 + 1] * Z[n + i] + ti[r * 3 + 2] * Z[2 * n + i];
@@ -199,7 +203,7 @@ struct RadauIIA3 {
         if (!factor(problem, hT)) return STATUS_NEWTON_FAILURE;
         weights.set(y, n, options);
         // Starting values from the last accepted step's collocation polynomial.
-        std::vector<T> Z0(3 * static_cast<size_t>(n), T(0.0));
+        std::fill(Z0.begin(), Z0.end(), T(0.0));
         if (have_old) {
             for (int s = 0; s < 3; ++s) {
                 const T x = T(1.0) + tableau.c[s] * hT / h_old;
@@ -220,7 +224,6 @@ struct RadauIIA3 {
         h_try = hT;
         // err = (mu/h I - J)^-1 (mu/h) (gamma0 h f + sum e_i Z_i)
         const T mu_h = tableau.mu / hT;
-        std::vector<T> ez(n);
         for (int i = 0; i < n; ++i)
             ez[i] = tableau.e[0] * Z[i] + tableau.e[1] * Z[n + i] + tableau.e[2] * Z[2 * n + i];
         for (int i = 0; i < n; ++i) err[i] = mu_h * (tableau.gamma0 * hT * f[i] + ez[i]);
@@ -230,7 +233,6 @@ struct RadauIIA3 {
             const double e = error_norm(err, y, y_new, n, m, options, options.tangents_in_norm != 0);
             if (e > 1.0) {
                 for (int i = 0; i < n; ++i) tmp[i] = y[i] + err[i];
-                std::vector<T> f_err(n);
                 problem.rhs(t, tmp.data(), f_err.data());
                 for (int i = 0; i < n; ++i) err[i] = mu_h * (tableau.gamma0 * hT * f_err[i] + ez[i]);
                 matrix.solve(err);

@@ -347,18 +347,25 @@ inline Time controller_error(const T* err, const T* y0, const T* y1, int n, int 
     if constexpr (std::is_same<Time, double>::value) {
         return error_norm(err, y0, y1, n, count, o, o.tangents_in_norm != 0);
     } else {
-        // The same norm carried out in T (values only in the scale, as a differentiated program would).
+        // The same norm carried out in T, operation for operation as error_norm() does it, so that its value is
+        // bit-identical and the differentiated solve takes the plain solve's steps (values only in the scale).
         T sum(0.0);
         for (int i = 0; i < count; ++i) {
             const T a0 = abs(y0[i]);
             const T a1 = abs(y1[i]);
-            const T scale = T(o.atol) + T(o.rtol) * (value_of(a0) > value_of(a1) ? a0 : a1);
-            const T q = err[i] / scale;
-            sum = sum + q * q;
+            const T scale = T(o.atol) + T(o.rtol) * (value_of(a0) < value_of(a1) ? a1 : a0);
+            sum = sum + (err[i] * err[i]) / (scale * scale);
         }
         // sqrt has an infinite derivative at 0: a vanishing error estimate (e.g. y' = 0) gives a constant.
         if (value_of(sum) == 0.0) return Time(0.0);
-        return sqrt(sum / T(double(std::max(count, 1))));
+        Time norm = sqrt(sum / T(double(std::max(count, 1))));
+        // Tangents in the norm: the controller sees the same value as in mode 2 (the norm over values and
+        // partials); its derivative stays that of the values-only norm (the tangent norm's own derivative would
+        // need second derivatives, which no forward-mode tool carries).
+        if constexpr (is_dual<Time>::value) {
+            if (o.tangents_in_norm) norm.v = error_norm(err, y0, y1, n, count, o, true);
+        }
+        return norm;
     }
 }
 
@@ -437,7 +444,7 @@ int drive(const Problem& problem, Stepper& stepper, double t0, double t1, T* y, 
             for (int i = 0; i < n; ++i) { y[i] = y_new[i]; f[i] = f_new[i]; }
             if (!o.fixed_step && o.n_replay == 0) {
                 const double e = std::max(value_of(error), 1e-10);
-                Time factor = Time(o.safety) * pow(std::is_same<Time, double>::value ? Time(e) : error, Time(-o.beta1))
+                Time factor = Time(o.safety) * pow(value_of(error) < 1e-10 ? Time(e) : error, Time(-o.beta1))
                               * Time(std::pow(previous_error, o.beta2));
                 previous_error = std::max(value_of(error), 1e-4);
                 h = h * clamp_factor(factor, o.factor_min, o.factor_max);

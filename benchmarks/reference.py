@@ -1,0 +1,96 @@
+"""Time to verified digits with ``symsens.reference``: the fast (double-double C++) path and the mpmath path.
+
+Cases (issue 6):
+
+1. Hodgkin–Huxley (built-in, 100 ms): the gradient of the state at t = 100 ms w.r.t. g_Na, g_K, g_L to 16
+   verified digits.  Target: under 60 s.
+2. Robertson to t = 1e5 (rate constants as the exact decimals 0.04, 3e7, 1e4), with its gradient w.r.t.
+   k1, k2, k3, to 16 verified digits.  Target: under 60 s.
+3. The mpmath path on the same problems, once (it is slow), with the ratio to the fast path's median.  By
+   default at fewer digits (``--mpmath-digits``, default 10) and for HH with respect to g_Na only, because the
+   Python Taylor integrator needs minutes for the full case; the table says what was run.
+
+Each fast case is run ``--repeats`` times (median, min, max) after one warm-up run that compiles the model
+(compilation is cached and not timed).  The table also prints the verified digits and the number of runs of
+the verification ladder.
+
+Run: ``python benchmarks/reference.py [--repeats N] [--mpmath-digits D] [--skip-mpmath]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import symsens  # noqa: E402
+from symsens.reference import reference  # noqa: E402
+
+CASES = {
+    "hodgkin-huxley": {
+        "model": "hodgkin-huxley", "t_span": (0.0, 100.0), "p": None, "parameters": ["g_Na", "g_K", "g_L"],
+    },
+    "robertson-1e5": {
+        "model": "robertson", "t_span": (0.0, 1e5), "p": {"k1": "0.04", "k2": "3e7", "k3": "1e4"},
+        "parameters": ["k1", "k2", "k3"],
+    },
+}
+
+
+def run_case(case: dict, digits: int, **options: object) -> tuple[float, symsens.Reference]:
+    model = symsens.load_model(case["model"])
+    start = time.perf_counter()
+    result = reference(model, case["t_span"], p=case["p"], parameters=case["parameters"], digits=digits, **options)
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--digits", type=int, default=16)
+    parser.add_argument("--mpmath-digits", type=int, default=10)
+    parser.add_argument("--skip-mpmath", action="store_true")
+    args = parser.parse_args()
+
+    print(f"symsens.reference: time to {args.digits} verified digits (median of {args.repeats}, compile excluded)\n")
+    header = f"{'case':<28} {'path':<14} {'digits':>6} {'verified':>8} {'runs':>4} {'median s':>9} {'min s':>7} {'max s':>7}"
+    print(header)
+    print("-" * len(header))
+    fast_medians: dict[str, float] = {}
+    for name, case in CASES.items():
+        run_case(case, 6)  # warm-up: code generation and compilation (cached)
+        times = []
+        result = None
+        for _ in range(args.repeats):
+            seconds, result = run_case(case, args.digits)
+            times.append(seconds)
+        assert result is not None
+        fast_medians[name] = statistics.median(times)
+        print(f"{name:<28} {'double-double':<14} {args.digits:>6} {result.verified_digits:>8} {len(result.runs):>4} "
+              f"{statistics.median(times):>9.2f} {min(times):>7.2f} {max(times):>7.2f}")
+        target = 60.0
+        status = "meets" if statistics.median(times) < target else "MISSES"
+        print(f"{'':<28} target < {target:.0f} s: {status}")
+    if args.skip_mpmath:
+        return
+    print(f"\nmpmath path (one run each; Taylor series for HH, Radau IIA collocation for Robertson)")
+    print(f"{'case':<28} {'digits':>6} {'verified':>8} {'seconds':>9} {'fast s':>8} {'ratio':>8}")
+    for name, case in CASES.items():
+        small = dict(case)
+        if name == "hodgkin-huxley":
+            small["parameters"] = ["g_Na"]
+        fast_seconds = statistics.median(run_case(small, args.mpmath_digits)[0] for _ in range(args.repeats))
+        seconds, result = run_case(small, args.mpmath_digits, path="mpmath",
+                                   method="taylor" if name == "hodgkin-huxley" else "radau-iia")
+        label = name + (" (g_Na only)" if name == "hodgkin-huxley" else "")
+        print(f"{label:<28} {args.mpmath_digits:>6} {result.verified_digits:>8} {seconds:>9.1f} {fast_seconds:>8.2f} "
+              f"{seconds / fast_seconds:>8.0f}x")
+
+
+if __name__ == "__main__":
+    main()

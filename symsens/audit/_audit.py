@@ -1,0 +1,415 @@
+"""``symsens.audit``: is this gradient right, why not, and what is the true one.
+
+Flow: check the inputs -> build the loss plan (exact chain rule) -> compile every scheme's solver (in
+parallel; cached on disk) -> run every (scheme, tolerance) setting with every gradient method (through an
+executor) -> the reference gradient -> diagnostics -> a verdict per run and a recommendation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..model import Model
+from ._diagnose import Diagnostics, diagnose, gradient_error
+from ._losses import AuditLoss, TrajectoryLoss
+from ._methods import DEFAULT_METHODS, SettingRuns, _plan, default_atol, method_options, nominal_setting, run_setting
+from ._reference import ReferenceGradient, reference_gradients
+from ._verdict import recommendation, verdict
+
+__all__ = ["audit", "audit_sweep", "AuditReport", "DEFAULT_SCHEMES", "DEFAULT_TOLERANCES"]
+
+DEFAULT_SCHEMES: tuple[str, ...] = ("tsit5", "rodas4", "radau-iia-3", "bdf")
+DEFAULT_TOLERANCES: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
+
+Progress = Callable[[int, int, str], None]
+
+
+def _json_number(value: Any) -> Any:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_ready(value: Any) -> Any:
+    """Arrays to lists, non-finite floats to None (strict JSON has no inf or NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _json_number(value)
+    if isinstance(value, complex):
+        return {"re": _json_number(value.real), "im": _json_number(value.imag)}
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class AuditReport:
+    """The outcome of :func:`audit`.
+
+    ``results`` has one row per method x scheme x tolerance: ``method``, ``scheme``, ``rtol``, ``atol``,
+    ``gradient``, ``relative_error`` (None when the true gradient is 0), ``absolute_error``, ``digits``,
+    ``verdict``, ``category``, ``loss``, ``seconds``, ``steps``.  ``diagnostics`` holds the numbers of every
+    diagnostic (:mod:`symsens.audit._diagnose`); :meth:`write` renders the report with its figures.
+    """
+
+    model_name: str
+    loss_description: str
+    parameters: tuple[str, ...]
+    parameter_values: np.ndarray
+    t_span: tuple[float, float]
+    reference_gradient: np.ndarray
+    reference_digits: np.ndarray
+    reference_exact: bool
+    reference_how: str
+    loss_at_nominal: float
+    results: tuple[dict[str, Any], ...]
+    diagnostics: dict[str, Any]
+    recommendation: dict[str, Any]
+    target_digits: float
+    timings: dict[str, float]
+    _settings: tuple[SettingRuns, ...] = field(repr=False, default=())
+    _references: tuple[ReferenceGradient, ...] = field(repr=False, default=())
+    _series: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def result(self, method: str, scheme: str, rtol: float) -> dict[str, Any]:
+        """The row of one method, scheme and tolerance (KeyError if it was not run)."""
+        for row in self.results:
+            if row["method"] == method and row["scheme"] == scheme and math.isclose(row["rtol"], rtol):
+                return row
+        raise KeyError(f"no result for {method!r}, {scheme!r}, rtol {rtol:g}")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON types (arrays as lists, inf/NaN as null)."""
+        return _json_ready({
+            "model": self.model_name,
+            "loss": self.loss_description,
+            "parameters": list(self.parameters),
+            "parameter_values": self.parameter_values,
+            "t_span": list(self.t_span),
+            "reference_gradient": self.reference_gradient,
+            "reference": {"digits": self.reference_digits, "exact": self.reference_exact, "how": self.reference_how},
+            "loss_at_nominal": self.loss_at_nominal,
+            "results": [dict(row) for row in self.results],
+            "diagnostics": self.diagnostics,
+            "recommendation": self.recommendation,
+            "target_digits": self.target_digits,
+            "timings": self.timings,
+        })
+
+    def summary_table(self) -> str:
+        """A terminal table: one line per result, the verdict last."""
+        from ._report import summary_table
+
+        return summary_table(self)
+
+    def write(self, directory: str | os.PathLike[str]) -> dict[str, str]:
+        """Write ``report.md``, ``report.html``, ``report.json`` and the PNG figures; returns their paths."""
+        from ._report import write_report
+
+        return write_report(self, directory)
+
+
+def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], tolerances: Sequence[float],
+                  target_digits: float, reference_digits: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]:
+    from ..integrate._compiled import method_spec
+
+    if not isinstance(model, Model):
+        raise TypeError(f"`model` must be a symsens.Model, got {type(model).__name__}")
+    if isinstance(methods, str) or isinstance(schemes, str):
+        raise ValueError("`methods` and `schemes` must be sequences of names, not strings")
+    methods = tuple(methods)
+    schemes = tuple(schemes)
+    if not methods:
+        raise ValueError("`methods` is empty")
+    if not schemes:
+        raise ValueError("`schemes` is empty")
+    for name in methods:
+        method_options(name)
+    for name in schemes:
+        try:
+            spec = method_spec(name)
+        except Exception as error:
+            raise ValueError(f"`schemes`: {error}") from None
+        if spec.error_order is None:
+            raise ValueError(f"`schemes`: {name!r} has no error estimate, so it cannot run adaptively")
+    tols = tuple(float(t) for t in tolerances)
+    if not tols or not all(math.isfinite(t) and 0 < t < 1 for t in tols):
+        raise ValueError(f"`tolerances` must be numbers in (0, 1), got {tolerances!r}")
+    if not (math.isfinite(target_digits) and target_digits > 0):
+        raise ValueError(f"`target_digits` must be positive, got {target_digits!r}")
+    if not (isinstance(reference_digits, int) and 1 <= reference_digits <= 40):
+        raise ValueError(f"`reference_digits` must be an integer in 1..40, got {reference_digits!r}")
+    return methods, schemes, tols
+
+
+def _parameter_values(model: Model, p: Any) -> np.ndarray:
+    if p is None:
+        return np.asarray(model.parameter_values, dtype=float)
+    if isinstance(p, Mapping):
+        unknown = [k for k in p if k not in model.parameter_names]
+        if unknown:
+            raise ValueError(f"`p`: unknown parameter {unknown[0]!r}")
+        values = np.asarray(model.parameter_values, dtype=float).copy()
+        for name, value in p.items():
+            values[model.parameter_names.index(name)] = float(value)
+    else:
+        values = np.asarray(p, dtype=float)
+        if values.shape != (model.n_parameters,):
+            raise ValueError(f"`p` must have length {model.n_parameters}, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        bad = model.parameter_names[int(np.flatnonzero(~np.isfinite(values))[0])]
+        raise ValueError(f"`p`: parameter {bad!r} is not finite")
+    return values
+
+
+def audit(
+    model: Model,
+    loss: AuditLoss | None = None,
+    *,
+    p: Sequence[float] | Mapping[str, float] | None = None,
+    t_span: tuple[float, float] | None = None,
+    parameters: Sequence[str] | None = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    schemes: Sequence[str] = DEFAULT_SCHEMES,
+    tolerances: Sequence[float] = DEFAULT_TOLERANCES,
+    atol: float | Callable[[float], float] | None = None,
+    reference_digits: int = 8,
+    target_digits: float = 6,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    max_steps: int = 200_000,
+    reference_time_budget: float | None = None,
+) -> AuditReport:
+    """Compare the gradients of ``loss`` from every method x scheme x tolerance with the reference.
+
+    Parameters
+    ----------
+    model : Model
+    loss : TrajectoryLoss, DataLoss, IntegralLoss or ExpressionLoss, optional
+        Default ``TrajectoryLoss()``: least squares of every state against the nominal solve on its own step
+        grid (the seed's experiment).
+    p : parameter values (all, in model order, or a mapping over the nominal values).
+    t_span : (t0, t1), optional; default the model's.
+    parameters : names to differentiate with respect to (default all), in gradient order.
+    methods : gradient methods (:data:`symsens.audit.GRADIENT_METHODS`).
+    schemes : compiled integrators (default Tsit5, Rodas4, Radau IIA 5, BDF).
+    tolerances : rtol values; ``atol`` is ``rtol / 1000`` unless given (a number or a function of rtol).
+    reference_digits : digits the reference must verify.
+    target_digits : the gradient accuracy the recommendation asks for.
+    executor : runs the (scheme, tolerance) settings; default a thread pool over the CPUs (the solves run in
+        compiled code without the GIL).  A process pool, Dask's ``client.get_executor()`` or a Ray pool work too.
+    progress : ``progress(done, total, label)`` after each step of the work.
+
+    Returns
+    -------
+    AuditReport
+    """
+    from ..integrate._compiled import compiled_solver
+
+    start_total = time.perf_counter()
+    methods, schemes, tols = _check_inputs(model, methods, schemes, tolerances, target_digits, reference_digits)
+    loss = TrajectoryLoss() if loss is None else loss
+    if t_span is None:
+        if model.t_span is None:
+            raise ValueError("`t_span` is required: the model has no default time span")
+        t_span = model.t_span
+    t_span = (float(t_span[0]), float(t_span[1]))
+    if not (math.isfinite(t_span[0]) and math.isfinite(t_span[1]) and t_span[1] > t_span[0]):
+        raise ValueError(f"`t_span` must be two increasing finite times, got {t_span!r}")
+    p_values = _parameter_values(model, p)
+    chosen = tuple(model.parameter_names if parameters is None else parameters)
+    if isinstance(parameters, str):
+        raise ValueError("`parameters` must be a sequence of names, not a string")
+    for name in chosen:
+        if name not in model.parameter_names:
+            raise ValueError(f"`parameters`: unknown parameter {name!r}")
+    plan = _plan(model, loss, chosen, t_span)
+    atol_of = (lambda r: float(atol(r))) if callable(atol) else (lambda r: default_atol(r) if atol is None else float(atol))
+
+    total_steps = len(schemes) + len(schemes) * len(tols) + 2
+    done = 0
+
+    def report(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total_steps, label)
+
+    # Compile (or load) each scheme's solver; compiling is a subprocess, so threads overlap them.
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, min(len(schemes), os.cpu_count() or 1))) as pool:
+        futures = {scheme: pool.submit(compiled_solver, plan.solve_model, chosen, scheme) for scheme in schemes}
+        for scheme, future in futures.items():
+            future.result()
+            report(f"compiled {scheme}")
+    compile_seconds = time.perf_counter() - start
+
+    # Each setting's loss grid and targets (for a trajectory loss: its nominal solve), then the reference on
+    # every grid, then every gradient method per setting; settings go through the executor.
+    tasks = [(scheme, rtol) for scheme in schemes for rtol in tols]
+    own_pool = executor is None
+    pool = executor or ThreadPoolExecutor(max_workers=max(1, min(len(tasks), os.cpu_count() or 1)))
+    try:
+        start = time.perf_counter()
+        nominals = [f.result() for f in [
+            pool.submit(nominal_setting, model, loss, chosen, t_span, scheme, rtol, atol_of(rtol), max_steps)
+            for scheme, rtol in tasks]]
+        nominal_seconds = time.perf_counter() - start
+        usable_nominals = [n for n in nominals if n.output_times is not None]
+        if not usable_nominals:
+            raise RuntimeError("every nominal solve failed: " + "; ".join(
+                f"{n.scheme} rtol {n.rtol:g}: {n.failure}" for n in nominals))
+
+        start = time.perf_counter()
+        p_data = None
+        if isinstance(loss, TrajectoryLoss):
+            p_data = np.asarray(model.parameter_values, dtype=float).copy()
+            for name, value in loss.data_parameters or ():
+                p_data[model.parameter_names.index(name)] = value
+        refs = reference_gradients(plan, t_span, p_values, p_data, [n.output_times for n in usable_nominals],
+                                   [n.targets for n in usable_nominals], reference_digits, reference_time_budget)
+        reference_of = {id(n): r for n, r in zip(usable_nominals, refs)}
+        report("reference")
+        reference_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        futures_list = []
+        for nominal in nominals:
+            ref = reference_of.get(id(nominal))
+            futures_list.append(pool.submit(
+                run_setting, model, loss, chosen, t_span, tuple(p_values), nominal, methods,
+                None if ref is None else ref.y, None if ref is None else ref.targets, max_steps))
+        settings = []
+        for (scheme, rtol), future in zip(tasks, futures_list):
+            settings.append(future.result())
+            report(f"{scheme} rtol {rtol:g}")
+        solve_seconds = time.perf_counter() - start + nominal_seconds
+    finally:
+        if own_pool:
+            pool.shutdown()
+    usable = [s for s in settings if s.output_times is not None]
+    by_setting = {id(s): reference_of[id(n)] for s, n in zip(settings, nominals) if id(n) in reference_of}
+
+    # Diagnostics: a plain solve along the span for the Jacobian's eigenvalues (the tightest tolerance run).
+    start = time.perf_counter()
+    trajectory = _trajectory(plan.solve_model, t_span, p_values, schemes, tols, atol_of, max_steps)
+    references = [by_setting[id(s)] for s in usable]
+    diagnostics = diagnose(plan.model, p_values, usable, references, trajectory, chosen)
+
+    rows = []
+    for setting in settings:
+        reference = by_setting.get(id(setting))
+        if reference is None:
+            for method in methods:
+                rows.append({"method": method, "scheme": setting.scheme, "rtol": setting.rtol, "atol": setting.atol,
+                             "gradient": None, "relative_error": None, "absolute_error": None, "digits": None,
+                             "verdict": f"failed: {setting.failure}", "category": "failed", "loss": None,
+                             "seconds": setting.nominal_seconds, "steps": None})
+            continue
+        for run in setting.runs:
+            category, sentence, digits = verdict(run, setting, reference, diagnostics, target_digits)
+            relative, absolute = gradient_error(run.gradient, reference)
+            rows.append({
+                "method": run.method, "scheme": run.scheme, "rtol": run.rtol, "atol": run.atol,
+                "gradient": run.gradient, "reference_gradient": reference.gradient,
+                "relative_error": relative, "absolute_error": absolute, "digits": digits,
+                "verdict": sentence, "category": category, "loss": run.loss, "seconds": run.seconds,
+                "steps": run.accepted_steps, "rejected_steps": run.rejected_steps,
+            })
+    advice = recommendation(rows, target_digits)
+    diagnosis_seconds = time.perf_counter() - start
+    report("diagnosis")
+
+    first = references[0]
+    return AuditReport(
+        model_name=model.name,
+        loss_description=loss.description,
+        parameters=chosen,
+        parameter_values=p_values[[model.parameter_names.index(n) for n in chosen]],
+        t_span=t_span,
+        reference_gradient=first.gradient,
+        reference_digits=first.digits,
+        reference_exact=first.exact,
+        reference_how=first.how,
+        loss_at_nominal=first.loss,
+        results=tuple(rows),
+        diagnostics=diagnostics.summary,
+        recommendation=advice,
+        target_digits=float(target_digits),
+        timings={"compile": compile_seconds, "solves": solve_seconds, "reference": reference_seconds,
+                 "diagnosis": diagnosis_seconds, "total": time.perf_counter() - start_total},
+        _settings=tuple(usable),
+        _references=tuple(references),
+        _series=diagnostics.series,
+    )
+
+
+def _trajectory(model: Model, t_span: tuple[float, float], p: np.ndarray, schemes: Sequence[str],
+                tolerances: Sequence[float], atol_of: Callable[[float], float], max_steps: int) -> tuple[np.ndarray, np.ndarray] | None:
+    from ..integrate import solve
+
+    rtol = min(tolerances)
+    for scheme in schemes:
+        solution = solve(model, t_span, p=p, method=scheme, rtol=rtol, atol=atol_of(rtol), max_steps=max_steps)
+        if solution.status == "success":
+            return solution.t, solution.y[:, : model.n_states]
+    return None
+
+
+def _audit_point(model: Model, loss: AuditLoss | None, options: dict[str, Any]) -> AuditReport:
+    return audit(model, loss, **options)
+
+
+def audit_sweep(
+    model: Model,
+    points: Iterable[Mapping[str, Any]],
+    loss: AuditLoss | None = None,
+    *,
+    executor: Executor | None = None,
+    **options: Any,
+) -> list[AuditReport]:
+    """Run :func:`audit` at many points through ``executor`` (default: a local process pool).
+
+    Each point is a mapping of :func:`audit` keyword arguments that vary (e.g. ``{"p": {...}}``,
+    ``{"loss": ...}``, ``{"tolerances": [...]}``); ``options`` are shared by all.  Any
+    :class:`concurrent.futures.Executor` works: ``ProcessPoolExecutor``, Dask's
+    ``distributed.Client(...).get_executor()``, a Ray pool — the audits are independent, and each worker
+    compiles or loads the model's solvers from its own per-user cache.  Returns the reports in point order.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = []
+    for point in points:
+        merged = dict(options)
+        merged.update(point)
+        point_loss = merged.pop("loss", loss)
+        if "executor" in merged:
+            raise ValueError("a sweep point cannot set `executor`")
+        merged.setdefault("progress", None)
+        jobs.append((point_loss, merged))
+    if not jobs:
+        raise ValueError("`points` is empty")
+    own = executor is None
+    pool = executor or ProcessPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1)))
+    try:
+        futures = [pool.submit(_audit_point, model, point_loss, merged) for point_loss, merged in jobs]
+        return [future.result() for future in futures]
+    finally:
+        if own:
+            pool.shutdown()

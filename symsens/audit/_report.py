@@ -1,0 +1,316 @@
+"""The audit report as Markdown, HTML, JSON and PNG figures, and the terminal summary.
+
+The report is built once as a list of blocks (heading, paragraph, table, figure) and rendered twice, so the
+Markdown and the HTML say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["write_report", "summary_table", "format_number"]
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "exact" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    return f"{value:.{digits}g}"
+
+
+def _digits_text(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "exact" if math.isinf(value) else f"{value:.1f}"
+
+
+def _error_text(row: dict[str, Any]) -> str:
+    if row["relative_error"] is not None:
+        return format_number(row["relative_error"], 2)
+    if row["absolute_error"] is not None:
+        return f"|g| {format_number(row['absolute_error'], 3)}"
+    return "–"
+
+
+def summary_table(report) -> str:  # type: ignore[no-untyped-def]
+    """One line per result: method, scheme, rtol, |gradient|, error, digits, verdict."""
+    header = f"{'method':<44} {'scheme':<12} {'rtol':>6} {'|gradient|':>11} {'error':>12} {'digits':>6}  verdict"
+    lines = [
+        f"symsens audit: {report.model_name}, {report.loss_description}",
+        f"reference gradient |g*| = {format_number(np.linalg.norm(report.reference_gradient))} "
+        f"({'exact' if report.reference_exact else 'verified'}), true loss {format_number(report.loss_at_nominal)}",
+        header, "-" * len(header),
+    ]
+    for row in report.results:
+        norm = None if row["gradient"] is None else float(np.linalg.norm(row["gradient"]))
+        verdict = row["verdict"] if len(row["verdict"]) <= 90 else row["verdict"][:87] + "..."
+        lines.append(f"{row['method']:<44} {row['scheme']:<12} {row['rtol']:>6.0e} {format_number(norm):>11} "
+                     f"{_error_text(row):>12} {_digits_text(row['digits']):>6}  {verdict}")
+    lines.append("")
+    lines.append(f"recommendation ({report.target_digits:g} digits): {report.recommendation['text']}")
+    timings = report.timings
+    lines.append(f"time: {timings['total']:.1f} s (compile {timings['compile']:.1f}, solves {timings['solves']:.1f}, "
+                 f"reference {timings['reference']:.1f}, diagnosis {timings['diagnosis']:.1f})")
+    return "\n".join(lines)
+
+
+# -- blocks ------------------------------------------------------------------------------------------------
+class _Document:
+    def __init__(self) -> None:
+        self.blocks: list[tuple[str, Any]] = []
+
+    def heading(self, level: int, text: str) -> None:
+        self.blocks.append(("heading", (level, text)))
+
+    def paragraph(self, text: str) -> None:
+        self.blocks.append(("paragraph", text))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        self.blocks.append(("bullets", list(items)))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        self.blocks.append(("table", (list(header), [list(r) for r in rows])))
+
+    def figure(self, path: str, caption: str) -> None:
+        self.blocks.append(("figure", (path, caption)))
+
+    def markdown(self) -> str:
+        out: list[str] = []
+        for kind, value in self.blocks:
+            if kind == "heading":
+                out.append("#" * value[0] + " " + value[1])
+            elif kind == "paragraph":
+                out.append(value)
+            elif kind == "bullets":
+                out.append("\n".join(f"- {item}" for item in value))
+            elif kind == "table":
+                header, rows = value
+                lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+                lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+                out.append("\n".join(lines))
+            elif kind == "figure":
+                out.append(f"![{value[1]}]({value[0]})\n\n*{value[1]}*")
+        return "\n\n".join(out) + "\n"
+
+    def html(self, title: str) -> str:
+        out = [
+            "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+            f"<title>{html.escape(title)}</title>",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            "<style>body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;"
+            "padding:0 1.5em;color:#1d2330;line-height:1.5}h1{font-size:1.7em;border-bottom:2px solid #2b6cb0;"
+            "padding-bottom:.3em}h2{margin-top:1.8em;color:#2b4c7e}table{border-collapse:collapse;font-size:.86em;"
+            "margin:1em 0;width:100%}th,td{border:1px solid #d5dae3;padding:.3em .55em;text-align:left;"
+            "vertical-align:top}th{background:#eef2f8}tr:nth-child(even) td{background:#f8f9fb}"
+            "td.num{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1.2em 0}img{max-width:100%;"
+            "border:1px solid #e2e6ee}figcaption{font-size:.9em;color:#4a5568}.accurate{color:#276749}"
+            ".bad{color:#9b2c2c}code{background:#f1f3f7;padding:0 .25em}</style></head><body>",
+        ]
+        for kind, value in self.blocks:
+            if kind == "heading":
+                out.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
+            elif kind == "paragraph":
+                out.append(f"<p>{_inline(value)}</p>")
+            elif kind == "bullets":
+                out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in value) + "</ul>")
+            elif kind == "table":
+                header, rows = value
+                cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                body = []
+                for row in rows:
+                    tds = []
+                    for cell in row:
+                        numeric = bool(cell) and (cell[0].isdigit() or cell[0] in "-+–" or cell == "exact")
+                        css = []
+                        if numeric:
+                            css.append("num")
+                        if cell.startswith("accurate") or cell.startswith("exact:"):
+                            css.append("accurate")
+                        elif cell.startswith(("biased", "attenuated", "amplified", "inaccurate", "failed")):
+                            css.append("bad")
+                        attr = f" class=\"{' '.join(css)}\"" if css else ""
+                        tds.append(f"<td{attr}>{_inline(cell)}</td>")
+                    body.append("<tr>" + "".join(tds) + "</tr>")
+                out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+            elif kind == "figure":
+                out.append(f"<figure><img src=\"{html.escape(value[0])}\" alt=\"{html.escape(value[1])}\">"
+                           f"<figcaption>{html.escape(value[1])}</figcaption></figure>")
+        out.append("</body></html>")
+        return "\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escape, then render `code` and **bold** spans."""
+    escaped = html.escape(text)
+    parts = escaped.split("`")
+    for i in range(1, len(parts), 2):
+        parts[i] = f"<code>{parts[i]}</code>"
+    escaped = "".join(parts)
+    pieces = escaped.split("**")
+    for i in range(1, len(pieces), 2):
+        pieces[i] = f"<strong>{pieces[i]}</strong>"
+    return "".join(pieces)
+
+
+# -- the report --------------------------------------------------------------------------------------------
+def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-untyped-def]
+    doc = _Document()
+    doc.heading(1, f"Gradient audit: {report.model_name}")
+    doc.paragraph(f"Loss: {report.loss_description}; time span {report.t_span[0]:g} to {report.t_span[1]:g}; "
+                  f"gradient with respect to {len(report.parameters)} parameters.")
+    doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {report.recommendation['text']}.")
+
+    doc.heading(2, "The true gradient")
+    doc.paragraph(f"True loss at these parameters: {format_number(report.loss_at_nominal, 6)}. {report.reference_how}.")
+    doc.table(["parameter", "value", "reference dL/dp", "digits"], [
+        [name, format_number(value, 6), format_number(g, 10), _digits_text(d)]
+        for name, value, g, d in zip(report.parameters, report.parameter_values, report.reference_gradient,
+                                     report.reference_digits)
+    ])
+
+    doc.heading(2, "Verdicts")
+    counts: dict[str, int] = {}
+    for row in report.results:
+        counts[row["category"]] = counts.get(row["category"], 0) + 1
+    doc.paragraph("Results by verdict: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
+    schemes = list(dict.fromkeys(row["scheme"] for row in report.results))
+    for scheme in schemes:
+        doc.heading(3, scheme)
+        rows = []
+        for row in report.results:
+            if row["scheme"] != scheme:
+                continue
+            norm = None if row["gradient"] is None else float(np.linalg.norm(row["gradient"]))
+            rows.append([row["method"], f"{row['rtol']:.0e}", format_number(row["loss"]), format_number(norm),
+                         _error_text(row), _digits_text(row["digits"]), str(row["steps"] if row["steps"] is not None else "–"),
+                         format_number(1e3 * row["seconds"], 3), row["verdict"]])
+        doc.table(["method", "rtol", "loss", "|gradient|", "error", "digits", "steps", "ms", "verdict"], rows)
+    if "convergence" in figures:
+        doc.figure(figures["convergence"], "Gradient error against tolerance, per scheme and method "
+                   "(relative error; absolute |g| where the true gradient is 0).")
+
+    diagnostics = report.diagnostics
+    doc.heading(2, "Diagnosis")
+    doc.heading(3, "Loss floor")
+    floor = [r for r in diagnostics.get("loss_floor", []) if r["loss_floor"] and r["loss_floor"] > 0]
+    doc.paragraph(
+        "The loss each run computes at the audited parameters, minus the true loss: non-zero means the solver's "
+        "output at the loss times differs from its targets, and the residual part of the gradient, "
+        "sum_k (dl/dy)_k S_k, is then biased. " + (f"{len(floor)} runs have a positive loss floor; the largest:" if floor
+                                                  else "No run has a positive loss floor."))
+    if floor:
+        top = sorted(floor, key=lambda r: -r["loss_floor"])[:8]
+        doc.table(["method", "scheme", "rtol", "loss", "true loss", "|residual gradient|"], [
+            [r["method"], r["scheme"], f"{r['rtol']:.0e}", format_number(r["loss"]), format_number(r["true_loss"]),
+             format_number(r["residual_gradient_norm"])] for r in top])
+    dominant = diagnostics.get("dominant_times")
+    if dominant:
+        share = dominant["share_of_gradient_terms"]
+        doc.paragraph(
+            f"Where the gradient comes from ({dominant['method']}, {dominant['scheme']}, rtol {dominant['rtol']:g}): the five "
+            f"output times with the largest terms |(dl/dy)_k S_k| are t = "
+            + ", ".join(format_number(t, 6) for t in dominant["times"])
+            + (f"; they carry {100 * share:.0f}% of the sum of term norms" if share is not None else "")
+            + (f"; there ||S|| is " + ", ".join(format_number(v) for v in dominant["sensitivity_norm_there"])
+               + f" against a median {format_number(dominant['median_sensitivity_norm'])}" if dominant.get("sensitivity_norm_there") else "")
+            + ".")
+    if "loss_floor" in figures:
+        doc.figure(figures["loss_floor"], "Per output time: the size of the gradient term (dl/dy)_k S_k of the worst run, "
+                   "and the sensitivity norm ||S(t_k)||.")
+
+    doc.heading(3, "Stiffness")
+    eig = diagnostics.get("eigenvalue_range")
+    if eig:
+        doc.paragraph(f"Eigenvalues of df/dy along the trajectory: largest modulus {format_number(eig['max_modulus'])}, "
+                      f"most negative real part {format_number(eig['most_negative_real_part'])}.")
+    stiff = diagnostics.get("stiffness", [])
+    if stiff:
+        doc.table(["scheme", "rtol", "steps", "max |h λ|", "median |h λ|", "steps with |z|>1", "at stability boundary",
+                   "max |R'(z)|", "median |z R'(z)| (|z|>1)"], [
+            [r["scheme"], f"{r['rtol']:.0e}", str(r["steps"]), format_number(r["max_abs_h_lambda"]),
+             format_number(r["median_abs_h_lambda"]),
+             format_number(100 * r["share_of_steps_with_abs_z_over_1"], 3) + "%" if "share_of_steps_with_abs_z_over_1" in r else "–",
+             format_number(100 * r.get("share_at_stability_boundary", 0), 3) + "%" if r.get("explicit") else "–",
+             format_number(r.get("max_abs_dR")), format_number(r.get("median_abs_z_dR_where_abs_z_over_1"))]
+            for r in stiff])
+        doc.paragraph("z = h λ uses the eigenvalue of largest modulus at each step. For A-stable schemes a step "
+                      "with |z| ≫ 1 attenuates the sensitivity to the mode's rate (|z R'(z)| → 0, from the scheme's "
+                      "exact R); explicit schemes at their stability boundary (|R(z)| near 1, |z| > 1) amplify it "
+                      "(|R'(z)| large). BDF is multistep: only |h λ| is shown.")
+    if "stiffness" in figures:
+        doc.figure(figures["stiffness"], "|h λ| per accepted step (left) and where the steps sit on each scheme's |R'(z)| (right).")
+
+    doc.heading(3, "Sensitivity growth")
+    growth = diagnostics.get("sensitivity_growth")
+    if growth:
+        doc.paragraph(f"From {growth['source']}: ||S|| goes from {format_number(growth['initial_norm'])} to "
+                      f"{format_number(growth['final_norm'])}, maximum {format_number(growth['max_norm'])} at "
+                      f"t = {format_number(growth['time_of_max'], 6)}; finite-time growth rate "
+                      f"{format_number(growth['growth_rate'])} per unit time.")
+    if "sensitivity" in figures:
+        doc.figure(figures["sensitivity"], "Sensitivity norm ||S(t)||_F over time.")
+
+    doc.heading(3, "Step-size control")
+    control = [r for r in diagnostics.get("step_size_control", []) if r["method"].startswith("discrete")]
+    if control:
+        doc.table(["scheme", "rtol", "method", "steps", "nominal steps", "same steps", "first difference after t",
+                   "gradient change vs discrete"], [
+            [r["scheme"], f"{r['rtol']:.0e}", r["method"], str(r["steps"]), str(r["nominal_steps"]),
+             "yes" if r["identical_steps"] else "no", format_number(r["first_different_step_at"], 6),
+             format_number(r["gradient_change_vs_discrete"])] for r in control])
+    if "steps" in figures:
+        doc.figure(figures["steps"], "Step sizes of the nominal solve and of the differentiated solve whose "
+                   "controller sees the tangents.")
+
+    doc.heading(3, "Convergence")
+    conv = diagnostics.get("convergence", [])
+    if conv:
+        doc.table(["scheme", "method", "fitted rate d log(error)/d log(rtol)", "converges"], [
+            [r["scheme"], r["method"], format_number(r["rate"], 2), "yes" if r["converges"] else "no"] for r in conv])
+
+    timings = report.timings
+    doc.heading(2, "Cost")
+    doc.paragraph(f"Total {timings['total']:.1f} s: compile {timings['compile']:.1f} s, solves {timings['solves']:.1f} s, "
+                  f"reference {timings['reference']:.1f} s, diagnosis {timings['diagnosis']:.1f} s.")
+    return doc
+
+
+def write_report(report, directory: str | os.PathLike[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Write report.md, report.html, report.json and the figures into ``directory``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..plotting._audit import audit_figures
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, str] = {}
+    for name, figure in audit_figures(report).items():
+        path = out / f"{name}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        figures[name] = path.name
+    doc = _build(report, figures)
+    paths = {"markdown": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
+    paths["markdown"].write_text(doc.markdown(), encoding="utf-8")
+    paths["html"].write_text(doc.html(f"Gradient audit: {report.model_name}"), encoding="utf-8")
+    paths["json"].write_text(json.dumps(report.to_json_dict(), indent=1), encoding="utf-8")
+    return {**{k: str(v) for k, v in paths.items()}, **{k: str(out / v) for k, v in figures.items()}}

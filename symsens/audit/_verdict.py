@@ -1,0 +1,137 @@
+"""Verdicts: one sentence per gradient, tied to the measured evidence, and a recommendation.
+
+Rules, in order (the first that applies names the cause):
+
+1. the run failed -> ``failed: <status> at t = ...``;
+2. the error is below ``10^-target_digits`` (relative; absolute against a true gradient of 0 when that is
+   ``exact``) -> ``accurate to d digits`` (d = floor(-log10 relative error), capped by the reference's digits);
+3. the run's loss differs from the true loss (a *loss floor*) and the gradient its residual error makes,
+   ``sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S_k``, is at least half the error -> ``biased by the loss floor``;
+   when the controller saw the tangents and the steps differ from the nominal solve's, that is named as the cause;
+4. a controller variant (tangents in the norm, differentiated step sizes) is ten times less accurate than the
+   same method without it -> ``biased by the step-size controller``;
+5. an A-stable scheme with at least a quarter of its steps at |h lambda| > 1 (some above 10) and a gradient
+   smaller than the reference -> ``attenuated by stiffness``; an explicit scheme with a quarter of its steps on the stability boundary
+   (|R(z)| > 1/2 with |z| > 1) -> ``amplified at the stability boundary``;
+6. otherwise ``inaccurate`` with the relative error (truncation error; see the convergence table).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._diagnose import Diagnostics, gradient_error
+from ._methods import MethodRun, SettingRuns
+from ._reference import ReferenceGradient
+
+__all__ = ["verdict", "recommendation", "accurate_digits"]
+
+
+def accurate_digits(relative: float | None, absolute: float | None, reference: ReferenceGradient) -> float:
+    """Correct digits of a gradient: ``-log10`` of its relative error, capped by the reference's digits."""
+    cap = float(np.nanmin(reference.digits)) if np.any(np.isfinite(reference.digits)) else math.inf
+    if reference.exact:
+        cap = math.inf
+    if relative is None:  # the true gradient is 0: only an exactly-zero gradient is right
+        return cap if absolute == 0 else 0.0
+    if relative == 0:
+        return cap
+    return max(0.0, min(-math.log10(relative), cap))
+
+
+def _stiffness_row(diagnostics: Diagnostics, scheme: str, rtol: float) -> dict[str, Any] | None:
+    return next((r for r in diagnostics.summary.get("stiffness", []) if r["scheme"] == scheme and r["rtol"] == rtol), None)
+
+
+def _control_row(diagnostics: Diagnostics, scheme: str, rtol: float, method: str) -> dict[str, Any] | None:
+    return next((r for r in diagnostics.summary.get("step_size_control", [])
+                 if r["scheme"] == scheme and r["rtol"] == rtol and r["method"] == method), None)
+
+
+def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, diagnostics: Diagnostics,
+            target_digits: float) -> tuple[str, str, float | None]:
+    """``(category, sentence, digits)`` for one run (category: accurate, failed, loss-floor, stiffness,
+    stability-boundary, inaccurate)."""
+    if run.gradient is None:
+        return "failed", f"failed: {run.message}", None
+    relative, absolute = gradient_error(run.gradient, reference)
+    digits = accurate_digits(relative, absolute, reference)
+    error_text = f"relative error {relative:.2g}" if relative is not None else \
+        f"|gradient| {absolute:.3g} where the true gradient is 0"
+    if digits >= target_digits:
+        if math.isinf(digits):
+            return "accurate", "exact: equal to the true gradient", digits
+        return "accurate", f"accurate to {int(digits)} digits", digits
+    # Loss floor: the run's residual error (its outputs minus the true ones at the loss times) makes at least
+    # half of the gradient error.
+    if run.floor_bias is not None and absolute is not None and absolute > 0:
+        bias = float(np.linalg.norm(run.floor_bias))
+        if bias >= 0.5 * absolute and run.loss is not None and run.loss != reference.loss:
+            control = _control_row(diagnostics, setting.scheme, setting.rtol, run.method)
+            cause = ""
+            if control is not None and not control["identical_steps"]:
+                where = control["first_different_step_at"]
+                count = (f"took {control['steps']} steps instead of the nominal {control['nominal_steps']}"
+                         if control["steps"] != control["nominal_steps"] else f"took other steps (as many, {control['steps']})")
+                first = setting.nominal_step_times[0] if setting.nominal_step_times is not None else None
+                start = "" if where is None else (" from the first step on" if where == first else f" from t = {where:.6g} on")
+                who = "the controller saw the tangents and" if "tangent-norm" in run.method else "this solve"
+                cause = f"; {who} {count}{start}, so the outputs are interpolated where the targets are step values"
+            floor = run.loss - reference.loss
+            return "loss-floor", (f"biased by the loss floor: loss {run.loss:.3g} against the true {reference.loss:.3g} "
+                                  f"(floor {floor:+.2g}); the residual error puts {bias:.3g} into the gradient; "
+                                  f"{error_text}{cause}"), digits
+    if run.method == "finite-differences" and reference.exact and run.loss is not None:
+        return "loss-floor", (f"biased by the loss floor: the true loss is 0 near these parameters to second order, "
+                              f"but the solves at p ± h take other steps than the nominal one and leave residuals "
+                              f"of the tolerance's size, whose difference is divided by 2h; {error_text}"), digits
+    # Step-size control: the same solve with a simpler controller treatment is ten times more accurate.
+    for switch, sibling_name, what in (
+        ("differentiated-steps", run.method.replace("-differentiated-steps", ""), "differentiating the step sizes"),
+        ("tangent-norm", run.method.replace("-tangent-norm", ""), "the tangents in the controller's norm"),
+    ):
+        if switch not in run.method:
+            continue
+        sibling = next((r for r in setting.runs if r.method == sibling_name and r.gradient is not None), None)
+        if sibling is None:
+            continue
+        _, sibling_absolute = gradient_error(sibling.gradient, reference)
+        if absolute is not None and sibling_absolute is not None and absolute > 10 * sibling_absolute:
+            ratio = absolute / sibling_absolute if sibling_absolute > 0 else math.inf
+            return "step-size-control", (f"biased by the step-size controller: {what} makes the error "
+                                         f"{format(ratio, '.3g') + ' times' if math.isfinite(ratio) else 'infinitely'} "
+                                         f"larger than {sibling_name}'s; {error_text}"), digits
+    stiffness = _stiffness_row(diagnostics, setting.scheme, setting.rtol)
+    if stiffness is not None and relative is not None:
+        if run.method != "finite-differences" and stiffness.get("A_stable") and stiffness["max_abs_h_lambda"] > 10 \
+                and stiffness.get("share_of_steps_with_abs_z_over_1", 0) >= 0.25 \
+                and np.linalg.norm(run.gradient) < np.linalg.norm(reference.gradient):
+            zdr = stiffness.get("median_abs_z_dR_where_abs_z_over_1")
+            extra = f", median |z R'(z)| {zdr:.2g} there" if zdr is not None else ""
+            return "stiffness", (f"attenuated by stiffness: steps at |h lambda| up to {stiffness['max_abs_h_lambda']:.3g}"
+                                 f"{extra}; {error_text}"), digits
+        if stiffness.get("explicit") and stiffness.get("share_at_stability_boundary", 0) >= 0.25:
+            return "stability-boundary", (f"amplified at the stability boundary: {100 * stiffness['share_at_stability_boundary']:.0f}% "
+                                          f"of the steps at |R(z)| > 1/2 with |z| > 1, max |R'(z)| "
+                                          f"{stiffness['max_abs_dR']:.3g}; {error_text}"), digits
+    return "inaccurate", f"inaccurate: {error_text} (truncation error; see the convergence table)", digits
+
+
+def recommendation(rows: Sequence[dict[str, Any]], target_digits: float) -> dict[str, Any]:
+    """The cheapest (wall time) method x scheme x tolerance whose gradient has ``target_digits`` digits."""
+    good = [r for r in rows if r["digits"] is not None and r["digits"] >= target_digits]
+    if not good:
+        best = max((r for r in rows if r["digits"] is not None), key=lambda r: r["digits"], default=None)
+        text = f"no method reached {target_digits:g} digits"
+        if best is not None:
+            text += f"; the most accurate was {best['method']} with {best['scheme']} at rtol {best['rtol']:g} " \
+                    f"({best['digits']:.1f} digits)"
+        return {"found": False, "text": text, "choice": None}
+    choice = min(good, key=lambda r: r["seconds"])
+    digits_text = "exact" if math.isinf(choice["digits"]) else f"{choice['digits']:.1f} digits"
+    text = f"{choice['method']} with {choice['scheme']} at rtol {choice['rtol']:g}: {digits_text} in {1e3 * choice['seconds']:.3g} ms"
+    return {"found": True, "text": text, "choice": {k: choice[k] for k in ("method", "scheme", "rtol", "atol")}}

@@ -1,0 +1,190 @@
+"""Figures of a gradient audit (``symsens.audit``): convergence, loss floor, stiffness, sensitivity, steps."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["audit_figures", "convergence_figure", "loss_floor_figure", "stiffness_figure", "sensitivity_figure",
+           "steps_figure"]
+
+_METHOD_STYLE = {
+    "forward": ("C0", "-", "o"),
+    "forward-error-control": ("C0", "--", "s"),
+    "discrete": ("C1", "-", "o"),
+    "discrete-tangent-norm": ("C3", "-", "^"),
+    "discrete-differentiated-steps": ("C1", ":", "v"),
+    "discrete-tangent-norm-differentiated-steps": ("C3", ":", "D"),
+    "finite-differences": ("C2", "-.", "x"),
+}
+
+
+def _style(method: str) -> tuple[str, str, str]:
+    return _METHOD_STYLE.get(method, ("C7", "-", "."))
+
+
+def convergence_figure(report: Any) -> Figure:
+    """Gradient error against rtol: one panel per scheme, one line per method.
+
+    Zero errors (a gradient equal to an exact reference) are drawn at the bottom edge as open markers.
+    """
+    schemes = list(dict.fromkeys(r["scheme"] for r in report.results))
+    columns = min(2, len(schemes))
+    rows = math.ceil(len(schemes) / columns)
+    figure = Figure(figsize=(5.2 * columns, 3.6 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    zero_reference = not np.any(report.reference_gradient)
+    values = [r["relative_error"] if r["relative_error"] is not None else r["absolute_error"] for r in report.results]
+    positive = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    floor = min(positive) / 10 if positive else 1e-16
+    for ax, scheme in zip(axes, schemes):
+        methods = list(dict.fromkeys(r["method"] for r in report.results if r["scheme"] == scheme))
+        for method in methods:
+            rows_m = [r for r in report.results if r["scheme"] == scheme and r["method"] == method]
+            tol = np.array([r["rtol"] for r in rows_m])
+            err = np.array([np.nan if v is None else v for v in
+                            (r["relative_error"] if r["relative_error"] is not None else r["absolute_error"] for r in rows_m)],
+                           dtype=float)
+            color, line, marker = _style(method)
+            shown = np.where(err == 0, floor, err)
+            ax.loglog(tol, shown, color=color, ls=line, marker=marker, ms=4, lw=1.2, label=method)
+            zeros = err == 0
+            if zeros.any():
+                ax.loglog(tol[zeros], np.full(zeros.sum(), floor), ls="none", marker=marker, ms=7, mfc="white",
+                          mec=color)
+        ax.invert_xaxis()
+        ax.set_title(scheme)
+        ax.set_xlabel("rtol")
+        ax.set_ylabel("|g − g*|  (true gradient 0)" if zero_reference else "relative error ‖g − g*‖/‖g*‖")
+        ax.grid(True, which="major", alpha=0.3)
+    for ax in axes[len(schemes):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
+    figure.suptitle(f"{report.model_name}: gradient error against tolerance" +
+                    ("  (open markers: exactly 0)" if zero_reference else ""), fontsize=11)
+    return figure
+
+
+def loss_floor_figure(report: Any) -> Figure | None:
+    """The worst run's gradient terms |(dl/dy)_k S_k| per output time, with ||S(t_k)|| beside them."""
+    data = report._series.get("loss_floor")
+    if not data or data["t"] is None:
+        return None
+    figure = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = figure.subplots()
+    t, contribution = data["t"], data["contribution"]
+    positive = contribution > 0
+    ax.semilogy(t[positive], contribution[positive], ".", ms=3, color="C3",
+                label=f"|(dl/dy)_k S_k|: {data['method']}, {data['scheme']}, rtol {data['rtol']:g}")
+    ax.set_xlabel("t")
+    ax.set_ylabel("gradient term at the output time", color="C3")
+    if data.get("sensitivity_norm") is not None:
+        other = ax.twinx()
+        norms = np.asarray(data["sensitivity_norm"], dtype=float)
+        shown = norms > 0  # S(t0) is often exactly 0: leave it out of a log axis
+        other.semilogy(t[shown], norms[shown], lw=0.8, color="C0", alpha=0.7, label="||S(t_k)||")
+        other.set_ylabel("||S(t_k)||_F", color="C0")
+    if not positive.any():
+        ax.text(0.5, 0.5, "all terms are exactly 0", transform=ax.transAxes, ha="center")
+    ax.set_title("Loss floor: where the biased gradient comes from")
+    ax.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def stiffness_figure(report: Any) -> Figure | None:
+    """|h λ| per accepted step over time (one line per scheme, loosest tolerance), and the steps on |R'(z)|."""
+    entries = report._series.get("stiffness") or []
+    if not entries:
+        return None
+    loosest: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry["scheme"] not in loosest or entry["rtol"] > loosest[entry["scheme"]]["rtol"]:
+            loosest[entry["scheme"]] = entry
+    figure = Figure(figsize=(11, 3.9), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for k, (scheme, entry) in enumerate(loosest.items()):
+        z = np.abs(entry["z"])
+        left.semilogy(entry["t"], np.maximum(z, 1e-300), lw=0.8, color=f"C{k}", label=f"{scheme}, rtol {entry['rtol']:g}")
+        if "dR" in entry:
+            right.loglog(np.maximum(z, 1e-300), np.maximum(entry["dR"], 1e-300), ".", ms=2.5, color=f"C{k}", label=scheme)
+    left.axhline(1.0, color="k", lw=0.6, ls=":")
+    left.set_xlabel("t")
+    left.set_ylabel("|h λ| (stiffest eigenvalue)")
+    left.set_title("Stiffness seen by each step")
+    left.legend(fontsize=8)
+    all_z = np.concatenate([np.abs(e["z"]) for e in loosest.values()])
+    all_z = all_z[np.isfinite(all_z) & (all_z > 0)]
+    all_dR = np.concatenate([e["dR"] for e in loosest.values() if "dR" in e] or [np.array([1.0])])
+    all_dR = all_dR[np.isfinite(all_dR) & (all_dR > 0)]
+    z_low = min(1e-2, float(all_z.min()) / 2) if all_z.size else 1e-2
+    z_high = max(1e2, float(all_z.max()) * 2) if all_z.size else 1e2
+    grid = np.logspace(np.log10(z_low), np.log10(z_high), 300)
+    right.loglog(grid, np.exp(-grid) + 1e-300, "k--", lw=0.8, label="exact |e^z| (z real < 0)")
+    right.set_xlabel("|z| = |h λ|")
+    right.set_ylabel("|R'(z)| at the steps")
+    right.set_xlim(z_low, z_high)
+    right.set_ylim(max(1e-12, float(all_dR.min()) / 10 if all_dR.size else 1e-12),
+                   max(10.0, float(all_dR.max()) * 5 if all_dR.size else 10.0))
+    right.set_title("Where the steps sit on R'(z)")
+    right.legend(fontsize=8)
+    return figure
+
+
+def sensitivity_figure(report: Any) -> Figure | None:
+    """||S(t)||_F over time, with the output times that carry most of the gradient marked."""
+    data = report._series.get("sensitivity_growth")
+    if not data:
+        return None
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    ax = figure.subplots()
+    ax.semilogy(data["t"], np.maximum(data["norm"], 1e-300), lw=1.0, color="C0")
+    dominant = report.diagnostics.get("dominant_times")
+    if dominant:
+        for t in dominant["times"]:
+            ax.axvline(t, color="C3", lw=0.8, alpha=0.6)
+        ax.plot([], [], color="C3", lw=0.8, label="times carrying most of the gradient")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("t")
+    ax.set_ylabel("||S(t)||_F")
+    ax.set_title(f"Sensitivity growth ({data['source']})")
+    return figure
+
+
+def steps_figure(report: Any) -> Figure | None:
+    """Step size against time: the nominal solve and the tangent-norm solve of the setting they differ most."""
+    candidates = []
+    for entry in report._series.get("steps") or []:
+        nominal = entry.get("nominal")
+        other = entry.get("discrete-tangent-norm")
+        if nominal is None or other is None:
+            continue
+        candidates.append((abs(len(other) - len(nominal)), entry))
+    if not candidates:
+        return None
+    _, entry = max(candidates, key=lambda c: (c[0], c[1]["rtol"]))
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    ax = figure.subplots()
+    for name, color, label in (("nominal", "C0", "nominal solve (values-only norm)"),
+                               ("discrete-tangent-norm", "C3", "differentiated solve, tangents in the norm")):
+        steps = entry[name]
+        ax.semilogy(steps[1:], np.diff(steps), lw=0.9, color=color, label=f"{label}: {len(steps) - 1} steps")
+    ax.set_xlabel("t")
+    ax.set_ylabel("step size h")
+    ax.set_title(f"Step sequences, {entry['scheme']} at rtol {entry['rtol']:g}")
+    ax.legend(fontsize=8)
+    return figure
+
+
+def audit_figures(report: Any) -> dict[str, Figure]:
+    """Every figure of the report that has data, by file stem."""
+    figures = {"convergence": convergence_figure(report)}
+    for name, make in (("loss_floor", loss_floor_figure), ("stiffness", stiffness_figure),
+                       ("sensitivity", sensitivity_figure), ("steps", steps_figure)):
+        figure = make(report)
+        if figure is not None:
+            figures[name] = figure
+    return figures
