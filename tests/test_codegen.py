@@ -196,3 +196,30 @@ def test_two_models_in_one_process_keep_their_own_constants(tmp_path: Path, monk
     assert ka.initial_conditions([])[0] == 0.07
     assert kb.initial_conditions([])[0] == 0.05
     assert kb.rhs(0.0, [0.0], [])[0] == 0.05
+
+
+def test_compiled_exprel_and_derivatives_against_mpmath() -> None:
+    """exprel and its first three derivatives, compiled (series in x^2 inside |x| < 2, closed forms outside),
+    equal mpmath's 50-digit d^n/dx^n x/(e^x - 1) (at 0: the Bernoulli numbers, B_1 = -1/2) on both sides of the
+    series radius; the model's rhs carries each derivative as exprel_derivative<n>(X)."""
+    import mpmath
+
+    from symsens.model import exprel
+
+    X = sp.Symbol("X", real=True)
+    model = symsens.Model(
+        states=["X", "d0", "d1", "d2", "d3"], parameters={"one": 1.0},
+        rhs=[sp.S.Zero, *(sp.diff(exprel(X), X, n) for n in range(4))], initial_conditions=[0, 0, 0, 0, 0],
+        name="exprel-check",
+    )
+    kernels = compile_model(model)
+    p = np.array([1.0])
+    with mpmath.workdps(50):
+        for value in (-30.0, -5.0, -2.0000001, -1.9999999, -0.7, -1e-3, 0.0, 1e-9, 0.3, 1.25, 1.9999999, 2.5, 8.0, 40.0):
+            f = kernels.rhs(0.0, np.array([value, 0, 0, 0, 0]), p)[1:]
+            for n in range(4):
+                if value == 0.0:
+                    exact = float(mpmath.bernoulli(n))
+                else:
+                    exact = float(mpmath.diff(lambda s: s / mpmath.expm1(s), mpmath.mpf(value), n))
+                assert f[n] == pytest.approx(exact, rel=2e-13, abs=1e-300), (value, n, f[n], exact)

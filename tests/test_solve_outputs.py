@@ -53,3 +53,17 @@ def test_long_runs_outgrow_the_first_buffer() -> None:
     h = 1.0 / 5000
     np.testing.assert_allclose(solution.sensitivities[:, 0, index], k * h * (1 + h * lam) ** (k - 1) * y0,
                                rtol=1e-11, atol=1e-300)
+
+
+def test_fixed_steps_onto_output_times_keep_their_size() -> None:
+    """A fixed step shortened to land on an output time does not shrink the steps after it."""
+    model = symsens.load_model("stiff-linear")
+    solution = solve(model, (0.0, 1.0), p={"lam": -2.0}, method="rk4", fixed_step=0.1, t_eval=[0.05, 0.55],
+                     step_onto_outputs=True)
+    solution.check()
+    # 0.05 (to the first output), 0.1 x 5 to 0.55 (one of them shortened onto it), then 0.1 steps to 1.0.
+    steps = solution.stats.step_sizes
+    assert len(steps) <= 13
+    assert np.count_nonzero(np.isclose(steps, 0.1)) >= 9
+    # RK4 at its nodes: y(0.55) against exp(-2 * 0.55) to the method's accuracy at h = 0.1.
+    assert solution.y[1, 0] == pytest.approx(np.exp(-1.1), rel=1e-4)

@@ -194,3 +194,79 @@ def test_cli_rejects_unknown_scheme_and_lonely_model(capsys: pytest.CaptureFixtu
     assert "unknown scheme" in capsys.readouterr().err
     assert main(["vanishing", "--model", "stiff-linear"]) == 2
     assert "--model and --parameter" in capsys.readouterr().err
+
+
+# --- the (k1, k3) fit of the stiff neural ODE -------------------------------------------------------------------
+# Independent checks: the truth is known (data are the verified reference at k1 = 1, k3 = 1e4); a fixed-step
+# gradient is checked against central differences of the same fixed-step loss; the reference is symsens.reference.
+
+def _fit_source(label_start: str):
+    from symsens.vanishing._neuralfit import fit_sources
+
+    return next(s for s in fit_sources() if s.label.startswith(label_start))
+
+
+def test_reference_sensitivities_is_the_verified_reference() -> None:
+    from symsens.vanishing import reference_sensitivities
+
+    model = symsens.load_model("stiff-linear")
+    ref = reference_sensitivities(model, (0.0, 0.5), p={"lam": -40.0, "y0": 1.0}, t_eval=[0.1, 0.5],
+                                  parameters=["lam"], digits=8)
+    assert ref.source == "symsens.reference" and ref.verified and ref.verified_digits >= 8
+    assert "verified" in ref.message
+    t = np.array([0.1, 0.5])
+    assert ref.y[:, 0] == pytest.approx(np.exp(-40.0 * t), rel=1e-8)
+    assert ref.sensitivities[:, 0, 0] == pytest.approx(t * np.exp(-40.0 * t), rel=1e-8)
+
+
+def test_fit_fixed_step_gradient_is_its_own_loss_gradient_with_a_wrong_minimum() -> None:
+    """At |h k3| >> 1 the fixed-step gradient is exact for the fixed-step model, whose loss is minimal near
+    k3 = 2.9e3, not at the true 1e4; the reference loss still decreases there."""
+    from symsens.vanishing._neuralfit import (
+        FIT_RATIO, REFERENCE_SOURCE, _evaluate, _loss_and_log_gradient, _truth, fit_times,
+    )
+
+    model = symsens.load_model("stiff-neural-ode")
+    truth = _truth(FIT_RATIO)
+    t_eval = fit_times(truth["k3"])
+    data = _evaluate(REFERENCE_SOURCE, model, truth, t_eval)[0]
+    fixed = _fit_source("radau-iia-3 h=")
+
+    def loss(source, k3: float) -> tuple[float, float]:
+        y, S, _, status, _ = _evaluate(source, model, {**truth, "k3": k3}, t_eval)
+        assert status == "success"
+        value, g = _loss_and_log_gradient(y, S, data, np.array([1.0, k3]))
+        return value, g[1]
+
+    value, g = loss(fixed, 4000.0)
+    e = 1e-4
+    fd = (loss(fixed, 4000.0 * np.exp(e))[0] - loss(fixed, 4000.0 * np.exp(-e))[0]) / (2 * e)
+    assert g == pytest.approx(fd, rel=1e-5)
+    low, mid, high = (loss(fixed, k)[0] for k in (2400.0, 2900.0, 3500.0))
+    assert mid < low and mid < high
+    ref_mid, ref_high = (loss(REFERENCE_SOURCE, k)[0] for k in (2900.0, 3500.0))
+    assert ref_high < ref_mid
+
+
+def test_fit_converges_with_the_reference_and_error_control_not_with_fixed_steps() -> None:
+    from symsens.vanishing import fit_study
+    from symsens.vanishing._neuralfit import REFERENCE_SOURCE
+
+    sources = [REFERENCE_SOURCE, _fit_source("forward sens."), _fit_source("radau-iia-3 h="), _fit_source("bdf (NDF 1-5) h=")]
+    fit = fit_study(iterations=14, sources=sources)
+    rows = {row["source"]: row for row in fit.table()}
+    reference, forward, radau, bdf = (rows[s.label] for s in sources)
+    for row in (reference, forward, radau, bdf):
+        assert row["status"] == "success"
+        assert row["k1 final error"] < 1e-2                  # the slow rate converges with every source
+    for row in (reference, forward):
+        assert row["k3 final error"] < 1e-3 and row["k3 verdict"] == "converged"
+        assert row["k1 final error"] < 1e-3
+    # Radau IIA-3 at h = 0.02 (|h k3| = 45 .. 200): k3 never comes within a factor e^0.9 of the truth, and bounces.
+    radau_errors = np.asarray(fit.runs[sources[2].label].errors)[:, 1]
+    assert np.all(radau_errors > 0.9) and radau["k3 verdict"] == "oscillates"
+    # BDF at h = 0.02: the k3 gradient is ~100x too small and of the wrong sign: k3 drifts slowly away.
+    bdf_values = np.asarray(fit.runs[sources[3].label].values)[:, 1]
+    assert bdf_values[-1] < bdf_values[0] and abs(np.log(bdf_values[-1] / bdf_values[0])) < 0.1
+    assert bdf["k3 verdict"] == "stalled" and bdf["k3 start gradient error"] > 0.9
+    assert min(fit.runs[REFERENCE_SOURCE.label].reference_digits) >= 8

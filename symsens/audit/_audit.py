@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Model
-from ._diagnose import Diagnostics, diagnose, gradient_error
+from ._diagnose import diagnose, gradient_error
 from ._losses import AuditLoss, TrajectoryLoss
 from ._methods import DEFAULT_METHODS, SettingRuns, _plan, default_atol, method_options, nominal_setting, run_setting
 from ._reference import ReferenceGradient, reference_gradients

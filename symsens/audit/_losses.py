@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import numpy as np
-import sympy as sp
 
+from .._checks import output_times
 from .._errors import ModelError
 from ..derive import integral_loss, least_squares, loss_gradient, pointwise_loss
 from ..derive._numeric import numpy_function
@@ -48,14 +48,7 @@ def _names(values: Sequence[str] | str | None, what: str) -> tuple[str, ...] | N
 
 
 def _time_grid(values: Any, what: str) -> tuple[float, ...]:
-    array = np.asarray(values, dtype=float).ravel()
-    if array.size == 0:
-        raise ValueError(f"`{what}` is empty")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"`{what}` contains non-finite times")
-    if np.any(np.diff(array) < 0):
-        raise ValueError(f"`{what}` must be non-decreasing")
-    return tuple(float(v) for v in array)
+    return tuple(float(v) for v in output_times(values, what))
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ class _Document:
             "padding-bottom:.3em}h2{margin-top:1.8em;color:#2b4c7e}table{border-collapse:collapse;font-size:.86em;"
             "margin:1em 0;width:100%}th,td{border:1px solid #d5dae3;padding:.3em .55em;text-align:left;"
             "vertical-align:top}th{background:#eef2f8}tr:nth-child(even) td{background:#f8f9fb}"
-            "td.num{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1.2em 0}img{max-width:100%;"
+            "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}figure{margin:1.2em 0}img{max-width:100%;"
             "border:1px solid #e2e6ee}figcaption{font-size:.9em;color:#4a5568}.accurate{color:#276749}"
             ".bad{color:#9b2c2c}code{background:#f1f3f7;padding:0 .25em}</style></head><body>",
         ]
@@ -176,6 +176,25 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                   f"gradient with respect to {len(report.parameters)} parameters.")
     doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {report.recommendation['text']}.")
 
+    findings = []
+    names = {"accurate": "accurate", "loss-floor": "biased by the loss floor", "step-size-control":
+             "biased by the step-size controller", "stiffness": "attenuated by stiffness", "stability-boundary":
+             "amplified at the stability boundary", "inaccurate": "inaccurate (truncation)", "failed": "failed"}
+    for category, label in names.items():
+        rows = [r for r in report.results if r["category"] == category]
+        if not rows:
+            continue
+        text = f"**{len(rows)} of {len(report.results)}** {label}"
+        if category != "accurate":
+            worst = max(rows, key=lambda r: r["absolute_error"] if r["absolute_error"] is not None else -1.0)
+            if worst["absolute_error"] is not None:
+                text += (f"; the worst: {worst['method']} with {worst['scheme']} at rtol {worst['rtol']:g}, "
+                         f"error {format_number(worst['absolute_error'])} (|g*| "
+                         f"{format_number(float(np.linalg.norm(report.reference_gradient)))})")
+        findings.append(text)
+    doc.heading(2, "Findings")
+    doc.bullets(findings)
+
     doc.heading(2, "The true gradient")
     doc.paragraph(f"True loss at these parameters: {format_number(report.loss_at_nominal, 6)}. {report.reference_how}.")
     doc.table(["parameter", "value", "reference dL/dp", "digits"], [
@@ -227,7 +246,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
             f"output times with the largest terms |(dl/dy)_k S_k| are t = "
             + ", ".join(format_number(t, 6) for t in dominant["times"])
             + (f"; they carry {100 * share:.0f}% of the sum of term norms" if share is not None else "")
-            + (f"; there ||S|| is " + ", ".join(format_number(v) for v in dominant["sensitivity_norm_there"])
+            + ("; there ||S|| is " + ", ".join(format_number(v) for v in dominant["sensitivity_norm_there"])
                + f" against a median {format_number(dominant['median_sensitivity_norm'])}" if dominant.get("sensitivity_norm_there") else "")
             + ".")
     if "loss_floor" in figures:

@@ -22,23 +22,43 @@ __all__ = ["runtime_header", "RUNTIME_EXPREL_MAX_ORDER"]
 RUNTIME_EXPREL_MAX_ORDER = 6
 
 
+def _double_terms(coefficients: list[sp.Rational], radius: float, powers: list[int]) -> int:
+    """How many leading series terms ``double`` needs: the first index from which every term is below
+    2^-60 of the largest term on |x| <= radius (the rest are kept for wider scalar types)."""
+    sizes = [abs(float(c)) * radius**m for c, m in zip(coefficients, powers)]
+    largest = max(sizes)
+    for count in range(1, len(sizes) + 1):
+        if all(size < largest * 2.0**-60 for size in sizes[count:]):
+            return count
+    return len(sizes)
+
+
 def _exprel_derivative_source(order: int) -> str:
+    """C++ for ``d^order/dx^order exprel(x)``: a Bernoulli series for |x| < 2, closed forms outside.
+
+    exprel(x) = x / (e^x - 1) = sum_k B_k x^k / k! (B_1 = -1/2, B_k = 0 for odd k > 1), so its order-N
+    derivative is sum_k B_k x^(k-N) / (k-N)!.  The even-k terms form x^(N mod 2) P(x^2): Horner in x^2 over the
+    non-zero coefficients only; the k = 1 term (N <= 1) is added apart.  ``double`` stops at the term where
+    the series has converged to 2^-60 on |x| < 2; wider scalars (double-double) use every term.
+    """
     x = sp.Symbol("x")
     constants = ConstantTable()
     printer = CxxPrinter({x: "x"}, constants)
-    coefficients = []
-    for k in range(order, order + _SERIES_TERMS):
-        bernoulli = sp.bernoulli(k) if k != 1 else sp.Rational(-1, 2)
-        coefficients.append(bernoulli / sp.factorial(k - order))
+    parity = order % 2
+    even_k = [k for k in range(order + parity, order + _SERIES_TERMS, 2)]  # even k: the non-zero B_k (k >= 2, or 0)
+    coefficients = [sp.bernoulli(k) / sp.factorial(k - order) for k in even_k]
+    indices = [constants.index(c) for c in coefficients]
+    double_terms = _double_terms(coefficients, _SERIES_RADIUS, [k - order for k in even_k])
+    special = ""
+    if order <= 1:  # the B_1 = -1/2 term: -x/2 (N = 0) or -1/2 (N = 1)
+        special = f"\n        acc = acc + c[{constants.index(sp.Rational(-1, 2))}]" + (" * x;" if order == 0 else ";")
     negative = sp.diff(x / (sp.exp(x) - 1), x, order)
     positive = sp.diff(x * sp.exp(-x) / (1 - sp.exp(-x)), x, order)
     negative_code = printer.doprint(negative)
     positive_code = printer.doprint(positive)
-    series_constants = [constants.index(c) if not c.is_zero else None for c in coefficients]
     table = constants.initialisers()
     init = ",\n".join(f"        constant<T>({d}, \"{s}\")" for d, s in table)
-    # Horner evaluation as a loop over coefficient indices (-1 for the zero odd Bernoulli numbers).
-    indices = ", ".join("-1" if i is None else str(i) for i in series_constants)
+    index_list = ", ".join(str(i) for i in indices)
     return f"""
 template <class T>
 inline const T* exprel_constants_{order}() {{
@@ -52,11 +72,11 @@ template <class T>
 inline T exprel_derivative_scalar_{order}(const T& x) {{
     const T* c = exprel_constants_{order}<T>();
     if (abs(x) < T({_SERIES_RADIUS!r})) {{
-        static const int index[{len(series_constants)}] = {{{indices}}};
+        static const int index[{len(indices)}] = {{{index_list}}};
+        const int terms = std::is_same<T, double>::value ? {double_terms} : {len(indices)};
+        const T x2 = x * x;
         T acc = T(0);
-        for (int k = {len(series_constants) - 1}; k >= 0; --k) {{
-            acc = acc * x + (index[k] >= 0 ? c[index[k]] : T(0));
-        }}
+        for (int j = terms - 1; j >= 0; --j) acc = acc * x2 + c[index[j]];{"" if not parity else chr(10) + "        acc = acc * x;"}{special}
         return acc;
     }}
     if (x < T(0)) {{

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import STATUS_NAMES, output_times
 from .._errors import ModelError
 from ..model import Model
 from ._solution import Solution, SolverStats
@@ -17,14 +18,7 @@ __all__ = ["solve", "SENSITIVITY_MODES"]
 #: ``sensitivity=`` values: None (solution only), continuous forward sensitivities, discrete forward mode.
 SENSITIVITY_MODES: tuple[str | None, ...] = (None, "forward", "discrete")
 
-_STATUS_NAMES = {
-    0: "success",
-    1: "step size underflow",
-    2: "newton failure",
-    3: "non-finite values",
-    4: "too many steps",
-    5: "bad input",
-}
+_STATUS_NAMES = STATUS_NAMES
 
 
 def _finite_vector(values: Any, length: int, name: str) -> np.ndarray:
@@ -180,18 +174,7 @@ def solve(
                 raise ValueError(f"`parameters`: unknown parameter {name!r}{hint}")
         if len(set(chosen)) != len(chosen):
             raise ValueError("`parameters` lists a parameter twice")
-    if t_eval is not None:
-        t_eval_values = np.asarray(t_eval, dtype=float).ravel()
-        if t_eval_values.size == 0:
-            raise ValueError("`t_eval` is empty")
-        if not np.all(np.isfinite(t_eval_values)):
-            raise ValueError("`t_eval` contains non-finite times")
-        if np.any(np.diff(t_eval_values) < 0):
-            raise ValueError("`t_eval` must be non-decreasing")
-        if t_eval_values[0] < t0 or t_eval_values[-1] > t1:
-            raise ValueError(f"`t_eval` must lie inside t_span [{t0}, {t1}], got [{t_eval_values[0]}, {t_eval_values[-1]}]")
-    else:
-        t_eval_values = None
+    t_eval_values = None if t_eval is None else output_times(t_eval, "t_eval", t0, t1)
     if max_steps < 1:
         raise ValueError(f"`max_steps` must be at least 1, got {max_steps}")
     for name, value in (("first_step", first_step), ("max_step", max_step), ("fixed_step", fixed_step)):

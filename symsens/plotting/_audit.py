@@ -34,7 +34,7 @@ def convergence_figure(report: Any) -> Figure:
     schemes = list(dict.fromkeys(r["scheme"] for r in report.results))
     columns = min(2, len(schemes))
     rows = math.ceil(len(schemes) / columns)
-    figure = Figure(figsize=(5.2 * columns, 3.6 * rows), layout="constrained")
+    figure = Figure(figsize=(max(9.0, 5.2 * columns), 3.6 * rows + 0.8), layout="constrained")
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
     zero_reference = not np.any(report.reference_gradient)
     values = [r["relative_error"] if r["relative_error"] is not None else r["absolute_error"] for r in report.results]
@@ -63,9 +63,9 @@ def convergence_figure(report: Any) -> Figure:
     for ax in axes[len(schemes):]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, frameon=False)
     figure.suptitle(f"{report.model_name}: gradient error against tolerance" +
-                    ("  (open markers: exactly 0)" if zero_reference else ""), fontsize=11)
+                    ("\n(true gradient 0; open markers at the bottom: exactly 0)" if zero_reference else ""), fontsize=11)
     return figure
 
 
@@ -156,16 +156,20 @@ def sensitivity_figure(report: Any) -> Figure | None:
 
 def steps_figure(report: Any) -> Figure | None:
     """Step size against time: the nominal solve and the tangent-norm solve of the setting they differ most."""
+    # The first scheme's loosest setting whose tangent-norm steps differ from the nominal ones (the user's own
+    # scheme is listed first; loose tolerances show the difference best).
     candidates = []
-    for entry in report._series.get("steps") or []:
+    entries = report._series.get("steps") or []
+    order = {scheme: k for k, scheme in enumerate(dict.fromkeys(e["scheme"] for e in entries))}
+    for entry in entries:
         nominal = entry.get("nominal")
         other = entry.get("discrete-tangent-norm")
-        if nominal is None or other is None:
+        if nominal is None or other is None or (len(nominal) == len(other) and np.array_equal(nominal, other)):
             continue
-        candidates.append((abs(len(other) - len(nominal)), entry))
+        candidates.append((order[entry["scheme"]], -entry["rtol"], entry))
     if not candidates:
         return None
-    _, entry = max(candidates, key=lambda c: (c[0], c[1]["rtol"]))
+    _, _, entry = min(candidates, key=lambda c: (c[0], c[1]))
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     ax = figure.subplots()
     for name, color, label in (("nominal", "C0", "nominal solve (values-only norm)"),

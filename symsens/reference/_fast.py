@@ -38,15 +38,6 @@ DD_UNIT_ROUNDOFF = 2.0**-104
 
 PRECISION_DOUBLE, PRECISION_DD = 0, 1
 
-STATUS_NAMES = {
-    0: "success",
-    1: "step size underflow",
-    2: "newton failure",
-    3: "non-finite values",
-    4: "too many steps",
-    5: "bad input",
-    6: "time budget exhausted",
-}
 
 _DRIVER = r"""
 #include "symsens_doubledouble.hpp"

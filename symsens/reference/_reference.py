@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import mpmath
 import numpy as np
+
+from .._checks import output_times
 import sympy as sp
 
 from ..model import Model
@@ -520,15 +522,7 @@ def reference(
     if t_eval is None:
         t_out = np.array([t1])
     else:
-        t_out = np.asarray(t_eval, dtype=float).ravel()
-        if t_out.size == 0:
-            raise ValueError("`t_eval` is empty")
-        if not np.all(np.isfinite(t_out)):
-            raise ValueError("`t_eval` contains non-finite times")
-        if np.any(np.diff(t_out) < 0):
-            raise ValueError("`t_eval` must be sorted (non-decreasing)")
-        if t_out[0] < t0 or t_out[-1] > t1:
-            raise ValueError(f"`t_eval` must lie inside t_span [{t0}, {t1}], got [{t_out[0]}, {t_out[-1]}]")
+        t_out = output_times(t_eval, "t_eval", t0, t1)
     chosen = _chosen_parameters(model, parameters, bool(sensitivity))
     p_values = _parameter_values(model, p)
     y0_values = None
@@ -590,7 +584,7 @@ def reference(
         scheme = f"{rung.family}-{rung.stages}"
         label = f"run {index + 1}/{len(rungs)} {scheme}, rtol {rung.rtol:.0e}"
         out = engine.run(rung, t_out, remaining, reporter.callback(label, t0, t1))
-        from ._fast import STATUS_NAMES
+        from .._checks import STATUS_NAMES
 
         status = STATUS_NAMES.get(out.status, f"status {out.status}")
         if out.status not in (0, 6):

@@ -6,7 +6,8 @@
 * :func:`explicit_boundary` — amplification by explicit schemes at their stability boundary;
 * :func:`diagnose` — a gradient of a user's model: local stiffness, predicted and measured attenuation;
 * :func:`run_vanishing` — all of the test-equation study (what ``symsens vanishing`` runs);
-* :func:`neural_gradient_study`, :func:`fit_study`, :func:`remedy_table` — the stiff neural ODE experiments;
+* :func:`neural_gradient_study`, :func:`fit_study`, :func:`remedy_table` — the stiff neural ODE experiments
+  (gradient error per scheme and stiffness; a two-parameter fit per gradient source; the remedies);
 * :func:`reference_sensitivities` — the reference gradient (``symsens.reference`` or the documented stand-in).
 """
 
@@ -25,7 +26,8 @@ from ._testeq import closed_form as closed_form
 from ._testeq import exact as exact
 from ._testeq import measure as measure
 from ._testeq import sweep as sweep
-from ._neural import fit_study as fit_study
+from ._neuralfit import FitStudy as FitStudy
+from ._neuralfit import fit_study as fit_study
 from ._neural import neural_gradient_study as neural_gradient_study
 from ._neural import remedy_table as remedy_table
 
@@ -33,4 +35,5 @@ __all__ = [
     "sweep", "measure", "closed_form", "exact", "SweepResult", "exponent_table", "fit_exponent",
     "explicit_boundary", "stability_boundary", "diagnose", "Diagnosis", "run_vanishing", "VanishingReport",
     "reference_sensitivities", "reference_source", "neural_gradient_study", "fit_study", "remedy_table",
+    "FitStudy",
 ]

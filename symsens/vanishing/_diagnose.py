@@ -129,7 +129,6 @@ def diagnose(
     fixed_step: float | None = None, n_outputs: int = 20, t_eval: Sequence[float] | None = None,
 ) -> Diagnosis:
     """Run ``method`` on ``model`` with ``sensitivity`` for ``parameter`` and diagnose its gradient (see module)."""
-    import sympy as sp
 
     import symsens
     from ..derive import jacobian

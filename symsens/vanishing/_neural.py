@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._reference import reference_sensitivities
 
-__all__ = ["GradientSource", "neural_gradient_study", "NeuralStudy", "remedy_table", "fit_study", "FitStudy",
-           "DEFAULT_SOURCES", "FIT_PARAMETERS"]
+__all__ = ["GradientSource", "neural_gradient_study", "NeuralStudy", "remedy_table", "DEFAULT_SOURCES",
+           "FIT_PARAMETERS"]
 
+#: The parameters of the gradient study and the remedy table (the fit itself is in :mod:`._neuralfit`).
 FIT_PARAMETERS: tuple[str, ...] = ("k1", "k2", "k3", "b2_0", "b2_1", "b2_2")
 
 
@@ -164,69 +165,3 @@ def remedy_table(ratio: float = 1e6, parameters: Sequence[str] = FIT_PARAMETERS)
     return rows
 
 
-@dataclass
-class FitRun:
-    losses: list[float] = field(default_factory=list)
-    parameter_errors: list[float] = field(default_factory=list)
-    final: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FitStudy:
-    ratio: float
-    runs: dict[str, FitRun]
-    truth: dict[str, float]
-    start: dict[str, float]
-
-    def table(self) -> list[dict[str, Any]]:
-        rows = []
-        for label, run in self.runs.items():
-            row: dict[str, Any] = {"source": label, "final_loss": run.losses[-1]}
-            for name in FIT_PARAMETERS:
-                if name.startswith("k"):
-                    moved = np.log(run.final[name] / self.start[name])
-                    needed = np.log(self.truth[name] / self.start[name])
-                    row[f"{name} progress"] = float(moved / needed)
-                else:
-                    row[f"{name} progress"] = float((run.final[name] - self.start[name]) / (self.truth[name] - self.start[name]))
-            rows.append(row)
-        return rows
-
-
-def fit_study(ratio: float = 1e4, iterations: int = 40, learning_rate: float = 0.05,
-              sources: Sequence[GradientSource] | None = None) -> FitStudy:
-    """Adam on ``θ = (log k1, log k2, log k3, b2_0, b2_1, b2_2)`` from the perturbed point toward the data's
-    parameters, with each gradient source; progress 1 = converged, ~0 = stalled."""
-    import symsens
-
-    sources = list(sources) if sources is not None else [
-        GradientSource("reference-grade: forward + error control rtol 1e-8",
-                       {"method": "radau-iia-3", "sensitivity": "forward", "sensitivity_in_norm": True, "rtol": 1e-8,
-                        "atol": 1e-10}),
-        DEFAULT_SOURCES[0], DEFAULT_SOURCES[1], DEFAULT_SOURCES[4],
-    ]
-    data = _data(ratio)
-    truth = {**_point(ratio, False), **{n: _model().nominal_parameters[n] for n in ("b2_0", "b2_1", "b2_2")}}
-    start = _point(ratio, True)
-    runs: dict[str, FitRun] = {}
-    for source in sources:
-        theta = np.array([np.log(start[n]) if n.startswith("k") else start[n] for n in FIT_PARAMETERS])
-        m = np.zeros_like(theta)
-        v = np.zeros_like(theta)
-        run = FitRun()
-        for it in range(1, iterations + 1):
-            p = {n: (float(np.exp(t)) if n.startswith("k") else float(t)) for n, t in zip(FIT_PARAMETERS, theta)}
-            loss, g, info = _source_gradient(source, p, data, FIT_PARAMETERS)
-            if not np.all(np.isfinite(g)):
-                break
-            chain = np.array([p[n] if n.startswith("k") else 1.0 for n in FIT_PARAMETERS])  # d/dlog k = k d/dk
-            g = g * chain
-            run.losses.append(loss)
-            run.parameter_errors.append(float(max(abs(np.log(p[n] / truth[n])) for n in ("k1", "k2", "k3"))))
-            m = 0.9 * m + 0.1 * g
-            v = 0.999 * v + 0.001 * g * g
-            theta = theta - learning_rate * (m / (1 - 0.9**it)) / (np.sqrt(v / (1 - 0.999**it)) + 1e-12)
-        run.final = {n: (float(np.exp(t)) if n.startswith("k") else float(t)) for n, t in zip(FIT_PARAMETERS, theta)}
-        runs[source.label] = run
-    del symsens
-    return FitStudy(ratio, runs, truth, start)

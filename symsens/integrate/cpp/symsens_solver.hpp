@@ -408,6 +408,9 @@ int drive(const Problem& problem, Stepper& stepper, double t0, double t1, T* y, 
             if (replay_index >= o.n_replay) break;  // the recorded sequence ends where the original did
             h = Time(o.replay_steps[replay_index]);
         } else {
+            // Fixed steps: every step starts from the given size (a step shortened to land on an output time
+            // must not shrink the ones after it).
+            if (o.fixed_step) h = Time(direction * o.first_step);
             if (o.max_step > 0 && std::fabs(value_of(h)) > o.max_step) h = Time(direction * o.max_step);
             if (o.step_onto_outputs && !recorder.at_steps && recorder.next < recorder.n_eval) {
                 const double target = recorder.t_eval[recorder.next];
