@@ -8,7 +8,9 @@ executor) -> the reference gradient -> diagnostics -> a verdict per run and a re
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -76,6 +78,7 @@ class AuditReport:
     reference_gradient: np.ndarray
     reference_digits: np.ndarray
     reference_exact: bool
+    reference_verified: bool
     reference_how: str
     loss_at_nominal: float
     results: tuple[dict[str, Any], ...]
@@ -103,7 +106,9 @@ class AuditReport:
             "parameter_values": self.parameter_values,
             "t_span": list(self.t_span),
             "reference_gradient": self.reference_gradient,
-            "reference": {"digits": self.reference_digits, "exact": self.reference_exact, "how": self.reference_how},
+            "reference": {"digits": self.reference_digits, "exact": self.reference_exact,
+                          "verified": self.reference_verified, "how": self.reference_how,
+                          "error_bound": None if self._references[0].error_bound is None else self._references[0].error_bound},
             "loss_at_nominal": self.loss_at_nominal,
             "results": [dict(row) for row in self.results],
             "diagnostics": self.diagnostics,
@@ -153,8 +158,11 @@ def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], 
         raise ValueError(f"`tolerances` must be numbers in (0, 1), got {tolerances!r}")
     if not (math.isfinite(target_digits) and target_digits > 0):
         raise ValueError(f"`target_digits` must be positive, got {target_digits!r}")
-    if not (isinstance(reference_digits, int) and 1 <= reference_digits <= 40):
+    if not (isinstance(reference_digits, numbers.Integral) and 1 <= int(reference_digits) <= 40):
         raise ValueError(f"`reference_digits` must be an integer in 1..40, got {reference_digits!r}")
+    for what, values in (("methods", methods), ("schemes", schemes), ("tolerances", tols)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"`{what}` lists an entry twice")
     return methods, schemes, tols
 
 
@@ -239,8 +247,24 @@ def audit(
     for name in chosen:
         if name not in model.parameter_names:
             raise ValueError(f"`parameters`: unknown parameter {name!r}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("`parameters` lists a parameter twice")
+    if not (isinstance(max_steps, numbers.Integral) and max_steps >= 1):
+        raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}")
+    if isinstance(loss, TrajectoryLoss):
+        for name, value in loss.data_parameters or ():
+            if not math.isfinite(value):
+                raise ValueError(f"loss: data parameter {name!r} is not finite")
     plan = _plan(model, loss, chosen, t_span)
-    atol_of = (lambda r: float(atol(r))) if callable(atol) else (lambda r: default_atol(r) if atol is None else float(atol))
+
+    def atol_of(rtol: float) -> float:
+        value = float(atol(rtol)) if callable(atol) else (default_atol(rtol) if atol is None else float(atol))
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"`atol` must be a positive finite number (for rtol {rtol:g}), got {value!r}")
+        return value
+
+    for rtol in tols:
+        atol_of(rtol)
 
     total_steps = len(schemes) + len(schemes) * len(tols) + 2
     done = 0
@@ -318,9 +342,10 @@ def audit(
         if reference is None:
             for method in methods:
                 rows.append({"method": method, "scheme": setting.scheme, "rtol": setting.rtol, "atol": setting.atol,
-                             "gradient": None, "relative_error": None, "absolute_error": None, "digits": None,
+                             "gradient": None, "reference_gradient": None, "relative_error": None,
+                             "absolute_error": None, "digits": None, "exact": False,
                              "verdict": f"failed: {setting.failure}", "category": "failed", "loss": None,
-                             "seconds": setting.nominal_seconds, "steps": None})
+                             "seconds": setting.nominal_seconds, "steps": None, "rejected_steps": None})
             continue
         for run in setting.runs:
             category, sentence, digits = verdict(run, setting, reference, diagnostics, target_digits)
@@ -329,6 +354,7 @@ def audit(
                 "method": run.method, "scheme": run.scheme, "rtol": run.rtol, "atol": run.atol,
                 "gradient": run.gradient, "reference_gradient": reference.gradient,
                 "relative_error": relative, "absolute_error": absolute, "digits": digits,
+                "exact": digits is not None and math.isinf(digits),
                 "verdict": sentence, "category": category, "loss": run.loss, "seconds": run.seconds,
                 "steps": run.accepted_steps, "rejected_steps": run.rejected_steps,
             })
@@ -346,6 +372,7 @@ def audit(
         reference_gradient=first.gradient,
         reference_digits=first.digits,
         reference_exact=first.exact,
+        reference_verified=first.exact or all(r.verified for r in references),
         reference_how=first.how,
         loss_at_nominal=first.loss,
         results=tuple(rows),
@@ -373,7 +400,9 @@ def _trajectory(model: Model, t_span: tuple[float, float], p: np.ndarray, scheme
 
 
 def _audit_point(model: Model, loss: AuditLoss | None, options: dict[str, Any]) -> AuditReport:
-    return audit(model, loss, **options)
+    # One audit per worker: its settings run one after another (the sweep is the parallel level).
+    with ThreadPoolExecutor(max_workers=1) as inner:
+        return audit(model, loss, executor=inner, **options)
 
 
 def audit_sweep(
@@ -402,6 +431,11 @@ def audit_sweep(
         if "executor" in merged:
             raise ValueError("a sweep point cannot set `executor`")
         merged.setdefault("progress", None)
+        try:
+            pickle.dumps((model, point_loss, merged))
+        except Exception as error:  # lambdas, open files, ...: name what cannot travel to a worker
+            raise ValueError(f"a sweep point's arguments cannot be sent to another process ({error}); use "
+                             "module-level functions and plain values") from None
         jobs.append((point_loss, merged))
     if not jobs:
         raise ValueError("`points` is empty")

@@ -59,9 +59,11 @@ def stability_evaluator(scheme: str):  # type: ignore[no-untyped-def]
     from ..schemes import get_scheme, is_A_stable, stability_derivative, stability_function
 
     name = _ALIASES.get(scheme, scheme)
+    from .._errors import SchemeError
+
     try:
         tableau = get_scheme(name)
-    except Exception:
+    except SchemeError:
         return None
     if getattr(tableau, "family", None) in (None, "multistep", "bdf"):
         return None
@@ -229,6 +231,8 @@ def diagnose(
             stiffness_rows.append(row)
             series["stiffness"].append(entry)
     summary["stiffness"] = stiffness_rows
+    if trajectory is None:
+        summary["stiffness_unavailable"] = "no scheme completed the plain solve along the span at the tightest tolerance"
 
     # -- sensitivity growth ---------------------------------------------------------------------------------
     growth_source = None
@@ -263,7 +267,11 @@ def diagnose(
             other = by_method.get(name)
             if other is None or other.step_times is None:
                 continue
-            nominal = setting.nominal_step_times if setting.nominal_step_times is not None else (base.step_times if base else None)
+            # The steps to compare with: the nominal solve's when its grid is the loss's (the audited point is the
+            # data point), else the values-only discrete solve at the audited parameters.
+            same_point = reference.exact
+            nominal = setting.nominal_step_times if (same_point and setting.nominal_step_times is not None) else \
+                (base.step_times if base is not None else setting.nominal_step_times)
             identical = nominal is not None and len(nominal) == len(other.step_times) and np.array_equal(nominal, other.step_times)
             moved = None
             if base is not None and base.gradient is not None and other.gradient is not None:
@@ -290,7 +298,7 @@ def diagnose(
     series["convergence"] = []
     for scheme in schemes:
         for method in methods:
-            tolerances, errors = [], []
+            tolerances, errors, floors = [], [], []
             for setting, reference in zip(settings, references):
                 if setting.scheme != scheme:
                     continue
@@ -301,16 +309,29 @@ def diagnose(
                 tolerances.append(setting.rtol)
                 value = relative if relative is not None else absolute
                 errors.append(np.nan if value is None else value)
+                # Errors below the reference's own error say nothing about the rate.
+                scale = float(np.linalg.norm(reference.gradient))
+                bound = 0.0 if reference.exact or reference.error_bound is None else float(np.linalg.norm(reference.error_bound))
+                floors.append(bound / scale if relative is not None and scale > 0 else 0.0)
             if not tolerances:
                 continue
             tol = np.asarray(tolerances)
             err = np.asarray(errors, dtype=float)
+            floor = np.asarray(floors, dtype=float)
             order = np.argsort(tol)[::-1]
-            tol, err = tol[order], err[order]
-            rate = _fit_rate(tol, err)
+            tol, err, floor = tol[order], err[order], floor[order]
+            usable = np.isfinite(err) & (err > 2 * floor)
+            rate = _fit_rate(tol[usable], err[usable])
             finite = err[np.isfinite(err)]
-            converges = bool(rate is not None and rate > 0.3 and finite.size >= 2 and finite[-1] < finite[0])
-            convergence.append({"scheme": scheme, "method": method, "rate": rate, "converges": converges,
+            if finite.size and np.all(finite == 0) and finite.size == err.size:
+                status = "exact"
+            elif rate is None:
+                status = "undetermined"
+            else:
+                last = err[usable][-1] if usable.any() else np.nan
+                status = "yes" if rate > 0.3 and last < err[usable][0] else "no"
+            convergence.append({"scheme": scheme, "method": method, "rate": rate, "status": status,
+                                "converges": status in ("yes", "exact"),
                                 "tolerances": tol.tolist(), "errors": [None if not np.isfinite(e) else float(e) for e in err]})
             series["convergence"].append({"scheme": scheme, "method": method, "rtol": tol, "error": err})
     summary["convergence"] = convergence

@@ -217,11 +217,7 @@ class LossPlan:
         if self.kind == "integral":
             value = float(y[-1, -1])
             return value, (None if sensitivities is None else np.asarray(sensitivities[-1, -1, :], dtype=float))
-        gradient_pieces = self._functions.get("chain")
-        if gradient_pieces is None:
-            gradient_pieces = _chain_rule(self)
-            self._functions["chain"] = gradient_pieces
-        value_function, dl_dy_function, dl_dp_function, n_data = gradient_pieces
+        value_function, dl_dy_function, dl_dp_function, n_data = self._chain()
         n = self.model.n_states
         K = len(t)
         data_columns = np.zeros((K, 0)) if data is None else np.asarray(data, dtype=float).reshape(K, n_data)
@@ -234,11 +230,27 @@ class LossPlan:
         gradient = np.einsum("ik,kij->j", dl_dy, np.asarray(sensitivities)[:, :n, :]) + dl_dp.sum(axis=1)
         return value, gradient
 
+    def dl_dy(self, t: np.ndarray, y: np.ndarray, p: np.ndarray, data: np.ndarray | None) -> np.ndarray:
+        """``(dl/dy)_k`` at the output times (K x n), pointwise losses only."""
+        value_function, dl_dy_function, dl_dp_function, n_data = self._chain()
+        n = self.model.n_states
+        K = len(t)
+        data_columns = np.zeros((K, 0)) if data is None else np.asarray(data, dtype=float).reshape(K, n_data)
+        args = [t, *(y[:, i] for i in range(n)), *(np.full(K, v) for v in p), *(data_columns[:, i] for i in range(n_data))]
+        return dl_dy_function(*args).T
+
+    def _chain(self) -> tuple[Any, Any, Any, int]:
+        pieces = self._functions.get("chain")
+        if pieces is None:
+            pieces = _chain_rule(self)
+            self._functions["chain"] = pieces
+        return pieces
+
     def residual_contributions(
         self, t: np.ndarray, y: np.ndarray, sensitivities: np.ndarray, p: np.ndarray, data: np.ndarray,
     ) -> np.ndarray:
         """Per output time ``k``: the term ``(dl/dy)_k S_k`` of the gradient (K x P), least squares only."""
-        value_function, dl_dy_function, dl_dp_function, n_data = self._functions.get("chain") or _chain_rule(self)
+        value_function, dl_dy_function, dl_dp_function, n_data = self._chain()
         n = self.model.n_states
         K = len(t)
         args = [t, *(y[:, i] for i in range(n)), *(np.full(K, v) for v in p), *(data[:, i] for i in range(n_data))]
@@ -274,7 +286,17 @@ def _check_outputs(model: Model, names: Sequence[str]) -> None:
 
 
 def loss_plan(model: Model, loss: AuditLoss, parameters: Sequence[str], t_span: tuple[float, float]) -> LossPlan:
-    """Check ``loss`` against ``model`` and ``t_span`` and build its :class:`LossPlan`."""
+    """Check ``loss`` against ``model`` and ``t_span`` and build its :class:`LossPlan` (with its NumPy functions
+    built eagerly, so that threads sharing a plan never derive them concurrently)."""
+    plan = _loss_plan(model, loss, parameters, t_span)
+    if plan.kind == "pointwise":
+        plan._chain()
+        if plan.output_names:
+            plan.outputs_of(np.zeros(1), np.zeros((1, model.n_states)), np.asarray(model.parameter_values, dtype=float))
+    return plan
+
+
+def _loss_plan(model: Model, loss: AuditLoss, parameters: Sequence[str], t_span: tuple[float, float]) -> LossPlan:
     t0, t1 = t_span
 
     def inside(times: Sequence[float], what: str) -> None:

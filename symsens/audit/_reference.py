@@ -9,7 +9,6 @@ residuals vanish identically, so the true loss and gradient are exactly 0.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,29 +30,54 @@ class ReferenceGradient:
     digits: np.ndarray            # P: correct digits of each component (inf: exact)
     exact: bool                   # known exactly (a trajectory loss at its data parameters)
     how: str                      # how it was obtained and verified
+    error_bound: np.ndarray | None = None  # P: bound on |g* - true gradient| propagated from the reference
+    verified: bool = True         # the reference runs verified the digits they were asked for
     y: np.ndarray | None = None   # reference states at the output times (None when exact)
     targets: np.ndarray | None = None  # the true targets there (trajectory losses: the exact nominal outputs)
     sensitivity_norms: np.ndarray | None = None
 
 
-def _verified_digits(result, shape: tuple[int, ...], name: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    # symsens.reference: per-component arrays y_digits / sensitivity_digits.
-    digits = getattr(result, "y_digits" if name == "y" else "sensitivity_digits", None)
-    if digits is None:
-        digits = getattr(result, "verified_digits", None)
-        if isinstance(digits, dict):
-            digits = digits.get(name)
-    if digits is None:
-        return np.full(shape, np.nan)
-    return np.broadcast_to(np.asarray(digits, dtype=float), shape)
+def _error_bounds(result, name: str, shape: tuple[int, ...]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    bounds = getattr(result, name, None)
+    if bounds is None:
+        return np.full(shape, np.inf)
+    bounds = np.asarray(bounds, dtype=float)
+    return np.where(np.isnan(bounds), np.inf, np.broadcast_to(bounds, shape))
+
+
+def _gradient_error_bound(plan: LossPlan, t: np.ndarray, y: np.ndarray, S: np.ndarray, p: np.ndarray,
+                          data: np.ndarray | None, y_err: np.ndarray, s_err: np.ndarray,
+                          data_source: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """A bound on |g* - g| per component from the reference's error bounds.
+
+    Integral losses: the bound of S_q(t1).  Pointwise: sum_k |dl/dy|_k |dS_k| (the sensitivities' error) plus
+    the change of the gradient when the states (and, for a trajectory loss, the targets' states) move by their
+    error bounds, evaluated both ways (this carries the cancellation in r = g(y) - d near a fit).
+    """
+    if plan.kind == "integral":
+        return np.asarray(s_err[-1, -1, :], dtype=float)
+    n = plan.model.n_states
+    if not (np.all(np.isfinite(y_err)) and np.all(np.isfinite(s_err))):
+        return np.full(len(plan.parameters), np.inf)
+    base = plan.value_and_gradient(t, y, S, p, data)[1]
+    sensitivity_part = np.einsum("ki,kij->j", np.abs(plan.dl_dy(t, y, p, data)), s_err[:, :n, :])
+    state_part = np.zeros_like(base)
+    for sign in (1.0, -1.0):
+        moved = plan.value_and_gradient(t, y + sign * y_err, S, p, data)[1]
+        state_part = np.maximum(state_part, np.abs(moved - base))
+    if data_source is not None:
+        data_y, data_err, p_data = data_source
+        for sign in (1.0, -1.0):
+            moved_data = plan.outputs_of(t, data_y + sign * data_err, p_data)
+            moved = plan.value_and_gradient(t, y, S, p, moved_data)[1]
+            state_part = state_part + np.abs(moved - base) / 2
+    return sensitivity_part + state_part
 
 
 def _run_reference(model: Model, t_span: tuple[float, float], p: np.ndarray, times: np.ndarray,
                    parameters: Sequence[str], digits: int, sensitivity: bool, time_budget: float | None):  # type: ignore[no-untyped-def]
-    try:
-        from ..reference import reference
-    except ImportError:  # TEMPORARY stand-in until symsens.reference lands (two tight forward runs)
-        return _stand_in(model, t_span, p, times, parameters, digits, sensitivity)
+    from ..reference import reference
+
     return reference(model, t_span, p=p, t_eval=times, digits=digits, sensitivity=sensitivity,
                      parameters=list(parameters) if sensitivity else None, time_budget=time_budget)
 
@@ -82,60 +106,41 @@ def reference_gradients(
     result = _run_reference(plan.solve_model, t_span, p, union, plan.parameters, digits, True, time_budget)
     y_ref = np.asarray(result.y, dtype=float)
     s_ref = np.asarray(result.sensitivities, dtype=float)
-    y_digits = _verified_digits(result, y_ref.shape, "y")
-    s_digits = _verified_digits(result, s_ref.shape, "sensitivities")
-    data_ref = None
+    # Absolute error bounds of every reference value (symsens.reference's y_error / sensitivity_error);
+    # a value without a verified digit has no bound: infinite error.
+    y_err = _error_bounds(result, "y_error", y_ref.shape)
+    s_err = _error_bounds(result, "sensitivity_error", s_ref.shape)
+    verified = bool(getattr(result, "verified", False))
+    messages = [getattr(result, "message", "symsens.reference")]
+    data_ref = data_err = None
     if isinstance(plan.loss, TrajectoryLoss):
         data_result = _run_reference(plan.solve_model, t_span, p_data, union, plan.parameters, digits, False, time_budget)
-        data_ref = plan.outputs_of(union, np.asarray(data_result.y, dtype=float), p_data)
-    how = getattr(result, "message", None) or getattr(result, "how", None) or "symsens.reference"
+        data_y = np.asarray(data_result.y, dtype=float)
+        data_ref = plan.outputs_of(union, data_y, p_data)
+        data_err = _error_bounds(data_result, "y_error", data_y.shape)
+        verified = verified and bool(getattr(data_result, "verified", False))
+        messages.append(f"data at the data parameters: {getattr(data_result, 'message', '')}")
     seconds = time.perf_counter() - start
+    how = "; ".join(messages)
 
     references = []
     for grid, target in zip(grids, targets):
-        index = np.searchsorted(union, np.asarray(grid, dtype=float))
+        grid = np.asarray(grid, dtype=float)
+        index = np.searchsorted(union, grid)
         y, S = y_ref[index], s_ref[index]
         data = data_ref[index] if data_ref is not None else target
-        loss, gradient = plan.value_and_gradient(np.asarray(grid), y, S, p, data)
+        loss, gradient = plan.value_and_gradient(grid, y, S, p, data)
         assert gradient is not None
-        input_digits = float(np.nanmin(np.concatenate([y_digits[index].ravel(), s_digits[index].ravel()]))) \
-            if plan.kind == "pointwise" else float(np.nanmin(s_digits[-1:, -1:, :]))
-        if plan.kind == "pointwise":
-            terms = plan.residual_contributions(np.asarray(grid), y, S, p, data)  # K x P
-            magnitude = np.sum(np.abs(terms), axis=0)
-        else:
-            magnitude = np.abs(gradient)
+        bound = _gradient_error_bound(plan, grid, y, S, p, data, y_err[index], s_err[index],
+                                      None if data_err is None else (data_y[index], data_err[index], p_data))
         with np.errstate(divide="ignore", invalid="ignore"):
-            cancellation = np.where(np.abs(gradient) > 0, np.log10(np.maximum(magnitude / np.abs(gradient), 1.0)), 0.0)
-        component_digits = np.maximum(input_digits - cancellation, 0.0) if math.isfinite(input_digits) else np.full(P, np.nan)
+            component_digits = np.where(bound == 0, 17.0, np.clip(-np.log10(bound / np.abs(gradient)), 0.0, 17.0))
+        component_digits = np.where(np.isfinite(bound), component_digits, 0.0)
         norms = np.sqrt(np.sum(S[:, : plan.model.n_states, :] ** 2, axis=(1, 2)))
         references.append(ReferenceGradient(
             gradient, loss, component_digits, False,
             f"{how}; {len(union)} output times, {seconds:.1f} s", y=y, sensitivity_norms=norms, targets=data,
+            error_bound=bound, verified=verified,
         ))
     return references
 
-
-@dataclass(frozen=True)
-class _StandIn:
-    y: np.ndarray
-    sensitivities: np.ndarray | None
-    verified_digits: dict
-    how: str
-
-
-def _stand_in(model, t_span, p, times, parameters, digits, sensitivity):  # type: ignore[no-untyped-def]
-    from ..integrate import solve
-
-    kwargs = dict(p=p, t_eval=times, method="radau-iia-3", sensitivity="forward" if sensitivity else None,
-                  parameters=list(parameters), sensitivity_in_norm=True, max_steps=10**6)
-    a = solve(model, t_span, rtol=1e-10, atol=1e-14, **kwargs).check()
-    b = solve(model, t_span, rtol=1e-12, atol=1e-16, **kwargs).check()
-    def agree(x, y):  # type: ignore[no-untyped-def]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = -np.log10(np.abs(x - y) / np.maximum(np.abs(y), 1e-300))
-        return np.clip(np.where(np.isfinite(d), d, 15.0), 0, 15)
-    vd = {"y": agree(a.y, b.y)}
-    if sensitivity:
-        vd["sensitivities"] = agree(a.sensitivities, b.sensitivities)
-    return _StandIn(b.y, b.sensitivities, vd, "stand-in: radau-iia-3 at rtol 1e-10 and 1e-12")

@@ -54,7 +54,8 @@ def summary_table(report) -> str:  # type: ignore[no-untyped-def]
     lines = [
         f"symsens audit: {report.model_name}, {report.loss_description}",
         f"reference gradient |g*| = {format_number(np.linalg.norm(report.reference_gradient))} "
-        f"({'exact' if report.reference_exact else 'verified'}), true loss {format_number(report.loss_at_nominal)}",
+        f"({'exact' if report.reference_exact else ('verified' if report.reference_verified else 'NOT fully verified')}), "
+        f"true loss {format_number(report.loss_at_nominal)}",
         header, "-" * len(header),
     ]
     for row in report.results:
@@ -177,7 +178,8 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {report.recommendation['text']}.")
 
     findings = []
-    names = {"accurate": "accurate", "loss-floor": "biased by the loss floor", "step-size-control":
+    names = {"accurate": "accurate", "uninformative": "uninformative (reproduce their own targets)",
+             "loss-floor": "biased by the loss floor", "state-error": "biased by the state error", "step-size-control":
              "biased by the step-size controller", "stiffness": "attenuated by stiffness", "stability-boundary":
              "amplified at the stability boundary", "inaccurate": "inaccurate (truncation)", "failed": "failed"}
     for category, label in names.items():
@@ -235,9 +237,9 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                                                   else "No run has a positive loss floor."))
     if floor:
         top = sorted(floor, key=lambda r: -r["loss_floor"])[:8]
-        doc.table(["method", "scheme", "rtol", "loss", "true loss", "|residual gradient|"], [
+        doc.table(["method", "scheme", "rtol", "loss", "true loss", "|gradient from the residual error|"], [
             [r["method"], r["scheme"], f"{r['rtol']:.0e}", format_number(r["loss"]), format_number(r["true_loss"]),
-             format_number(r["residual_gradient_norm"])] for r in top])
+             format_number(r["loss_floor_bias_norm"])] for r in top])
     dominant = diagnostics.get("dominant_times")
     if dominant:
         share = dominant["share_of_gradient_terms"]
@@ -250,8 +252,9 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                + f" against a median {format_number(dominant['median_sensitivity_norm'])}" if dominant.get("sensitivity_norm_there") else "")
             + ".")
     if "loss_floor" in figures:
-        doc.figure(figures["loss_floor"], "Per output time: the size of the gradient term (dl/dy)_k S_k of the worst run, "
-                   "and the sensitivity norm ||S(t_k)||.")
+        doc.figure(figures["loss_floor"], "Per output time: the size of the gradient term (dl/dy)_k S_k of the run named "
+                   "in the legend (the forward-mode AD run with tangents in the norm when it is biased, else the most "
+                   "biased run of the first scheme's loosest tolerance), and the sensitivity norm ||S(t_k)||.")
 
     doc.heading(3, "Stiffness")
     eig = diagnostics.get("eigenvalue_range")
@@ -301,7 +304,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     conv = diagnostics.get("convergence", [])
     if conv:
         doc.table(["scheme", "method", "fitted rate d log(error)/d log(rtol)", "converges"], [
-            [r["scheme"], r["method"], format_number(r["rate"], 2), "yes" if r["converges"] else "no"] for r in conv])
+            [r["scheme"], r["method"], format_number(r["rate"], 2), r["status"]] for r in conv])
 
     timings = report.timings
     doc.heading(2, "Cost")
@@ -331,5 +334,5 @@ def write_report(report, directory: str | os.PathLike[str]) -> dict[str, str]:  
     paths = {"markdown": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
     paths["markdown"].write_text(doc.markdown(), encoding="utf-8")
     paths["html"].write_text(doc.html(f"Gradient audit: {report.model_name}"), encoding="utf-8")
-    paths["json"].write_text(json.dumps(report.to_json_dict(), indent=1), encoding="utf-8")
+    paths["json"].write_text(json.dumps(report.to_json_dict(), indent=1, allow_nan=False), encoding="utf-8")
     return {**{k: str(v) for k, v in paths.items()}, **{k: str(out / v) for k, v in figures.items()}}

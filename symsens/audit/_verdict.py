@@ -3,17 +3,20 @@
 Rules, in order (the first that applies names the cause):
 
 1. the run failed -> ``failed: <status> at t = ...``;
-2. the error is below ``10^-target_digits`` (relative; absolute against a true gradient of 0 when that is
-   ``exact``) -> ``accurate to d digits`` (d = floor(-log10 relative error), capped by the reference's digits);
-3. the run's loss differs from the true loss (a *loss floor*) and the gradient its residual error makes,
-   ``sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S_k``, is at least half the error -> ``biased by the loss floor``;
-   when the controller saw the tangents and the steps differ from the nominal solve's, that is named as the cause;
-4. a controller variant (tangents in the norm, differentiated step sizes) is ten times less accurate than the
+2. the true gradient is exactly 0 (a trajectory loss at its data parameters) and the run reproduces its own
+   targets (zero loss, zero gradient) -> ``uninformative``: right, whatever its sensitivities, so no evidence;
+3. the relative error is below ``10^-target_digits`` (against a true gradient of 0: only exactly 0) ->
+   ``accurate to d digits`` (d = -log10 of the relative error, capped by the reference's own digits);
+4. the gradient its residual error makes, ``sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S_k``, is at least half the
+   error -> ``biased by the loss floor`` when that residual error is most of the loss the run computes (always
+   when the true loss is 0; for a step-grid trajectory loss the differing steps are named as the cause), else
+   ``biased by the state error at the loss times`` (truncation in y rather than in S);
+5. a controller variant (tangents in the norm, differentiated step sizes) is ten times less accurate than the
    same method without it -> ``biased by the step-size controller``;
-5. an A-stable scheme with at least a quarter of its steps at |h lambda| > 1 (some above 10) and a gradient
-   smaller than the reference -> ``attenuated by stiffness``; an explicit scheme with a quarter of its steps on the stability boundary
-   (|R(z)| > 1/2 with |z| > 1) -> ``amplified at the stability boundary``;
-6. otherwise ``inaccurate`` with the relative error (truncation error; see the convergence table).
+6. an A-stable scheme with at least a quarter of its steps at |h lambda| > 1 (some above 10) and a gradient
+   smaller than the reference -> ``attenuated by stiffness``; an explicit scheme with a quarter of its steps on
+   the stability boundary (|R(z)| > 1/2 with |z| > 1) -> ``amplified at the stability boundary``;
+7. otherwise ``inaccurate`` with the relative error, and whether the method converges as rtol shrinks.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ __all__ = ["verdict", "recommendation", "accurate_digits"]
 
 
 def accurate_digits(relative: float | None, absolute: float | None, reference: ReferenceGradient) -> float:
-    """Correct digits of a gradient: ``-log10`` of its relative error, capped by the reference's digits."""
-    cap = float(np.nanmin(reference.digits)) if np.any(np.isfinite(reference.digits)) else math.inf
-    if reference.exact:
-        cap = math.inf
+    """Correct digits of a gradient: ``-log10`` of its relative error (2-norm), capped by the digits of the
+    reference itself, ``-log10(||bound|| / ||g*||)`` with ``bound`` the propagated error of the reference."""
+    cap = math.inf
+    if not reference.exact:
+        scale = float(np.linalg.norm(reference.gradient))
+        bound = float(np.linalg.norm(reference.error_bound)) if reference.error_bound is not None else math.inf
+        cap = 0.0 if scale == 0 or not math.isfinite(bound) else (17.0 if bound == 0 else max(0.0, -math.log10(bound / scale)))
     if relative is None:  # the true gradient is 0: only an exactly-zero gradient is right
         return cap if absolute == 0 else 0.0
     if relative == 0:
@@ -62,6 +68,12 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
     digits = accurate_digits(relative, absolute, reference)
     error_text = f"relative error {relative:.2g}" if relative is not None else \
         f"|gradient| {absolute:.3g} where the true gradient is 0"
+    if reference.exact and run.loss == 0.0 and absolute == 0.0:
+        # At the data parameters a run that reproduces its own targets (the nominal steps, zero residuals) has a
+        # zero gradient whatever its sensitivities are: right, but no evidence of accuracy.
+        return "uninformative", ("exact 0, but uninformative: this solve reproduces its targets (the nominal steps, "
+                                 "zero residuals), so its gradient is 0 whatever its sensitivities; audit at shifted "
+                                 "parameters to judge them"), digits
     if digits >= target_digits:
         if math.isinf(digits):
             return "accurate", "exact: equal to the true gradient", digits
@@ -70,10 +82,19 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
     # half of the gradient error.
     if run.floor_bias is not None and absolute is not None and absolute > 0:
         bias = float(np.linalg.norm(run.floor_bias))
-        if bias >= 0.5 * absolute and run.loss is not None and run.loss != reference.loss:
+        floor = (run.loss - reference.loss) if run.loss is not None else 0.0
+        # A loss floor: the solver's own residual error is most of the loss it computes (always so when the true
+        # loss is 0); otherwise the same mechanism is the state error at the loss times (truncation in y).
+        real_floor = run.loss is not None and floor > 0 and (reference.exact or floor > 0.5 * run.loss)
+        if bias >= 0.5 * absolute and not real_floor and run.loss is not None:
+            return "state-error", (f"biased by the state error at the loss times: the residuals' error puts {bias:.3g} "
+                                   f"into the gradient (loss {run.loss:.3g}, true {reference.loss:.3g}); {error_text}"), digits
+        if bias >= 0.5 * absolute and real_floor:
             control = _control_row(diagnostics, setting.scheme, setting.rtol, run.method)
             cause = ""
-            if control is not None and not control["identical_steps"]:
+            steps_grid = setting.nominal_step_times is not None and setting.output_times is not None and \
+                len(setting.nominal_step_times) == len(setting.output_times)
+            if control is not None and not control["identical_steps"] and steps_grid:
                 where = control["first_different_step_at"]
                 count = (f"took {control['steps']} steps instead of the nominal {control['nominal_steps']}"
                          if control["steps"] != control["nominal_steps"] else f"took other steps (as many, {control['steps']})")
@@ -81,14 +102,13 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
                 start = "" if where is None else (" from the first step on" if where == first else f" from t = {where:.6g} on")
                 who = "the controller saw the tangents and" if "tangent-norm" in run.method else "this solve"
                 cause = f"; {who} {count}{start}, so the outputs are interpolated where the targets are step values"
-            floor = run.loss - reference.loss
             return "loss-floor", (f"biased by the loss floor: loss {run.loss:.3g} against the true {reference.loss:.3g} "
                                   f"(floor {floor:+.2g}); the residual error puts {bias:.3g} into the gradient; "
                                   f"{error_text}{cause}"), digits
     if run.method == "finite-differences" and reference.exact and run.loss is not None:
-        return "loss-floor", (f"biased by the loss floor: the true loss is 0 near these parameters to second order, "
-                              f"but the solves at p ± h take other steps than the nominal one and leave residuals "
-                              f"of the tolerance's size, whose difference is divided by 2h; {error_text}"), digits
+        return "loss-floor", (f"biased by the loss floor: the true loss is 0 here to second order in h, but the solves "
+                              f"at p ± h leave residuals against the step-value targets whose loss, of the "
+                              f"tolerance's size, is differenced and divided by 2h; {error_text}"), digits
     # Step-size control: the same solve with a simpler controller treatment is ten times more accurate.
     for switch, sibling_name, what in (
         ("differentiated-steps", run.method.replace("-differentiated-steps", ""), "differentiating the step sizes"),
@@ -118,18 +138,31 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
             return "stability-boundary", (f"amplified at the stability boundary: {100 * stiffness['share_at_stability_boundary']:.0f}% "
                                           f"of the steps at |R(z)| > 1/2 with |z| > 1, max |R'(z)| "
                                           f"{stiffness['max_abs_dR']:.3g}; {error_text}"), digits
+    convergence = next((r for r in diagnostics.summary.get("convergence", [])
+                        if r["scheme"] == setting.scheme and r["method"] == run.method), None)
+    if convergence is not None and convergence["status"] == "no":
+        return "inaccurate", (f"inaccurate: {error_text}, and it does not converge as the tolerance shrinks "
+                              f"(fitted rate {convergence['rate']:.2g})" if convergence["rate"] is not None else
+                              f"inaccurate: {error_text}, and it does not converge as the tolerance shrinks"), digits
     return "inaccurate", f"inaccurate: {error_text} (truncation error; see the convergence table)", digits
 
 
 def recommendation(rows: Sequence[dict[str, Any]], target_digits: float) -> dict[str, Any]:
-    """The cheapest (wall time) method x scheme x tolerance whose gradient has ``target_digits`` digits."""
-    good = [r for r in rows if r["digits"] is not None and r["digits"] >= target_digits]
+    """The cheapest (wall time) method x scheme x tolerance whose gradient has ``target_digits`` digits and is
+    evidence of accuracy (runs that reproduce their own targets are not)."""
+    good = [r for r in rows if r["digits"] is not None and r["digits"] >= target_digits and r["category"] == "accurate"]
     if not good:
-        best = max((r for r in rows if r["digits"] is not None), key=lambda r: r["digits"], default=None)
+        informative = [r for r in rows if r["digits"] is not None and r["category"] != "uninformative"]
+        best = max(informative, key=lambda r: (r["digits"], -(r["absolute_error"] if r["absolute_error"] is not None
+                                                              else math.inf)), default=None)
         text = f"no method reached {target_digits:g} digits"
+        if any(r["category"] == "uninformative" for r in rows):
+            text += (" where the gradient is informative (runs that reproduce their own targets give 0 whatever "
+                     "their sensitivities: audit at shifted parameters, e.g. p = 1.001 p_data, to rank them)")
         if best is not None:
-            text += f"; the most accurate was {best['method']} with {best['scheme']} at rtol {best['rtol']:g} " \
-                    f"({best['digits']:.1f} digits)"
+            text += (f"; the most accurate was {best['method']} with {best['scheme']} at rtol {best['rtol']:g} "
+                     + (f"({best['digits']:.1f} digits)" if best["digits"] > 0 else
+                        f"(error {best['absolute_error']:.3g})"))
         return {"found": False, "text": text, "choice": None}
     choice = min(good, key=lambda r: r["seconds"])
     digits_text = "exact" if math.isinf(choice["digits"]) else f"{choice['digits']:.1f} digits"

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         record = report.to_json_dict()
         if written:
             record["files"] = written
-        json.dump(record, sys.stdout, indent=1)
+        json.dump(record, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(report.summary_table())
