@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/audit.py [--repeats N]``.  Prints, for Hodgkin–Huxley and the calcium neuron, the
 median wall time over N audits with a warm kernel cache (first use adds one compile per scheme, printed from
-the first run), and its split into compile/load, solves, reference and diagnosis.  Targets: under 60 s each.
+the first run), and its split into compile/load, solves, reference and diagnosis (seconds and shares).  Targets: under 60 s each.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--examples", default="hodgkin-huxley,calcium-neuron")
     args = parser.parse_args()
-    print(f"{'example':<16} {'first run':>10} {'median':>8} {'compile':>8} {'solves':>8} {'reference':>9} "
-          f"{'diagnosis':>9} {'results':>7}")
+    print(f"{'example':<16} {'first run':>10} {'median':>8} {'compile':>14} {'solves':>14} {'reference':>14} "
+          f"{'diagnosis':>14} {'results':>7}")
     for name in args.examples.split(","):
         model = symsens.load_model(name)
         options = preset_for(name)
@@ -40,8 +40,10 @@ def main() -> None:
             splits.append(report.timings)
         median = statistics.median(times)
         share = {key: statistics.median(s[key] for s in splits) for key in ("compile", "solves", "reference", "diagnosis")}
-        print(f"{name:<16} {first:>9.1f}s {median:>7.1f}s {share['compile']:>7.2f}s {share['solves']:>7.1f}s "
-              f"{share['reference']:>8.1f}s {share['diagnosis']:>8.2f}s {len(report.results):>7}")
+        total = sum(share.values()) or 1.0
+        cells = " ".join(f"{share[k]:>7.2f}s ({100 * share[k] / total:>3.0f}%)" for k in
+                         ("compile", "solves", "reference", "diagnosis"))
+        print(f"{name:<16} {first:>9.1f}s {median:>7.1f}s {cells} {len(report.results):>7}")
 
 
 if __name__ == "__main__":
