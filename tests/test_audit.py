@@ -135,6 +135,9 @@ def test_seed_case() -> None:
     assert "tangents" in tangents["verdict"] and "steps instead of" in tangents["verdict"]
     control = next(r for r in report.diagnostics["step_size_control"] if r["method"] == "discrete-tangent-norm")
     assert not control["identical_steps"] and control["steps"] != control["nominal_steps"]
+    floor = next(r for r in report.diagnostics["loss_floor"] if r["method"] == "discrete-tangent-norm")
+    # The residuals that make the floor: the largest is a sizeable part of a spike's amplitude (~ tens of mV).
+    assert floor["max_residual"] > 0.1 and floor["loss_floor"] == pytest.approx(tangents["loss"])
     dominant = report.diagnostics["dominant_times"]
     assert dominant["method"] == "discrete-tangent-norm"
     # Spike-timing sensitivities: where the gradient comes from, ||S|| is far above its median.

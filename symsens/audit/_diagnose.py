@@ -155,6 +155,7 @@ def diagnose(
                 "loss_floor": run.loss - reference.loss,
                 "residual_gradient_norm": None if residual_gradient is None else float(np.linalg.norm(residual_gradient)),
                 "loss_floor_bias_norm": None if run.floor_bias is None else float(np.linalg.norm(run.floor_bias)),
+                "max_residual": run.max_residual, "time_of_max_residual": run.time_of_max_residual,
             }
             floor_rows.append(row)
             if run.contributions is None or run.floor_bias is None:

@@ -89,6 +89,9 @@ class MethodRun:
     # The part of the gradient made by the run's residual error: sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S_k, with
     # y* the reference states and targets (least squares; None otherwise).
     floor_bias: np.ndarray | None = field(default=None, repr=False)
+    # Least squares: the largest residual |g(t_k, y_k) - d_k| and where it is (the residuals that make the loss).
+    max_residual: float | None = None
+    time_of_max_residual: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,9 +218,14 @@ def run_setting(
                 floor_bias = floor_bias - plan.residual_contributions(
                     solution.t, reference_y, solution.sensitivities, p_values, true_data).sum(axis=0)
         norms = np.sqrt(np.sum(solution.sensitivities[:, : model.n_states, :] ** 2, axis=(1, 2)))
+        max_residual = time_of_max = None
+        if plan.output_names and targets is not None:
+            residual = np.abs(plan.outputs_of(solution.t, solution.y[:, : model.n_states], p_values) - targets)
+            k = int(np.argmax(residual.max(axis=1)))
+            max_residual, time_of_max = float(residual[k].max()), float(solution.t[k])
         runs.append(MethodRun(method, scheme, rtol, atol, gradient, value, "success", solution.message, seconds,
                               solution.stats.accepted_steps, solution.stats.rejected_steps,
-                              solution.stats.step_times, contributions, norms, floor_bias))
+                              solution.stats.step_times, contributions, norms, floor_bias, max_residual, time_of_max))
     return SettingRuns(scheme, rtol, atol, output_times, targets, nominal.step_times, nominal.y, nominal.seconds,
                        tuple(runs))
 

@@ -237,8 +237,11 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                                                   else "No run has a positive loss floor."))
     if floor:
         top = sorted(floor, key=lambda r: -r["loss_floor"])[:8]
-        doc.table(["method", "scheme", "rtol", "loss", "true loss", "|gradient from the residual error|"], [
+        doc.table(["method", "scheme", "rtol", "loss", "true loss", "largest residual (at t)",
+                   "|gradient from the residual error|"], [
             [r["method"], r["scheme"], f"{r['rtol']:.0e}", format_number(r["loss"]), format_number(r["true_loss"]),
+             "–" if r.get("max_residual") is None else
+             f"{format_number(r['max_residual'])} (t = {format_number(r['time_of_max_residual'], 6)})",
              format_number(r["loss_floor_bias_norm"])] for r in top])
     dominant = diagnostics.get("dominant_times")
     if dominant:
