@@ -271,3 +271,17 @@ def test_sweep_on_a_dask_cluster() -> None:
         assert report.results[0]["category"] == "accurate"
     # The two points straddle the data parameter r = 1.25: the gradients in r have opposite signs.
     assert reports[0].reference_gradient[0] < 0 < reports[1].reference_gradient[0]
+
+
+def test_settings_through_a_process_pool_match_the_thread_pool() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    model = _logistic()
+    loss = TrajectoryLoss(grid=tuple(np.linspace(0.5, 4.0, 8)), data_parameters={"r": 1.25})
+    options = dict(schemes=["tsit5"], tolerances=[1e-5, 1e-7], methods=["forward", "discrete"])
+    threads = audit(model, loss, **options)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        processes = audit(model, loss, executor=pool, **options)
+    for a, b in zip(threads.results, processes.results):
+        assert (a["method"], a["rtol"]) == (b["method"], b["rtol"])
+        np.testing.assert_array_equal(a["gradient"], b["gradient"])  # the same compiled solves, bit for bit
