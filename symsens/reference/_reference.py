@@ -371,12 +371,15 @@ def _ladder(digits: int, family: str, max_exponent: int, dps: int, atol: float, 
         exponents.append(max_exponent)
     rungs: list[Rung] = []
     previous = 0
-    for e in exponents:
+    for k, e in enumerate(exponents):
         s = _stages_for(e, family)
         if s <= previous:
             s = previous + 1  # consecutive runs always differ in order
         previous = s
-        rungs.append(Rung(family, s, 10.0**-e, dps, atol))
+        # The working precision rises with every rung (mpmath path; the fast path is double-double throughout),
+        # so an error every run would share at one precision (cancellation in the model's own expressions)
+        # shows up as a disagreement instead of being verified.
+        rungs.append(Rung(family, s, 10.0**-e, dps + 10 * k, atol))
     return rungs
 
 
@@ -552,9 +555,16 @@ def reference(
 
         engine = MpEngine(model, chosen, p_values, y0_values, t0, t1)
         max_exponent = digits + 9
+    # Taylor series assume the right-hand side is analytic along each step: a switch (abs, sign, Heaviside, min,
+    # max, piecewise) would be stepped over and every rung would solve the same wrong equation.
+    switches = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.Piecewise)
+    non_smooth = any(sp.sympify(e).has(*switches) for e in (*model.rhs, *model.initial_conditions))
+    if method == "taylor" and non_smooth:
+        raise ValueError("`method`=\"taylor\" needs an analytic right-hand side; this model has abs/sign/Heaviside/"
+                         "min/max: use method=\"radau-iia\" or \"gauss\"")
     if method == "auto":
         stiff = _is_stiff(engine, t1 - t0)
-        family = "radau-iia" if stiff else ("gauss" if path == "fast" else "taylor")
+        family = "radau-iia" if (stiff or (non_smooth and path != "fast")) else ("gauss" if path == "fast" else "taylor")
     else:
         family = method
     rungs = _ladder(digits, family, max_exponent, dps, ABSOLUTE_TOLERANCE if path == "fast" else 0.0,
