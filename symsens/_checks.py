@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["output_times", "STATUS_NAMES"]
+__all__ = ["time_span", "output_times", "STATUS_NAMES"]
 
 #: Status codes of the compiled integrators (symsens_solver.hpp's Status) and their names.
 STATUS_NAMES: dict[int, str] = {
@@ -18,6 +18,23 @@ STATUS_NAMES: dict[int, str] = {
     5: "bad input",
     6: "time budget exhausted",
 }
+
+
+def time_span(t_span: Any, default: tuple[float, float] | None) -> tuple[float, float]:
+    """``t_span`` (or ``default``, a model's own span, when it is None) as two finite floats with t0 < t1."""
+    if t_span is None:
+        if default is None:
+            raise ValueError("`t_span` is required: the model has no default time span")
+        t_span = default
+    try:
+        if len(t_span) != 2:
+            raise TypeError
+        t0, t1 = float(t_span[0]), float(t_span[1])
+    except (TypeError, ValueError):
+        raise ValueError(f"`t_span` must be a pair (t0, t1), got {t_span!r}") from None
+    if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
+        raise ValueError(f"`t_span` must be two finite times with t0 < t1, got {t_span!r}")
+    return t0, t1
 
 
 def output_times(values: Any, name: str, t0: float | None = None, t1: float | None = None) -> np.ndarray:

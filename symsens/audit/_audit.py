@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import time_span
 from ..model import Model
 from ._diagnose import diagnose, gradient_error
 from ._losses import AuditLoss, TrajectoryLoss
@@ -233,13 +234,7 @@ def audit(
     start_total = time.perf_counter()
     methods, schemes, tols = _check_inputs(model, methods, schemes, tolerances, target_digits, reference_digits)
     loss = TrajectoryLoss() if loss is None else loss
-    if t_span is None:
-        if model.t_span is None:
-            raise ValueError("`t_span` is required: the model has no default time span")
-        t_span = model.t_span
-    t_span = (float(t_span[0]), float(t_span[1]))
-    if not (math.isfinite(t_span[0]) and math.isfinite(t_span[1]) and t_span[1] > t_span[0]):
-        raise ValueError(f"`t_span` must be two increasing finite times, got {t_span!r}")
+    t_span = time_span(t_span, model.t_span)
     p_values = _parameter_values(model, p)
     chosen = tuple(model.parameter_names if parameters is None else parameters)
     if isinstance(parameters, str):

@@ -83,17 +83,22 @@ def stability_evaluator(scheme: str):  # type: ignore[no-untyped-def]
     return R_f, dR_f, a_stable, explicit
 
 
-def _eigenvalues_along(model: Model, times: np.ndarray, y: np.ndarray, p: np.ndarray, limit: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """The eigenvalue of ``df/dy`` of largest modulus at (up to ``limit``, evenly chosen among the) given states."""
+@lru_cache(maxsize=8)
+def _jacobian_function(model: Model):  # type: ignore[no-untyped-def]
+    """df/dy as a NumPy function of (t, y..., p...), derived and lambdified once per model."""
     from ..derive import jacobian
     from ..derive._numeric import numpy_function
 
+    return numpy_function(list(jacobian(model)), [model.time, *model.states, *model.parameters])
+
+
+def _eigenvalues_along(model: Model, times: np.ndarray, y: np.ndarray, p: np.ndarray, limit: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalue of ``df/dy`` of largest modulus at (up to ``limit``, evenly chosen among the) given states."""
     if len(times) > limit:
         pick = np.unique(np.linspace(0, len(times) - 1, limit).round().astype(int))
         times, y = times[pick], y[pick]
-    J = jacobian(model)
     n = model.n_states
-    function = numpy_function(list(J), [model.time, *model.states, *model.parameters])
+    function = _jacobian_function(model)
     values = function(times, *(y[:, i] for i in range(n)), *(np.full(len(times), v) for v in p))  # n*n x K
     matrices = np.moveaxis(values.reshape(n, n, len(times)), 2, 0)
     finite = np.all(np.isfinite(matrices), axis=(1, 2))

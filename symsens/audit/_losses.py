@@ -217,27 +217,35 @@ class LossPlan:
         if self.kind == "integral":
             value = float(y[-1, -1])
             return value, (None if sensitivities is None else np.asarray(sensitivities[-1, -1, :], dtype=float))
-        value_function, dl_dy_function, dl_dp_function, n_data = self._chain()
-        n = self.model.n_states
-        K = len(t)
-        data_columns = np.zeros((K, 0)) if data is None else np.asarray(data, dtype=float).reshape(K, n_data)
-        args = [t, *(y[:, i] for i in range(n)), *(np.full(K, v) for v in p), *(data_columns[:, i] for i in range(n_data))]
+        value_function, dl_dy_function, dl_dp_function, _ = self._chain()
+        args = self._arguments(t, y, p, data)
         value = float(np.sum(value_function(*args)[0]))
         if sensitivities is None:
             return value, None
         dl_dy = dl_dy_function(*args)  # n x K
         dl_dp = dl_dp_function(*args)  # P x K
+        n = self.model.n_states
         gradient = np.einsum("ik,kij->j", dl_dy, np.asarray(sensitivities)[:, :n, :]) + dl_dp.sum(axis=1)
         return value, gradient
 
     def dl_dy(self, t: np.ndarray, y: np.ndarray, p: np.ndarray, data: np.ndarray | None) -> np.ndarray:
         """``(dl/dy)_k`` at the output times (K x n), pointwise losses only."""
-        value_function, dl_dy_function, dl_dp_function, n_data = self._chain()
+        return self._chain()[1](*self._arguments(t, y, p, data)).T
+
+    def residual_contributions(
+        self, t: np.ndarray, y: np.ndarray, sensitivities: np.ndarray, p: np.ndarray, data: np.ndarray | None,
+    ) -> np.ndarray:
+        """Per output time ``k``: the term ``(dl/dy)_k S_k`` of the gradient (K x P), pointwise losses only."""
         n = self.model.n_states
+        return np.einsum("ki,kij->kj", self.dl_dy(t, y, p, data), np.asarray(sensitivities)[:, :n, :])
+
+    def _arguments(self, t: np.ndarray, y: np.ndarray, p: np.ndarray, data: np.ndarray | None) -> list[np.ndarray]:
+        """The NumPy functions' arguments: t, the states, the parameters (broadcast) and the data columns."""
+        n_data = self._chain()[3]
         K = len(t)
-        data_columns = np.zeros((K, 0)) if data is None else np.asarray(data, dtype=float).reshape(K, n_data)
-        args = [t, *(y[:, i] for i in range(n)), *(np.full(K, v) for v in p), *(data_columns[:, i] for i in range(n_data))]
-        return dl_dy_function(*args).T
+        columns = np.zeros((K, 0)) if data is None else np.asarray(data, dtype=float).reshape(K, n_data)
+        return [t, *(y[:, i] for i in range(self.model.n_states)), *(np.full(K, v) for v in p),
+                *(columns[:, i] for i in range(n_data))]
 
     def _chain(self) -> tuple[Any, Any, Any, int]:
         pieces = self._functions.get("chain")
@@ -245,16 +253,6 @@ class LossPlan:
             pieces = _chain_rule(self)
             self._functions["chain"] = pieces
         return pieces
-
-    def residual_contributions(
-        self, t: np.ndarray, y: np.ndarray, sensitivities: np.ndarray, p: np.ndarray, data: np.ndarray,
-    ) -> np.ndarray:
-        """Per output time ``k``: the term ``(dl/dy)_k S_k`` of the gradient (K x P), least squares only."""
-        value_function, dl_dy_function, dl_dp_function, n_data = self._chain()
-        n = self.model.n_states
-        K = len(t)
-        args = [t, *(y[:, i] for i in range(n)), *(np.full(K, v) for v in p), *(data[:, i] for i in range(n_data))]
-        return np.einsum("ik,kij->kj", dl_dy_function(*args), np.asarray(sensitivities)[:, :n, :])
 
 
 def _chain_rule(plan: LossPlan) -> tuple[Any, Any, Any, int]:

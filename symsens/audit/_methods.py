@@ -24,7 +24,6 @@ method                                      what it computes
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -265,4 +264,4 @@ def _finite_differences(
 
 def default_atol(rtol: float) -> float:
     """``atol = rtol / 1000`` (the seed's rtol 1e-3, atol 1e-6)."""
-    return rtol * 1e-3 if math.isfinite(rtol) else rtol
+    return rtol * 1e-3

@@ -70,9 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from ..audit._presets import preset_for
 
     model = resolve_model(args)
-    options = dict(preset_for(model.name) if args.example or (args.model and not args.model.endswith(".toml")) else {})
+    from ..model import examples
+
+    # A built-in example brings its preset; a model file brings only itself (and perhaps a [loss] table).
+    model_file = None if (args.example or args.model in examples()) else args.model
+    options = preset_for(model.name) if model_file is None else {}
     if args.loss is not None:
-        options["loss"] = parse_loss(args.loss, args.model if args.model and args.model.endswith(".toml") else None)
+        options["loss"] = parse_loss(args.loss, model_file)
     if args.schemes:
         options["schemes"] = _names(args.schemes)
     if args.tolerances:

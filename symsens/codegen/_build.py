@@ -109,7 +109,6 @@ def build_library(
     flags: Sequence[str] = DEFAULT_FLAGS,
     compiler: Compiler | None = None,
     timeout: float = 600.0,
-    unit_flags: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Compile ``sources[main]`` (with the other sources as headers beside it) into a cached shared library.
 
@@ -120,9 +119,6 @@ def build_library(
     main : str or sequence of str
         The translation unit(s) to compile (keys of ``sources``).  Several units are compiled concurrently
         (``-c``) and linked into one library.
-    unit_flags : mapping unit -> flags, optional
-        Flags appended for one unit (e.g. ``-O1`` for a unit whose optimisation at ``-O2`` costs minutes of
-        compile time for little speed).
 
     Returns
     -------
@@ -139,10 +135,9 @@ def build_library(
     for unit in units:
         if unit not in sources:
             raise CodegenError(f"build_library: main file {unit!r} is not among the sources")
-    extra = {unit: tuple((unit_flags or {}).get(unit, ())) for unit in units}
     compiler = compiler or find_compiler()
-    key_flags = list(flags) + [f"{unit}:{' '.join(extra[unit])}" for unit in units if extra[unit]]
-    key = _cache_key(sources, compiler, key_flags if len(units) > 1 or extra[units[0]] else flags)
+    # Several units: the list of units is part of what is built (the same sources could be linked otherwise).
+    key = _cache_key(sources, compiler, list(flags) + (["units:" + ",".join(units)] if len(units) > 1 else []))
     directory = cache_directory() / key[:2]
     target = directory / f"{key}.so"
     if target.exists():
@@ -160,8 +155,7 @@ def build_library(
             output = work_path / "library.so"
             start = time.perf_counter()
             if len(units) == 1:
-                command = [compiler.path, *flags, *extra[units[0]], "-I", str(work_path), str(work_path / units[0]),
-                           "-o", str(output)]
+                command = [compiler.path, *flags, "-I", str(work_path), str(work_path / units[0]), "-o", str(output)]
                 _run_compiler(command, units[0], compiler, timeout)
             else:
                 # Compile the units side by side, then link; "-shared" belongs to the link step only.
@@ -169,8 +163,8 @@ def build_library(
                 processes = []
                 for unit in units:
                     obj = work_path / f"{unit}.o"
-                    command = [compiler.path, *compile_flags, *extra[unit], "-c", "-I", str(work_path),
-                               str(work_path / unit), "-o", str(obj)]
+                    command = [compiler.path, *compile_flags, "-c", "-I", str(work_path), str(work_path / unit),
+                               "-o", str(obj)]
                     processes.append((unit, obj, subprocess.Popen(command, stdout=subprocess.PIPE,
                                                                   stderr=subprocess.STDOUT, text=True)))
                 failure = None

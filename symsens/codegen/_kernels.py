@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,7 +216,6 @@ def cached_build(
     purpose: str,
     make_sources: Callable[[ModelSource], dict[str, str]],
     main: str | Sequence[str],
-    unit_flags: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[ModelSource, Path, bool]:
     """Generate-and-build with a model-level index in front of the library cache.
 
@@ -239,7 +238,7 @@ def cached_build(
         except (OSError, ValueError, KeyError):
             pass  # a damaged index entry only costs a rebuild
     source = generate_model_source(model, parameters)
-    path = build_library(make_sources(source), main, unit_flags=unit_flags)
+    path = build_library(make_sources(source), main)
     index.parent.mkdir(parents=True, exist_ok=True)
     entry = {
         "model_name": source.model_name, "n_states": source.n_states, "n_parameters": source.n_parameters,

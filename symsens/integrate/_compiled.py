@@ -589,8 +589,8 @@ def _solver_header_sources() -> dict[str, str]:
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
 # The driver is two translation units, compiled side by side: the plain and forward modes, and the dual-number
-# (discrete) modes, which are most of the compile time.  Both use the default flags.
-_UNIT_FLAGS: dict[str, tuple[str, ...]] = {}
+# (discrete) modes, which are most of the compile time.
+_DRIVER_UNITS = ("driver.cpp", "driver_dual.cpp")
 
 
 @dataclass
@@ -659,10 +659,9 @@ def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> 
     # The purpose enters the model-level cache index: it must change whenever the solver's C++ changes.
     purpose = f"solver:{method}:" + hashlib.sha256(
         ("".join(headers[k] for k in sorted(headers)) + spec.tableau_code + spec.stepper + _DRIVER
-         + _DRIVER_COMMON + _DRIVER_DUAL + str(autonomous) + repr(_UNIT_FLAGS)).encode()
+         + _DRIVER_COMMON + _DRIVER_DUAL + str(autonomous)).encode()
     ).hexdigest()
-    source, path, _ = cached_build(model, list(parameters), purpose, sources, ["driver.cpp", "driver_dual.cpp"],
-                                   unit_flags=_UNIT_FLAGS)
+    source, path, _ = cached_build(model, list(parameters), purpose, sources, _DRIVER_UNITS)
     library = load_library(path)
     function = library.symsens_solve
     function.restype = ctypes.c_int

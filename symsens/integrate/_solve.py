@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import STATUS_NAMES, output_times
+from .._checks import STATUS_NAMES, output_times, time_span
 from .._errors import ModelError
 from ..model import Model
 from ._solution import Solution, SolverStats
@@ -17,8 +17,6 @@ __all__ = ["solve", "SENSITIVITY_MODES"]
 
 #: ``sensitivity=`` values: None (solution only), continuous forward sensitivities, discrete forward mode.
 SENSITIVITY_MODES: tuple[str | None, ...] = (None, "forward", "discrete")
-
-_STATUS_NAMES = STATUS_NAMES
 
 
 def _finite_vector(values: Any, length: int, name: str) -> np.ndarray:
@@ -131,17 +129,7 @@ def solve(
     """
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be a symsens.Model, got {type(model).__name__}")
-    if t_span is None:
-        if model.t_span is None:
-            raise ValueError("`t_span` is required: the model has no default time span")
-        t_span = model.t_span
-    if len(t_span) != 2:
-        raise ValueError(f"`t_span` must be a pair (t0, t1), got {t_span!r}")
-    t0, t1 = (float(t_span[0]), float(t_span[1]))
-    if not (math.isfinite(t0) and math.isfinite(t1)) or t1 == t0:
-        raise ValueError(f"`t_span` must be two different finite times, got {t_span!r}")
-    if t1 < t0:
-        raise ValueError(f"`t_span` must be increasing (t0 < t1), got {t_span!r}")
+    t0, t1 = time_span(t_span, model.t_span)
 
     if p is None:
         p_values = np.array(model.parameter_values, dtype=float)
@@ -263,7 +251,7 @@ def _solve_compiled(
         outputs = step_times
         y = y[: len(outputs)]
         sens = sens[: len(outputs)] if sens is not None else None
-    status_name = _STATUS_NAMES.get(status, f"status {status}")
+    status_name = STATUS_NAMES.get(status, f"status {status}")
     message = "integration successful" if status == 0 else f"{status_name} at t = {stats.t_failure:.17g}"
     reached = np.isfinite(y[:, 0]) if len(outputs) else np.array([], dtype=bool)
     return Solution(

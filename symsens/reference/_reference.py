@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import mpmath
 import numpy as np
 
-from .._checks import output_times
+from .._checks import output_times, time_span
 import sympy as sp
 
 from ..model import Model
@@ -500,18 +500,7 @@ def reference(
     start = time.perf_counter()
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be a symsens.Model, got {type(model).__name__}")
-    if t_span is None:
-        if model.t_span is None:
-            raise ValueError("`t_span` is required: the model has no default time span")
-        t_span = model.t_span
-    try:
-        t0, t1 = (float(t_span[0]), float(t_span[1]))
-        if len(t_span) != 2:
-            raise TypeError
-    except (TypeError, ValueError, IndexError):
-        raise ValueError(f"`t_span` must be a pair (t0, t1), got {t_span!r}") from None
-    if not (math.isfinite(t0) and math.isfinite(t1)) or not t1 > t0:
-        raise ValueError(f"`t_span` must be two finite times with t0 < t1, got {t_span!r}")
+    t0, t1 = time_span(t_span, model.t_span)
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or not 1 <= int(digits) <= 60:
         raise ValueError(f"`digits` must be an integer in 1..60, got {digits!r}")
     digits = int(digits)
