@@ -67,6 +67,25 @@ def test_smooth_model_every_method_accurate() -> None:
     assert report.recommendation["found"]
 
 
+def test_recommendation_is_the_same_on_every_run() -> None:
+    """Ranked by the work estimate from the solvers' counters, not by wall time: two identical audits choose
+    the same setting, and every run's work estimate is reproduced exactly."""
+    model = _logistic()
+    times = np.linspace(0.5, 4.0, 8)
+    observed = _logistic_exact(times, 1.2, 2.5)[:, None]
+    loss = DataLoss(tuple(times), tuple(map(tuple, observed)), ("y",))
+    kwargs = dict(schemes=["tsit5", "radau-iia-3"], tolerances=[1e-6, 1e-8], target_digits=3, reference_digits=8,
+                  methods=["forward", "discrete", "finite-differences"])
+    first, second = audit(model, loss, **kwargs), audit(model, loss, **kwargs)
+    assert first.recommendation["found"]
+    assert first.recommendation["choice"] == second.recommendation["choice"]
+    assert [row["work"] for row in first.results] == [row["work"] for row in second.results]
+    assert all(row["work"] is not None and row["work"] > 0 for row in first.results)
+    # Finite differences carry no tangents but solve 2P + 1 times; a forward run carries P tangents once.
+    fd = first.result("finite-differences", "tsit5", 1e-6)
+    assert fd["work"] > first.result("discrete", "tsit5", 1e-6)["work"] / 3
+
+
 def _closed_form_discrete(scheme: str, lam: float, y0: float, steps: np.ndarray) -> tuple[float, float]:
     """(y_N, dy_N/dlam) of a one-step scheme with exact stability function R on y' = lam y, steps h_k fixed."""
     from symsens.schemes import get_scheme, stability_derivative, stability_function
@@ -285,3 +304,72 @@ def test_settings_through_a_process_pool_match_the_thread_pool() -> None:
     for a, b in zip(threads.results, processes.results):
         assert (a["method"], a["rtol"]) == (b["method"], b["rtol"])
         np.testing.assert_array_equal(a["gradient"], b["gradient"])  # the same compiled solves, bit for bit
+
+
+def test_rounding_noise_is_not_bias_and_no_warnings_escape() -> None:
+    """Robertson at its nominal parameters: the true gradient is exactly 0.  Rodas4's forward run follows the
+    nominal steps, so its residuals and gradient are at rounding level: zero to rounding, not a loss-floor bias,
+    and never the most accurate.  Tsit5's tangents explode on this stiff model (values stay on the nominal
+    steps), so a gradient far above its natural size is judged on its error, not called uninformative."""
+    import warnings
+
+    model = symsens.load_model("robertson")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = audit(model, schemes=["rodas4", "tsit5"], tolerances=[1e-3, 1e-5], methods=["forward", "discrete"])
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+    assert report.reference_exact
+    rounding = report.result("forward", "rodas4", 1e-3)
+    assert rounding["gradient"] is not None and 0 < np.linalg.norm(rounding["gradient"]) < 1e-12
+    assert rounding["category"] == "zero-to-rounding", rounding["verdict"]
+    assert "most accurate was forward with rodas4 at rtol 0.001" not in report.recommendation["text"]
+    for row in report.results:
+        if row["gradient"] is not None and np.linalg.norm(row["gradient"]) > 1e3:
+            assert row["category"] not in ("uninformative", "zero-to-rounding"), row["verdict"]
+
+
+def test_concurrent_audits_on_a_cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several audits at once in one process, from an empty kernel cache and empty in-process caches (as in a
+    fresh interpreter): every lazily computed shared value is computed once under a lock, so all succeed and
+    agree bit for bit."""
+    import threading
+
+    from symsens.audit import _diagnose, _methods
+    from symsens.codegen import _build, _runtime
+    from symsens.derive import _jacobian
+    from symsens.integrate import _compiled
+
+    monkeypatch.setenv("SYMSENS_CACHE_DIR", str(tmp_path / "cold-cache"))
+    for cached in (_runtime.runtime_header, _runtime.warm_sympy_tables, _build._compiler_identity,
+                   _compiled._compiled_solver, _compiled._explicit_spec, _compiled._implicit_spec,
+                   _jacobian.jacobian, _jacobian._parameter_jacobian, _methods._plan, _diagnose._jacobian_function):
+        cached.cache_clear()
+    small = getattr(sp.factorial, "_small_factorials", None)
+    if isinstance(small, list):
+        small.clear()
+    model = _logistic()
+    times = np.linspace(0.5, 4.0, 8)
+    loss = DataLoss(tuple(times), tuple(map(tuple, _logistic_exact(times, 1.2, 2.5)[:, None])), ("y",))
+    barrier = threading.Barrier(3)
+    reports: dict[int, symsens.AuditReport] = {}
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait()
+            reports[index] = audit(model, loss, schemes=["tsit5", "rodas4"], tolerances=[1e-6],
+                                   methods=["forward", "discrete"], target_digits=3, reference_digits=8)
+        except BaseException as error:  # noqa: BLE001 - reported with its thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    first = reports[0]
+    for other in (reports[1], reports[2]):
+        assert [r["gradient"].tolist() for r in other.results] == [r["gradient"].tolist() for r in first.results]
+        assert other.recommendation["choice"] == first.recommendation["choice"]
+    assert _runtime.runtime_header.cache_info().misses == 1

@@ -114,3 +114,13 @@ def test_record_and_table_for_a_scheme_outside_the_catalogue() -> None:
     record = scheme_record(theta)
     assert record["A_stable"] is False and record["order"] == 1
     assert "theta-0.3" in _table([record])
+
+
+def test_text_shows_infinity_not_sympy_zoo() -> None:
+    """R(z) of an explicit scheme is a polynomial, so |R(z)| -> oo: people read ∞, the JSON keeps SymPy's zoo."""
+    records = [scheme_record(registry.get_scheme(name)) for name in ("rk4", "radau-iia-3")]
+    assert records[0]["R_infinity"] == "zoo"
+    table = _table(records)
+    assert "zoo" not in table
+    rk4_line = next(line for line in table.splitlines() if line.startswith("rk4"))
+    assert "∞" in rk4_line

@@ -10,9 +10,11 @@ solve of the stage equations, or the 50-digit multistep recurrence; exact expone
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import symsens
 from symsens.cli import main
@@ -270,3 +272,26 @@ def test_fit_converges_with_the_reference_and_error_control_not_with_fixed_steps
     assert bdf_values[-1] < bdf_values[0] and abs(np.log(bdf_values[-1] / bdf_values[0])) < 0.1
     assert bdf["k3 verdict"] == "stalled" and bdf["k3 start gradient error"] > 0.9
     assert min(fit.runs[REFERENCE_SOURCE.label].reference_digits) >= 8
+
+
+def test_wrong_sign_list_in_the_theory_doc_matches_the_exact_analysis() -> None:
+    """The theory page names the schemes whose R'(x) is negative as x -> -inf (the exact derivative e^x is
+    positive); that list must equal the set decided by the exact leading term c x^e of R'."""
+    import re
+
+    from symsens.schemes import decay_asymptotics, get_scheme
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "vanishing-gradients-theory.md").read_text()
+    header = "| scheme | family | L |"
+    block = text[text.index(header):]
+    block = block[: block.index("\n\n")]
+    table_rows = [line for line in block.splitlines()[2:] if line.startswith("| ")]
+    table = {line.split("|")[1].strip() for line in table_rows if "(wrong)" in line}
+    item = text[text.index("**The discrete gradient often has the wrong sign.**"):]
+    item = item[: item.index("that sign is negative")]
+    listed = set(re.findall(r"`([a-z0-9-]+)`", item)) - {"x"}
+    assert listed == table
+    for name in (line.split("|")[1].strip() for line in table_rows):
+        coefficient, exponent = decay_asymptotics(get_scheme(name))["dR"]
+        sign_at_minus_infinity = sp.sign(coefficient) * (-1) ** int(exponent)
+        assert (sign_at_minus_infinity < 0) == (name in listed), name

@@ -19,11 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import time_span
+from ._quiet import quiet_floating_point
+from .._checks import parameter_selection, parameter_values, positive_number, step_count, time_span
 from ..model import Model
 from ._diagnose import diagnose, gradient_error
 from ._losses import AuditLoss, TrajectoryLoss
-from ._methods import DEFAULT_METHODS, SettingRuns, _plan, default_atol, method_options, nominal_setting, run_setting
+from ._methods import (
+    DEFAULT_METHODS, SettingRuns, _plan, default_atol, method_options, nominal_setting, run_setting, unit_costs,
+    work_estimate,
+)
 from ._reference import ReferenceGradient, reference_gradients
 from ._verdict import recommendation, verdict
 
@@ -168,25 +172,11 @@ def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], 
 
 
 def _parameter_values(model: Model, p: Any) -> np.ndarray:
-    if p is None:
-        return np.asarray(model.parameter_values, dtype=float)
-    if isinstance(p, Mapping):
-        unknown = [k for k in p if k not in model.parameter_names]
-        if unknown:
-            raise ValueError(f"`p`: unknown parameter {unknown[0]!r}")
-        values = np.asarray(model.parameter_values, dtype=float).copy()
-        for name, value in p.items():
-            values[model.parameter_names.index(name)] = float(value)
-    else:
-        values = np.asarray(p, dtype=float)
-        if values.shape != (model.n_parameters,):
-            raise ValueError(f"`p` must have length {model.n_parameters}, got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        bad = model.parameter_names[int(np.flatnonzero(~np.isfinite(values))[0])]
-        raise ValueError(f"`p`: parameter {bad!r} is not finite")
-    return values
+    # The check symsens.solve makes, so that a mistake in `p` is worded the same by both.
+    return parameter_values(model, p)
 
 
+@quiet_floating_point
 def audit(
     model: Model,
     loss: AuditLoss | None = None,
@@ -236,16 +226,8 @@ def audit(
     loss = TrajectoryLoss() if loss is None else loss
     t_span = time_span(t_span, model.t_span)
     p_values = _parameter_values(model, p)
-    chosen = tuple(model.parameter_names if parameters is None else parameters)
-    if isinstance(parameters, str):
-        raise ValueError("`parameters` must be a sequence of names, not a string")
-    for name in chosen:
-        if name not in model.parameter_names:
-            raise ValueError(f"`parameters`: unknown parameter {name!r}")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError("`parameters` lists a parameter twice")
-    if not (isinstance(max_steps, numbers.Integral) and max_steps >= 1):
-        raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}")
+    chosen = parameter_selection(model, parameters)
+    max_steps = step_count(max_steps, "max_steps")
     if isinstance(loss, TrajectoryLoss):
         for name, value in loss.data_parameters or ():
             if not math.isfinite(value):
@@ -253,7 +235,9 @@ def audit(
     plan = _plan(model, loss, chosen, t_span)
 
     def atol_of(rtol: float) -> float:
-        value = float(atol(rtol)) if callable(atol) else (default_atol(rtol) if atol is None else float(atol))
+        if atol is not None and not callable(atol):
+            return positive_number(atol, "atol")  # worded as symsens.solve words it
+        value = float(atol(rtol)) if callable(atol) else default_atol(rtol)
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"`atol` must be a positive finite number (for rtol {rtol:g}), got {value!r}")
         return value
@@ -331,6 +315,8 @@ def audit(
     references = [by_setting[id(s)] for s in usable]
     diagnostics = diagnose(plan.model, p_values, usable, references, trajectory, chosen)
 
+    units = unit_costs(plan.solve_model)
+    chosen_index = [model.parameter_names.index(name) for name in chosen]
     rows = []
     for setting in settings:
         reference = by_setting.get(id(setting))
@@ -340,10 +326,12 @@ def audit(
                              "gradient": None, "reference_gradient": None, "relative_error": None,
                              "absolute_error": None, "digits": None, "exact": False,
                              "verdict": f"failed: {setting.failure}", "category": "failed", "loss": None,
-                             "seconds": setting.nominal_seconds, "steps": None, "rejected_steps": None})
+                             "seconds": setting.nominal_seconds, "work": None, "steps": None,
+                             "rejected_steps": None})
             continue
         for run in setting.runs:
-            category, sentence, digits = verdict(run, setting, reference, diagnostics, target_digits)
+            category, sentence, digits = verdict(run, setting, reference, diagnostics, target_digits,
+                                                 p_values[chosen_index])
             relative, absolute = gradient_error(run.gradient, reference)
             rows.append({
                 "method": run.method, "scheme": run.scheme, "rtol": run.rtol, "atol": run.atol,
@@ -351,6 +339,7 @@ def audit(
                 "relative_error": relative, "absolute_error": absolute, "digits": digits,
                 "exact": digits is not None and math.isinf(digits),
                 "verdict": sentence, "category": category, "loss": run.loss, "seconds": run.seconds,
+                "work": work_estimate(run.counts, run.tangents, units),
                 "steps": run.accepted_steps, "rejected_steps": run.rejected_steps,
             })
     advice = recommendation(rows, target_digits)

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from .._once import cached_once
+from ._quiet import quiet_floating_point
 from ..model import Model
 from ._methods import MethodRun, SettingRuns
 from ._reference import ReferenceGradient
 
-__all__ = ["Diagnostics", "diagnose", "stability_evaluator", "gradient_error"]
+__all__ = ["stable_norm", "Diagnostics", "diagnose", "stability_evaluator", "gradient_error"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,16 +43,26 @@ class Diagnostics:
     series: dict[str, Any] = field(repr=False)
 
 
+def stable_norm(values: np.ndarray) -> float:
+    """The 2-norm without overflow or underflow of the squares: ``m ||x / m||`` with ``m = max |x_i|``
+    (a gradient of 1e200 has a norm of 1e200, not inf)."""
+    values = np.asarray(values, dtype=float)
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest == 0 or not np.isfinite(largest):
+        return largest
+    return largest * float(np.linalg.norm(values / largest))
+
+
 def gradient_error(gradient: np.ndarray | None, reference: ReferenceGradient) -> tuple[float | None, float | None]:
     """``(relative error, absolute error)`` in the 2-norm; relative is None when the true gradient is 0."""
     if gradient is None:
         return None, None
-    absolute = float(np.linalg.norm(gradient - reference.gradient))
-    scale = float(np.linalg.norm(reference.gradient))
+    absolute = stable_norm(gradient - reference.gradient)
+    scale = stable_norm(reference.gradient)
     return (absolute / scale if scale > 0 else None), absolute
 
 
-@lru_cache(maxsize=32)
+@cached_once(maxsize=32)
 def stability_evaluator(scheme: str):  # type: ignore[no-untyped-def]
     """NumPy functions ``R(z)``, ``R'(z)`` of a one-step scheme's exact stability function; None for BDF."""
     from ..integrate._compiled import _ALIASES
@@ -83,7 +94,7 @@ def stability_evaluator(scheme: str):  # type: ignore[no-untyped-def]
     return R_f, dR_f, a_stable, explicit
 
 
-@lru_cache(maxsize=8)
+@cached_once(maxsize=8)
 def _jacobian_function(model: Model):  # type: ignore[no-untyped-def]
     """df/dy as a NumPy function of (t, y..., p...), derived and lambdified once per model."""
     from ..derive import jacobian
@@ -127,6 +138,7 @@ def _first_difference(a: np.ndarray | None, b: np.ndarray | None) -> float | Non
     return None if len(a) == len(b) else float(a[m - 1])
 
 
+@quiet_floating_point
 def diagnose(
     model: Model,
     p: np.ndarray,

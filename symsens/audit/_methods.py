@@ -27,17 +27,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from .._once import cached_once
+from ._quiet import quiet_floating_point
 from ..integrate import solve
 from ..model import Model
 from ._losses import AuditLoss, LossPlan, TrajectoryLoss, loss_plan
 
 __all__ = ["GRADIENT_METHODS", "DEFAULT_METHODS", "MethodRun", "SettingRuns", "NominalSetting", "nominal_setting", "run_setting",
-           "method_options"]
+           "method_options", "UnitCosts", "unit_costs", "work_estimate"]
 
 GRADIENT_METHODS: dict[str, dict[str, Any]] = {
     "forward": {"sensitivity": "forward"},
@@ -91,6 +92,10 @@ class MethodRun:
     # Least squares: the largest residual |g(t_k, y_k) - d_k| and where it is (the residuals that make the loss).
     max_residual: float | None = None
     time_of_max_residual: float | None = None
+    # Solver work counters summed over the run's solves (finite differences: all 2P + 1 of them), and the number
+    # of tangent directions each solve carried: the inputs of a machine-independent cost (see ``work_estimate``).
+    counts: dict[str, int] | None = None
+    tangents: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +114,7 @@ class SettingRuns:
     failure: str | None = None          # the nominal solve failed: no gradients in this setting
 
 
-@lru_cache(maxsize=32)
+@cached_once(maxsize=32)
 def _plan(model: Model, loss: AuditLoss, parameters: tuple[str, ...], t_span: tuple[float, float]) -> LossPlan:
     return loss_plan(model, loss, parameters, t_span)
 
@@ -141,6 +146,7 @@ class NominalSetting:
     failure: str | None = None
 
 
+@quiet_floating_point
 def nominal_setting(
     model: Model, loss: AuditLoss, parameters: tuple[str, ...], t_span: tuple[float, float], scheme: str, rtol: float,
     atol: float, max_steps: int = 200_000,
@@ -163,6 +169,7 @@ def nominal_setting(
     return NominalSetting(scheme, rtol, atol, output_times, plan.data, None, None, 0.0)
 
 
+@quiet_floating_point
 def run_setting(
     model: Model,
     loss: AuditLoss,
@@ -205,7 +212,8 @@ def run_setting(
         if solution.status != "success":
             runs.append(MethodRun(method, scheme, rtol, atol, None, None, solution.status, solution.message, seconds,
                                   solution.stats.accepted_steps, solution.stats.rejected_steps,
-                                  solution.stats.step_times))
+                                  solution.stats.step_times, counts=_counts(solution.stats),
+                                  tangents=len(parameters)))
             continue
         value, gradient = plan.value_and_gradient(solution.t, solution.y, solution.sensitivities, p_values, targets)
         contributions = floor_bias = None
@@ -224,11 +232,13 @@ def run_setting(
             max_residual, time_of_max = float(residual[k].max()), float(solution.t[k])
         runs.append(MethodRun(method, scheme, rtol, atol, gradient, value, "success", solution.message, seconds,
                               solution.stats.accepted_steps, solution.stats.rejected_steps,
-                              solution.stats.step_times, contributions, norms, floor_bias, max_residual, time_of_max))
+                              solution.stats.step_times, contributions, norms, floor_bias, max_residual, time_of_max,
+                              counts=_counts(solution.stats), tangents=len(parameters)))
     return SettingRuns(scheme, rtol, atol, output_times, targets, nominal.step_times, nominal.y, nominal.seconds,
                        tuple(runs))
 
 
+@quiet_floating_point
 def _finite_differences(
     plan: LossPlan, solve_model: Model, t_span: tuple[float, float], p: np.ndarray, index: Sequence[int],
     output_times: np.ndarray | None, targets: np.ndarray | None, scheme: str, rtol: float, atol: float,
@@ -237,6 +247,7 @@ def _finite_differences(
     start = time.perf_counter()
     gradient = np.empty(len(index))
     accepted = rejected = 0
+    counts = _counts(None)
     centre_loss = None
     for j, k in enumerate(index):
         h = _finite_difference_step(p[k], rtol)
@@ -248,18 +259,69 @@ def _finite_differences(
             if solution.status != "success":
                 return MethodRun("finite-differences", scheme, rtol, atol, None, None, solution.status,
                                  f"at {plan.model.parameter_names[k]} {'+' if sign > 0 else '-'} h: {solution.message}",
-                                 time.perf_counter() - start, accepted, rejected, None)
+                                 time.perf_counter() - start, accepted, rejected, None, counts=_counts(solution.stats, counts))
             accepted += solution.stats.accepted_steps
             rejected += solution.stats.rejected_steps
+            _counts(solution.stats, counts)
             values.append(plan.value_and_gradient(solution.t, solution.y, None, shifted, targets)[0])
         # The actual step (p + h) - p, not h: it is what the two solves were given.
         gradient[j] = (values[0] - values[1]) / ((p[k] + h) - (p[k] - h))
     centre = solve(solve_model, t_span, p=p, t_eval=output_times, **common)
     if centre.status == "success":
         centre_loss = plan.value_and_gradient(centre.t, centre.y, None, p, targets)[0]
+    _counts(centre.stats, counts)
     return MethodRun("finite-differences", scheme, rtol, atol, gradient, centre_loss, "success",
                      f"central differences, h_j = rtol^(1/3)|p_j| with rtol {rtol:g}", time.perf_counter() - start,
-                     accepted, rejected, None)
+                     accepted, rejected, None, counts=counts)
+
+
+_COUNT_NAMES = ("rhs_evaluations", "jacobian_evaluations", "lu_decompositions", "newton_iterations")
+
+
+def _counts(stats: Any, into: dict[str, int] | None = None) -> dict[str, int]:
+    """The work counters of ``stats`` (a :class:`~symsens.integrate.SolverStats`), added to ``into``."""
+    total = dict.fromkeys(_COUNT_NAMES, 0) if into is None else into
+    for name in _COUNT_NAMES:
+        total[name] += int(getattr(stats, name, 0))
+    return total
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """Operation counts of one model's kernels: the weights of :func:`work_estimate`.
+
+    ``rhs`` and ``jacobian`` are the operation counts of ``f`` and ``df/dy`` (:func:`symsens.derive.total_operation_count`,
+    shared subexpressions counted once), ``states`` is n.
+    """
+
+    rhs: int
+    jacobian: int
+    states: int
+
+
+def unit_costs(model: Model) -> UnitCosts:
+    """:class:`UnitCosts` of ``model`` from its exact expressions (machine-independent)."""
+    from ..derive import jacobian
+    from ..derive._cse import total_operation_count
+
+    return UnitCosts(max(1, total_operation_count(list(model.rhs))),
+                     max(1, total_operation_count(list(jacobian(model)))), model.n_states)
+
+
+def work_estimate(counts: dict[str, int] | None, tangents: int, units: UnitCosts) -> float | None:
+    """A machine-independent cost of a run, in floating-point operations (an estimate, for ranking).
+
+    ``(1 + T) (nfev c_f + njev c_J + nlu 2n^3/3 + n_newton 2n^2)`` with ``c_f``, ``c_J`` the operation counts of
+    the right-hand side and the Jacobian, ``n`` the number of states and ``T`` the tangent directions carried
+    (sensitivities or dual partials propagate T copies of the same linear work).  The same inputs give the same
+    number on every machine and every run, unlike wall time, so rankings built on it are reproducible.
+    """
+    if counts is None:
+        return None
+    n = units.states
+    base = (counts["rhs_evaluations"] * units.rhs + counts["jacobian_evaluations"] * units.jacobian
+            + counts["lu_decompositions"] * (2.0 * n**3 / 3.0) + counts["newton_iterations"] * 2.0 * n**2)
+    return float((1 + tangents) * base)
 
 
 def default_atol(rtol: float) -> float:

@@ -16,7 +16,92 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_report", "summary_table", "format_number"]
+from ._diagnose import stable_norm
+
+__all__ = ["write_report", "summary_table", "format_number", "markdown_text"]
+
+# Text that comes from the user (model, parameter, state and output names, the loss description, error
+# messages, anything derived from them) is marked when it enters the document, between these two private-use
+# characters, and each renderer escapes marked text completely for its format: no Markdown or HTML in a model
+# name is ever interpreted, and the report's own markup (**bold**, `code`) is only ever the report's.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+# Markdown characters that can start markup anywhere in a line (emphasis, code, links, images, tables,
+# strikethrough, math, autolinks and raw HTML, entities, closing heading sequences) - escaped with a backslash
+# or as an HTML entity; user text never starts a line (line breaks become spaces), so list and heading
+# markers at a line start cannot arise.
+_MARKDOWN_PUNCTUATION = set("\\`*_{}[]()#!|~$^")
+_LINE_BREAKS = {"\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"}
+
+
+def _plain(text: object) -> str:
+    """User text on one line, without control characters (which could also drive a terminal) or markers."""
+    out = []
+    for ch in str(text):
+        if ch in _LINE_BREAKS or ch == "\t":
+            out.append(" ")
+        elif ch in (_OPEN, _CLOSE) or ord(ch) < 32 or ord(ch) == 127 or 0x80 <= ord(ch) < 0xA0:
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _u(text: object) -> str:
+    """Mark user-derived text (see above)."""
+    return _OPEN + _plain(text) + _CLOSE
+
+
+def markdown_text(text: object) -> str:
+    """``text`` as Markdown that renders as exactly that text: one line, every character that could start
+    Markdown markup backslash-escaped, ``&``, ``<`` and ``>`` as HTML entities (no raw HTML, no entities)."""
+    out = []
+    for ch in _plain(text):
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch in _MARKDOWN_PUNCTUATION:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _segments(text: str) -> list[tuple[bool, str]]:
+    """``text`` as (is user text, piece) pairs."""
+    pieces: list[tuple[bool, str]] = []
+    rest = text
+    while rest:
+        start = rest.find(_OPEN)
+        if start < 0:
+            pieces.append((False, rest))
+            break
+        end = rest.find(_CLOSE, start)
+        end = len(rest) if end < 0 else end
+        if start:
+            pieces.append((False, rest[:start]))
+        pieces.append((True, rest[start + 1:end]))
+        rest = rest[end + 1:]
+    return pieces
+
+
+def _md(text: str, table_cell: bool = False) -> str:
+    """Render document text as Markdown: the report's own text as is (``|`` escaped in table cells), user text
+    through :func:`markdown_text`."""
+    out = []
+    for user, piece in _segments(text):
+        if user:
+            out.append(markdown_text(piece))
+        else:
+            out.append(piece.replace("|", "\\|") if table_cell else piece)
+    return "".join(out)
+
+
+def _bare(text: str) -> str:
+    """Document text with the user-text marks removed (for plain contexts: HTML attributes, CSS decisions)."""
+    return text.replace(_OPEN, "").replace(_CLOSE, "")
 
 
 def format_number(value: Any, digits: int = 3) -> str:
@@ -52,19 +137,20 @@ def summary_table(report) -> str:  # type: ignore[no-untyped-def]
     """One line per result: method, scheme, rtol, |gradient|, error, digits, verdict."""
     header = f"{'method':<44} {'scheme':<12} {'rtol':>6} {'|gradient|':>11} {'error':>12} {'digits':>6}  verdict"
     lines = [
-        f"symsens audit: {report.model_name}, {report.loss_description}",
-        f"reference gradient |g*| = {format_number(np.linalg.norm(report.reference_gradient))} "
+        f"symsens audit: {_plain(report.model_name)}, {_plain(report.loss_description)}",
+        f"reference gradient |g*| = {format_number(stable_norm(report.reference_gradient))} "
         f"({'exact' if report.reference_exact else ('verified' if report.reference_verified else 'NOT fully verified')}), "
         f"true loss {format_number(report.loss_at_nominal)}",
         header, "-" * len(header),
     ]
     for row in report.results:
-        norm = None if row["gradient"] is None else float(np.linalg.norm(row["gradient"]))
-        verdict = row["verdict"] if len(row["verdict"]) <= 90 else row["verdict"][:87] + "..."
+        norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
+        verdict = _plain(row["verdict"])
+        verdict = verdict if len(verdict) <= 90 else verdict[:87] + "..."
         lines.append(f"{row['method']:<44} {row['scheme']:<12} {row['rtol']:>6.0e} {format_number(norm):>11} "
                      f"{_error_text(row):>12} {_digits_text(row['digits']):>6}  {verdict}")
     lines.append("")
-    lines.append(f"recommendation ({report.target_digits:g} digits): {report.recommendation['text']}")
+    lines.append(f"recommendation ({report.target_digits:g} digits): {_plain(report.recommendation['text'])}")
     timings = report.timings
     lines.append(f"time: {timings['total']:.1f} s (compile {timings['compile']:.1f}, solves {timings['solves']:.1f}, "
                  f"reference {timings['reference']:.1f}, diagnosis {timings['diagnosis']:.1f})")
@@ -95,24 +181,24 @@ class _Document:
         out: list[str] = []
         for kind, value in self.blocks:
             if kind == "heading":
-                out.append("#" * value[0] + " " + value[1])
+                out.append("#" * value[0] + " " + _md(value[1]))
             elif kind == "paragraph":
-                out.append(value)
+                out.append(_md(value))
             elif kind == "bullets":
-                out.append("\n".join(f"- {item}" for item in value))
+                out.append("\n".join(f"- {_md(item)}" for item in value))
             elif kind == "table":
                 header, rows = value
-                lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-                lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+                lines = ["| " + " | ".join(_md(h, True) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+                lines += ["| " + " | ".join(_md(cell, True) for cell in row) + " |" for row in rows]
                 out.append("\n".join(lines))
             elif kind == "figure":
-                out.append(f"![{value[1]}]({value[0]})\n\n*{value[1]}*")
+                out.append(f"![{_md(value[1])}]({value[0]})\n\n*{_md(value[1])}*")
         return "\n\n".join(out) + "\n"
 
     def html(self, title: str) -> str:
         out = [
             "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-            f"<title>{html.escape(title)}</title>",
+            f"<title>{html.escape(_plain(_bare(title)))}</title>",
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
             "<style>body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;"
             "padding:0 1.5em;color:#1d2330;line-height:1.5}h1{font-size:1.7em;border-bottom:2px solid #2b6cb0;"
@@ -125,18 +211,19 @@ class _Document:
         ]
         for kind, value in self.blocks:
             if kind == "heading":
-                out.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
+                out.append(f"<h{value[0]}>{html.escape(_bare(value[1]))}</h{value[0]}>")
             elif kind == "paragraph":
                 out.append(f"<p>{_inline(value)}</p>")
             elif kind == "bullets":
                 out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in value) + "</ul>")
             elif kind == "table":
                 header, rows = value
-                cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                cells = "".join(f"<th>{html.escape(_bare(h))}</th>" for h in header)
                 body = []
                 for row in rows:
                     tds = []
-                    for cell in row:
+                    for marked in row:
+                        cell = _bare(marked)
                         numeric = bool(cell) and (cell[0].isdigit() or cell[0] in "-+–" or cell == "exact")
                         css = []
                         if numeric:
@@ -146,18 +233,22 @@ class _Document:
                         elif cell.startswith(("biased", "attenuated", "amplified", "inaccurate", "failed")):
                             css.append("bad")
                         attr = f" class=\"{' '.join(css)}\"" if css else ""
-                        tds.append(f"<td{attr}>{_inline(cell)}</td>")
+                        tds.append(f"<td{attr}>{_inline(marked)}</td>")
                     body.append("<tr>" + "".join(tds) + "</tr>")
                 out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>")
             elif kind == "figure":
-                out.append(f"<figure><img src=\"{html.escape(value[0])}\" alt=\"{html.escape(value[1])}\">"
-                           f"<figcaption>{html.escape(value[1])}</figcaption></figure>")
+                out.append(f"<figure><img src=\"{html.escape(value[0])}\" alt=\"{html.escape(_bare(value[1]))}\">"
+                           f"<figcaption>{html.escape(_bare(value[1]))}</figcaption></figure>")
         out.append("</body></html>")
         return "\n".join(out) + "\n"
 
 
 def _inline(text: str) -> str:
-    """Escape, then render `code` and **bold** spans."""
+    """Escape, then render `code` and **bold** spans of the report's own text; user text is only escaped."""
+    return "".join(html.escape(piece) if user else _inline_markup(piece) for user, piece in _segments(text))
+
+
+def _inline_markup(text: str) -> str:
     escaped = html.escape(text)
     parts = escaped.split("`")
     for i in range(1, len(parts), 2):
@@ -172,13 +263,14 @@ def _inline(text: str) -> str:
 # -- the report --------------------------------------------------------------------------------------------
 def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-untyped-def]
     doc = _Document()
-    doc.heading(1, f"Gradient audit: {report.model_name}")
-    doc.paragraph(f"Loss: {report.loss_description}; time span {report.t_span[0]:g} to {report.t_span[1]:g}; "
+    doc.heading(1, f"Gradient audit: {_u(report.model_name)}")
+    doc.paragraph(f"Loss: {_u(report.loss_description)}; time span {report.t_span[0]:g} to {report.t_span[1]:g}; "
                   f"gradient with respect to {len(report.parameters)} parameters.")
-    doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {report.recommendation['text']}.")
+    doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {_u(report.recommendation['text'])}.")
 
     findings = []
-    names = {"accurate": "accurate", "uninformative": "uninformative (reproduce their own targets)",
+    names = {"accurate": "accurate", "zero-to-rounding": "zero to rounding (the true gradient is 0 to rounding too)",
+             "uninformative": "uninformative (reproduce or nearly reproduce their own targets)",
              "loss-floor": "biased by the loss floor", "state-error": "biased by the state error", "step-size-control":
              "biased by the step-size controller", "stiffness": "attenuated by stiffness", "stability-boundary":
              "amplified at the stability boundary", "inaccurate": "inaccurate (truncation)", "failed": "failed"}
@@ -190,17 +282,17 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
         if category != "accurate":
             worst = max(rows, key=lambda r: r["absolute_error"] if r["absolute_error"] is not None else -1.0)
             if worst["absolute_error"] is not None:
-                text += (f"; the worst: {worst['method']} with {worst['scheme']} at rtol {worst['rtol']:g}, "
+                text += (f"; the worst: {_u(worst['method'])} with {_u(worst['scheme'])} at rtol {worst['rtol']:g}, "
                          f"error {format_number(worst['absolute_error'])} (|g*| "
-                         f"{format_number(float(np.linalg.norm(report.reference_gradient)))})")
+                         f"{format_number(float(stable_norm(report.reference_gradient)))})")
         findings.append(text)
     doc.heading(2, "Findings")
     doc.bullets(findings)
 
     doc.heading(2, "The true gradient")
-    doc.paragraph(f"True loss at these parameters: {format_number(report.loss_at_nominal, 6)}. {report.reference_how}.")
+    doc.paragraph(f"True loss at these parameters: {format_number(report.loss_at_nominal, 6)}. {_u(report.reference_how)}.")
     doc.table(["parameter", "value", "reference dL/dp", "digits"], [
-        [name, format_number(value, 6), format_number(g, 10), _digits_text(d)]
+        [_u(name), format_number(value, 6), format_number(g, 10), _digits_text(d)]
         for name, value, g, d in zip(report.parameters, report.parameter_values, report.reference_gradient,
                                      report.reference_digits)
     ])
@@ -209,19 +301,20 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     counts: dict[str, int] = {}
     for row in report.results:
         counts[row["category"]] = counts.get(row["category"], 0) + 1
-    doc.paragraph("Results by verdict: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
+    doc.paragraph("Results by verdict: " + ", ".join(f"{_u(k)} {v}" for k, v in sorted(counts.items())) + ".")
     schemes = list(dict.fromkeys(row["scheme"] for row in report.results))
     for scheme in schemes:
-        doc.heading(3, scheme)
+        doc.heading(3, _u(scheme))
         rows = []
         for row in report.results:
             if row["scheme"] != scheme:
                 continue
-            norm = None if row["gradient"] is None else float(np.linalg.norm(row["gradient"]))
-            rows.append([row["method"], f"{row['rtol']:.0e}", format_number(row["loss"]), format_number(norm),
+            norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
+            rows.append([_u(row["method"]), f"{row['rtol']:.0e}", format_number(row["loss"]), format_number(norm),
                          _error_text(row), _digits_text(row["digits"]), str(row["steps"] if row["steps"] is not None else "–"),
-                         format_number(1e3 * row["seconds"], 3), row["verdict"]])
-        doc.table(["method", "rtol", "loss", "|gradient|", "error", "digits", "steps", "ms", "verdict"], rows)
+                         format_number(row.get("work"), 2), format_number(1e3 * row["seconds"], 3), _u(row["verdict"])])
+        doc.table(["method", "rtol", "loss", "|gradient|", "error", "digits", "steps", "work (flops)", "ms", "verdict"],
+                  rows)
     if "convergence" in figures:
         doc.figure(figures["convergence"], "Gradient error against tolerance, per scheme and method "
                    "(relative error; absolute |g| where the true gradient is 0).")
@@ -239,7 +332,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
         top = sorted(floor, key=lambda r: -r["loss_floor"])[:8]
         doc.table(["method", "scheme", "rtol", "loss", "true loss", "largest residual (at t)",
                    "|gradient from the residual error|"], [
-            [r["method"], r["scheme"], f"{r['rtol']:.0e}", format_number(r["loss"]), format_number(r["true_loss"]),
+            [_u(r["method"]), _u(r["scheme"]), f"{r['rtol']:.0e}", format_number(r["loss"]), format_number(r["true_loss"]),
              "–" if r.get("max_residual") is None else
              f"{format_number(r['max_residual'])} (t = {format_number(r['time_of_max_residual'], 6)})",
              format_number(r["loss_floor_bias_norm"])] for r in top])
@@ -247,7 +340,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     if dominant:
         share = dominant["share_of_gradient_terms"]
         doc.paragraph(
-            f"Where the gradient comes from ({dominant['method']}, {dominant['scheme']}, rtol {dominant['rtol']:g}): the five "
+            f"Where the gradient comes from ({_u(dominant['method'])}, {_u(dominant['scheme'])}, rtol {dominant['rtol']:g}): the five "
             f"output times with the largest terms |(dl/dy)_k S_k| are t = "
             + ", ".join(format_number(t, 6) for t in dominant["times"])
             + (f"; they carry {100 * share:.0f}% of the sum of term norms" if share is not None else "")
@@ -268,7 +361,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     if stiff:
         doc.table(["scheme", "rtol", "steps", "max |h λ|", "median |h λ|", "steps with |z|>1", "at stability boundary",
                    "max |R'(z)|", "median |z R'(z)| (|z|>1)"], [
-            [r["scheme"], f"{r['rtol']:.0e}", str(r["steps"]), format_number(r["max_abs_h_lambda"]),
+            [_u(r["scheme"]), f"{r['rtol']:.0e}", str(r["steps"]), format_number(r["max_abs_h_lambda"]),
              format_number(r["median_abs_h_lambda"]),
              format_number(100 * r["share_of_steps_with_abs_z_over_1"], 3) + "%" if "share_of_steps_with_abs_z_over_1" in r else "–",
              format_number(100 * r.get("share_at_stability_boundary", 0), 3) + "%" if r.get("explicit") else "–",
@@ -284,7 +377,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     doc.heading(3, "Sensitivity growth")
     growth = diagnostics.get("sensitivity_growth")
     if growth:
-        doc.paragraph(f"From {growth['source']}: ||S|| goes from {format_number(growth['initial_norm'])} to "
+        doc.paragraph(f"From {_u(growth['source'])}: ||S|| goes from {format_number(growth['initial_norm'])} to "
                       f"{format_number(growth['final_norm'])}, maximum {format_number(growth['max_norm'])} at "
                       f"t = {format_number(growth['time_of_max'], 6)}; finite-time growth rate "
                       f"{format_number(growth['growth_rate'])} per unit time.")
@@ -296,7 +389,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     if control:
         doc.table(["scheme", "rtol", "method", "steps", "nominal steps", "same steps", "first difference after t",
                    "gradient change vs discrete"], [
-            [r["scheme"], f"{r['rtol']:.0e}", r["method"], str(r["steps"]), str(r["nominal_steps"]),
+            [_u(r["scheme"]), f"{r['rtol']:.0e}", _u(r["method"]), str(r["steps"]), str(r["nominal_steps"]),
              "yes" if r["identical_steps"] else "no", format_number(r["first_different_step_at"], 6),
              format_number(r["gradient_change_vs_discrete"])] for r in control])
     if "steps" in figures:
@@ -307,7 +400,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     conv = diagnostics.get("convergence", [])
     if conv:
         doc.table(["scheme", "method", "fitted rate d log(error)/d log(rtol)", "converges"], [
-            [r["scheme"], r["method"], format_number(r["rate"], 2), r["status"]] for r in conv])
+            [_u(r["scheme"]), _u(r["method"]), format_number(r["rate"], 2), _u(r["status"])] for r in conv])
 
     timings = report.timings
     doc.heading(2, "Cost")

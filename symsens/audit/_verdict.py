@@ -5,6 +5,13 @@ Rules, in order (the first that applies names the cause):
 1. the run failed -> ``failed: <status> at t = ...``;
 2. the true gradient is exactly 0 (a trajectory loss at its data parameters) and the run reproduces its own
    targets (zero loss, zero gradient) -> ``uninformative``: right, whatever its sensitivities, so no evidence;
+   then a gradient within the rounding level of the loss's gradient (``2 c u sum_k max|d_k| ||S_k||``) plus the
+   reference's error bound, where the true gradient is within it too -> ``zero to rounding``: rounding noise is
+   not a bias (and not evidence about the sensitivities either);
+   then, against an exact 0, a run that *nearly* reproduces its targets (largest residual below a thousandth
+   of the tolerance level ``rtol max|d| + atol`` of the solve that made the targets ``d``) with a gradient of
+   natural size -> ``uninformative``: its gradient ``sum_k 2 r_k S_k`` is bounded by its residuals ``r_k``
+   whatever its sensitivities ``S_k``;
 3. the relative error is below ``10^-target_digits`` (against a true gradient of 0: only exactly 0) ->
    ``accurate to d digits`` (d = -log10 of the relative error, capped by the reference's own digits);
 4. the gradient its residual error makes, ``sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S_k``, is at least half the
@@ -27,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ._diagnose import Diagnostics, gradient_error
+from ._diagnose import Diagnostics, gradient_error, stable_norm
 from ._methods import MethodRun, SettingRuns
 from ._reference import ReferenceGradient
 
@@ -49,6 +56,74 @@ def accurate_digits(relative: float | None, absolute: float | None, reference: R
     return max(0.0, min(-math.log10(relative), cap))
 
 
+#: A run whose residuals are below this fraction of its setting's tolerance level reproduces its targets.
+NEAR_REPRODUCTION = 1e-3
+
+
+def _nearly_reproduces_targets(run: MethodRun, setting: SettingRuns) -> tuple[float, float] | None:
+    """``(largest residual, tolerance level)`` when ``run`` nearly reproduces the targets of a least-squares loss,
+    else None.
+
+    The tolerance level ``rtol max_k |d_k| + atol`` is the size of the error the solve that made the targets
+    ``d_k`` commits; residuals far below it mean the run retraced that solve (the nominal steps, or nearly),
+    not that it approximates the true trajectory.  Finite differences are judged by their own rule.
+    """
+    if run.method == "finite-differences" or run.max_residual is None or setting.targets is None:
+        return None
+    targets = np.asarray(setting.targets, dtype=float)
+    if targets.size == 0 or not np.all(np.isfinite(targets)):
+        return None
+    level = setting.rtol * float(np.max(np.abs(targets))) + setting.atol
+    if run.max_residual <= NEAR_REPRODUCTION * level:
+        return float(run.max_residual), level
+    return None
+
+
+#: Roundings per residual term ``r_k = g(y_k) - d_k`` allowed for in the rounding level of the gradient.
+ROUNDINGS_PER_TERM = 8
+
+
+def _rounding_level(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient,
+                    parameter_values: np.ndarray | None) -> float | None:
+    """The size of a least-squares gradient ``sum_k 2 r_k S_k`` made by rounding alone:
+    ``2 c u sum_k max|d_k| ||S*_k||_F`` with ``u = 2^-53`` and ``c`` roundings per residual (residuals of a
+    solve that matches its targets to the last bits are ``|r_k| <= c u max|d_k|``).
+
+    ``S*`` are the true sensitivities: the reference's where it has them; against an exact 0 (no reference
+    run), their natural size ``max|d| / |p_j|``.  Not the run's own: exploding tangents would make any
+    gradient look like rounding.  None where the loss is not least squares or the run has no gradient."""
+    if setting.targets is None or run.gradient is None:
+        return None
+    targets = np.abs(np.asarray(setting.targets, dtype=float))
+    if targets.ndim != 2 or targets.size == 0 or not np.all(np.isfinite(targets)):
+        return None
+    if reference.sensitivity_norms is not None and len(reference.sensitivity_norms) == len(targets):
+        norms = np.asarray(reference.sensitivity_norms, dtype=float)
+    else:
+        scale = np.ones(len(run.gradient)) if parameter_values is None else np.abs(np.asarray(parameter_values, dtype=float))
+        scale = np.where(scale > 0, scale, 1.0)
+        norms = np.full(len(targets), float(np.max(targets)) * float(np.sqrt(np.sum(scale ** -2.0))))
+    if not np.all(np.isfinite(norms)):
+        return None
+    unit = float(np.finfo(float).eps) / 2
+    return float(2 * ROUNDINGS_PER_TERM * unit * np.sum(targets.max(axis=1) * norms))
+
+
+def _within_natural_scale(run: MethodRun, setting: SettingRuns, parameter_values: np.ndarray | None) -> bool:
+    """True when every ``|g_j|`` is below ``2 N level max|d| / |p_j|``: the gradient that residuals of the
+    tolerance's size would make with sensitivities of the natural size ``max|d| / |p_j|`` (N residuals).
+
+    A nearly reproducing run with a gradient above it has sensitivities far beyond their natural size (an
+    exploding tangent), which *is* evidence, of inaccuracy: it gets the ordinary verdicts."""
+    assert run.gradient is not None and setting.targets is not None
+    targets = np.asarray(setting.targets, dtype=float)
+    level = setting.rtol * float(np.max(np.abs(targets))) + setting.atol
+    scale = np.ones(len(run.gradient)) if parameter_values is None else np.abs(np.asarray(parameter_values, dtype=float))
+    scale = np.where(scale > 0, scale, 1.0)
+    natural = 2.0 * targets.size * level * float(np.max(np.abs(targets))) / scale
+    return bool(np.all(np.abs(run.gradient) <= natural))
+
+
 def _stiffness_row(diagnostics: Diagnostics, scheme: str, rtol: float) -> dict[str, Any] | None:
     return next((r for r in diagnostics.summary.get("stiffness", []) if r["scheme"] == scheme and r["rtol"] == rtol), None)
 
@@ -59,9 +134,13 @@ def _control_row(diagnostics: Diagnostics, scheme: str, rtol: float, method: str
 
 
 def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, diagnostics: Diagnostics,
-            target_digits: float) -> tuple[str, str, float | None]:
-    """``(category, sentence, digits)`` for one run (category: accurate, failed, loss-floor, stiffness,
-    stability-boundary, inaccurate)."""
+            target_digits: float, parameter_values: np.ndarray | None = None) -> tuple[str, str, float | None]:
+    """``(category, sentence, digits)`` for one run (category: accurate, failed, uninformative, loss-floor,
+    state-error, step-size-control, stiffness, stability-boundary, inaccurate).
+
+    ``parameter_values`` (the differentiated parameters' values, gradient order) set the natural size of the
+    gradient used by the near-reproduction rule; without them every parameter counts as of size 1.
+    """
     if run.gradient is None:
         return "failed", f"failed: {run.message}", None
     relative, absolute = gradient_error(run.gradient, reference)
@@ -74,6 +153,24 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
         return "uninformative", ("exact 0, but uninformative: this solve reproduces its targets (the nominal steps, "
                                  "zero residuals), so its gradient is 0 whatever its sensitivities; audit at shifted "
                                  "parameters to judge them"), digits
+    nearly = _nearly_reproduces_targets(run, setting)
+    rounding = _rounding_level(run, setting, reference, parameter_values)
+    bound = 0.0 if reference.exact or reference.error_bound is None else stable_norm(reference.error_bound)
+    if rounding is not None and absolute is not None and absolute <= bound + rounding \
+            and stable_norm(reference.gradient) <= bound + rounding:
+        why = (f"the solve nearly reproduces its targets (largest residual {nearly[0]:.2g}), so this says nothing "
+               "about its sensitivities" if nearly is not None else "the gradient is zero to the accuracy it can "
+               "be computed with")
+        return "zero-to-rounding", (f"zero to rounding: |gradient| {stable_norm(run.gradient):.2g} is within the "
+                                    f"rounding level {rounding:.2g} of this loss's gradient"
+                                    + (f" plus the reference's error bound {bound:.2g}" if bound else "")
+                                    + f", and so is the true gradient; {why}"), digits
+    if reference.exact and nearly is not None and _within_natural_scale(run, setting, parameter_values):
+        residual, level = nearly
+        return "uninformative", (f"uninformative: this solve nearly reproduces its targets (largest residual "
+                                 f"{residual:.2g}, below a thousandth of the tolerance level {level:.2g}), so its "
+                                 f"gradient ({error_text}) is bounded by its residuals whatever its sensitivities; "
+                                 "audit at shifted parameters to judge them"), digits
     if digits >= target_digits:
         if math.isinf(digits):
             return "accurate", "exact: equal to the true gradient", digits
@@ -148,23 +245,38 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
 
 
 def recommendation(rows: Sequence[dict[str, Any]], target_digits: float) -> dict[str, Any]:
-    """The cheapest (wall time) method x scheme x tolerance whose gradient has ``target_digits`` digits and is
-    evidence of accuracy (runs that reproduce their own targets are not)."""
+    """The cheapest method x scheme x tolerance whose gradient has ``target_digits`` digits and is evidence of
+    accuracy (runs that reproduce their own targets are not).  Cheapest by the machine-independent work estimate
+    (:func:`symsens.audit._methods.work_estimate`), so the choice does not change with the machine's load."""
     good = [r for r in rows if r["digits"] is not None and r["digits"] >= target_digits and r["category"] == "accurate"]
     if not good:
-        informative = [r for r in rows if r["digits"] is not None and r["category"] != "uninformative"]
+        informative = [r for r in rows if r["digits"] is not None
+                       and r["category"] not in ("uninformative", "zero-to-rounding")]
         best = max(informative, key=lambda r: (r["digits"], -(r["absolute_error"] if r["absolute_error"] is not None
                                                               else math.inf)), default=None)
         text = f"no method reached {target_digits:g} digits"
-        if any(r["category"] == "uninformative" for r in rows):
-            text += (" where the gradient is informative (runs that reproduce their own targets give 0 whatever "
-                     "their sensitivities: audit at shifted parameters, e.g. p = 1.001 p_data, to rank them)")
+        ruled_out = sum(r["category"] in ("uninformative", "zero-to-rounding") for r in rows)
+        if ruled_out:
+            text += (f" where the gradient is informative ({ruled_out} run{'s' if ruled_out != 1 else ''} ruled out: "
+                     "runs that reproduce or nearly reproduce their own targets, or whose gradient is zero to "
+                     "rounding, have a gradient bounded by their residuals whatever their sensitivities; audit at shifted parameters, e.g. p = 1.001 p_data, "
+                     "to rank them)")
         if best is not None:
             text += (f"; the most accurate was {best['method']} with {best['scheme']} at rtol {best['rtol']:g} "
                      + (f"({best['digits']:.1f} digits)" if best["digits"] > 0 else
                         f"(error {best['absolute_error']:.3g})"))
         return {"found": False, "text": text, "choice": None}
-    choice = min(good, key=lambda r: r["seconds"])
+    choice = min(good, key=_cost_key)
     digits_text = "exact" if math.isinf(choice["digits"]) else f"{choice['digits']:.1f} digits"
-    text = f"{choice['method']} with {choice['scheme']} at rtol {choice['rtol']:g}: {digits_text} in {1e3 * choice['seconds']:.3g} ms"
+    work = choice.get("work")
+    cost_text = (f"about {work:.2g} floating-point operations ({1e3 * choice['seconds']:.3g} ms here)"
+                 if work is not None else f"{1e3 * choice['seconds']:.3g} ms")
+    text = f"{choice['method']} with {choice['scheme']} at rtol {choice['rtol']:g}: {digits_text} in {cost_text}"
     return {"found": True, "text": text, "choice": {k: choice[k] for k in ("method", "scheme", "rtol", "atol")}}
+
+
+def _cost_key(row: dict[str, Any]) -> tuple[float, str, str, float]:
+    """Rank by the machine-independent work estimate, then by name: the same inputs give the same choice on
+    every run (wall time on a shared machine does not); rows without counts rank last."""
+    work = row.get("work")
+    return (math.inf if work is None else float(work), row["method"], row["scheme"], -float(row["rtol"]))

@@ -185,8 +185,14 @@ def _fraction(exponent: float | int) -> str:
     return str(sp.nsimplify(exponent, rational=True, tolerance=1e-12)) if isinstance(exponent, float) else str(exponent)
 
 
+def _readable_infinity(value: str) -> str:
+    """SymPy's ``zoo`` (complex infinity: ``|R(z)| -> oo`` in every direction, as for explicit schemes) as ``∞``
+    for people; the JSON keeps SymPy's spelling."""
+    return "∞" if value == "zoo" else value
+
+
 def _table(records: list[dict[str, Any]]) -> str:
-    header = ["name", "family", "stages", "order", "stage", "A-stable", "L-stable", "A(alpha)", "R(inf)", "leading z R'(z) at infinity"]
+    header = ["name", "family", "stages", "order", "stage", "A-stable", "L-stable", "A(alpha)", "R(∞)", "leading z R'(z) at infinity"]
     rows = [header]
     for r in records:
         stages = str(r["stages"]) if r["stages"] is not None else f"k={r['steps']}"
@@ -200,7 +206,7 @@ def _table(records: list[dict[str, Any]]) -> str:
             _yes(r["A_stable"]),
             _yes(r["L_stable"]),
             a_alpha,
-            "-" if r["R_infinity"] is None else _short(r["R_infinity"], 14),
+            "-" if r["R_infinity"] is None else _short(_readable_infinity(r["R_infinity"]), 14),
             _law(r),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -240,7 +246,7 @@ def _stability_text(scheme: Any, record: dict[str, Any], latex: bool) -> str:
         lines.append(f"  LaTeX: R(z) = {sp.latex(R)}")
         lines.append(f"  LaTeX: R'(z) = {sp.latex(dc.stability_derivative(scheme))}")
     lines.append(f"  A-stable: {_yes(record['A_stable'])}   L-stable: {_yes(record['L_stable'])}   "
-                 f"stiff decay: {_yes(record['stiff_decay'])}   R(oo) = {record['R_infinity']}")
+                 f"stiff decay: {_yes(record['stiff_decay'])}   R(∞) = {_readable_infinity(record['R_infinity'])}")
     lines.append(f"  E(y) = |Q(iy)|^2 - |P(iy)|^2 = {record.get('E_polynomial', '')}")
     lines.append("  leading terms at z -> oo (first non-zero Laurent term):")
     for key, label in (("R", "R(z)"), ("dR", "R'(z)"), ("zdR", "z R'(z)")):

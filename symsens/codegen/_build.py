@@ -1,29 +1,60 @@
 """Build and load: C++ sources -> a shared library in the per-user cache -> a ctypes handle.
 
-The cache key is a SHA-256 of the sources, the compiler's identity (path and ``--version``), the flags and
-the symsens version, so any change rebuilds and nothing stale is ever loaded.  Writes are atomic: the
-library is compiled in a private temporary directory and moved into place with ``os.replace`` while a
-per-key file lock is held, so concurrent processes compiling the same model both succeed and load the same
-file (the lock makes the second one wait and then find the library).
+Guarantees of the library cache (``cache_directory()``):
+
+* **Content-keyed.**  The key is a SHA-256 of the sources, the compiler's identity (path and ``--version``),
+  the flags and the symsens version, so any change rebuilds and nothing stale is ever loaded.
+* **Concurrent use.**  A library is compiled in a private build directory and moved into place with
+  ``os.replace`` while a per-key file lock is held, so processes and threads compiling the same sources all
+  succeed and load the same complete file (the lock makes the others wait, then find the library).
+* **Corruption.**  Each library's SHA-256 is recorded beside it (``<key>.json``) and checked before the
+  library is returned for loading; a missing record (a cache written by an older symsens), a truncated or
+  otherwise damaged library is rebuilt under the lock, never handed to ``dlopen`` (where a truncated file
+  crashes the process with a bus error).
+* **Kills.**  Each compiler runs in its own process group under a small guard process that kills the group
+  when the Python process dies (Linux parent-death signal, else polling), and the whole group is killed on a
+  timeout, so no ``c++``/``cc1plus`` outlives its build.  Build directories left by killed processes are
+  removed by the next build (their owner's PID is dead, or they are older than a day).
+* **Unusable cache directory.**  A read-only cache falls back to a private temporary directory with a
+  :class:`CacheWarning` naming ``SYMSENS_CACHE_DIR``; ``SYMSENS_CACHE_DIR`` naming a file is a
+  :class:`CodegenError` saying how to fix it.
+* **Timeouts.**  Each compiler run is limited by ``SYMSENS_COMPILE_TIMEOUT`` (seconds, or ``none``); unset,
+  the limit is generous and grows with the size of the sources (see :func:`compile_timeout`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
+import json
+import math
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
+from .._once import cached_once
 from ._printer import CodegenError
 
-__all__ = ["Compiler", "find_compiler", "cache_directory", "build_library", "load_library", "DEFAULT_FLAGS"]
+__all__ = [
+    "Compiler", "find_compiler", "cache_directory", "build_library", "load_library", "DEFAULT_FLAGS",
+    "CacheWarning", "compile_timeout", "library_sha256",
+]
+
+
+class CacheWarning(UserWarning):
+    """The kernel cache could not be used as configured; the message says what was done instead."""
+
 
 # Hidden visibility: only the extern "C" entry points (marked SYMSENS_EXPORT) leave a library.  Without it,
 # the static tables inside inline template functions (a model's constants) become process-wide unique
@@ -48,7 +79,7 @@ class Compiler:
     version: str
 
 
-@lru_cache(maxsize=4)
+@cached_once(maxsize=8)
 def _compiler_identity(path: str) -> str:
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
@@ -77,14 +108,361 @@ def find_compiler() -> Compiler:
     )
 
 
+# -- the cache directory -----------------------------------------------------------------------------------
+_CACHE_ENV = "SYMSENS_CACHE_DIR"
+
+
 def cache_directory() -> Path:
-    """Where compiled kernels live: ``$SYMSENS_CACHE_DIR`` or the per-user cache dir (platformdirs)."""
-    override = os.environ.get("SYMSENS_CACHE_DIR")
+    """Where compiled kernels live: ``$SYMSENS_CACHE_DIR`` or the per-user cache dir (platformdirs).
+
+    Raises
+    ------
+    CodegenError
+        ``SYMSENS_CACHE_DIR`` names an existing file (or a path through one) rather than a directory.
+    """
+    override = os.environ.get(_CACHE_ENV)
     if override:
-        return Path(override)
+        path = Path(override).expanduser()
+        _check_not_a_file(path, f"{_CACHE_ENV}={override}")
+        return path
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("symsens", appauthor=False)) / "kernels"
+    path = Path(platformdirs.user_cache_dir("symsens", appauthor=False)) / "kernels"
+    _check_not_a_file(path, "the default kernel cache directory")
+    return path
+
+
+def _check_not_a_file(path: Path, what: str) -> None:
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                raise CodegenError(
+                    f"{what}: {part} is a file, not a directory, so compiled kernels cannot be cached there. "
+                    f"Set {_CACHE_ENV} to a directory (it is created if missing), or unset it to use the "
+                    "per-user cache directory."
+                )
+            return
+
+
+_fallback_lock = threading.Lock()
+_fallback_root: Path | None = None
+_warned_roots: set[Path] = set()
+
+
+def _probe_writable(directory: Path) -> None:
+    """Create ``directory`` and a file in it, or raise the ``OSError`` that says why not.
+
+    A real write, not ``os.access``: a read-only file system refuses even root, and root passes ``os.access``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=directory, prefix=".probe-")
+    os.close(handle)
+    os.unlink(name)
+
+
+def _private_temporary_root() -> Path:
+    """A per-user directory under the system temporary directory, reused by later processes of this user.
+
+    It is only trusted when it is a real directory owned by this user and writable by no one else (anyone can
+    create a name in /tmp; a library planted there would run in our process); otherwise a fresh ``mkdtemp``.
+    """
+    global _fallback_root
+    with _fallback_lock:
+        if _fallback_root is not None:
+            return _fallback_root
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        candidate = Path(tempfile.gettempdir()) / f"symsens-kernels-{uid}"
+        try:
+            candidate.mkdir(mode=0o700, exist_ok=True)
+            info = os.lstat(candidate)
+            import stat
+
+            trusted = stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o022
+        except OSError:
+            trusted = False
+        _fallback_root = candidate if trusted else Path(tempfile.mkdtemp(prefix="symsens-kernels-"))
+        return _fallback_root
+
+
+def _read_roots() -> list[Path]:
+    """Cache roots to look in, in order: the configured one, then the fallback if this process made one."""
+    roots = [cache_directory()]
+    if _fallback_root is not None and _fallback_root not in roots:
+        roots.append(_fallback_root)
+    return roots
+
+
+def _writable_root() -> Path:
+    """The configured cache root if it can be written, else the private temporary root (with a warning)."""
+    root = cache_directory()
+    try:
+        _probe_writable(root)
+        return root
+    except NotADirectoryError as error:  # a path component turned into a file meanwhile
+        raise CodegenError(
+            f"the kernel cache {root} cannot be created ({error}). Set {_CACHE_ENV} to a directory."
+        ) from error
+    except OSError as error:
+        fallback = _private_temporary_root()
+        _probe_writable(fallback)
+        if root not in _warned_roots:
+            _warned_roots.add(root)
+            warnings.warn(
+                f"the kernel cache {root} is not writable ({error.strerror or error}); compiling into "
+                f"{fallback} instead. Set {_CACHE_ENV} to a writable directory (or make {root} writable) to "
+                "keep compiled kernels in a place of your choice.",
+                CacheWarning, stacklevel=4,
+            )
+        return fallback
+
+
+# -- library records: the SHA-256 of every cached library ------------------------------------------------------
+_RECORD_FORMAT = 2
+_verified: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> sha256, this process
+_verified_lock = threading.Lock()
+
+
+def library_sha256(path: Path) -> str:
+    """SHA-256 of a file; remembered per (path, inode, size, mtime) in this process, so an unchanged library is
+    read once, and a library rewritten or truncated in place is hashed again."""
+    info = os.stat(path)
+    memo = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    with _verified_lock:
+        known = _verified.get(memo)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    value = digest.hexdigest()
+    with _verified_lock:
+        _verified[memo] = value
+    return value
+
+
+def _record_path(library: Path) -> Path:
+    return library.with_suffix(".json")
+
+
+def _recorded_sha256(library: Path) -> str | None:
+    """The hash recorded when ``library`` was built, or None (no record: a cache from an older symsens)."""
+    try:
+        record = json.loads(_record_path(library).read_text())
+        if record.get("format") == _RECORD_FORMAT and isinstance(record.get("sha256"), str):
+            return record["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def library_intact(library: Path, expected: str | None = None) -> bool:
+    """Whether ``library`` exists and has the SHA-256 recorded for it (``expected``, else its record).
+
+    False for a missing, truncated or modified library and for one without a record; callers rebuild then.
+    """
+    expected = expected or _recorded_sha256(library)
+    if expected is None:
+        return False
+    try:
+        return library_sha256(library) == expected
+    except OSError:
+        return False
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(name, path)
+    except BaseException:
+        with _suppress_os_error():
+            os.unlink(name)
+        raise
+
+
+class _suppress_os_error:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, value, traceback) -> bool:  # type: ignore[no-untyped-def]
+        return kind is not None and issubclass(kind, OSError)
+
+
+# -- compile timeout ---------------------------------------------------------------------------------------
+_TIMEOUT_ENV = "SYMSENS_COMPILE_TIMEOUT"
+_DEFAULT_TIMEOUT = 1800.0  # seconds per compiler run for up to a megabyte of sources, and per further megabyte
+
+
+def compile_timeout(source_bytes: int = 0) -> float | None:
+    """The time limit of one compiler run, in seconds (None: no limit).
+
+    ``SYMSENS_COMPILE_TIMEOUT`` sets it: a number of seconds, or ``none`` (also ``0``, ``inf``) for no limit.
+    Unset, it is 1800 s per started megabyte of sources, at least 1800 s: a 13-state model's solver compiles in
+    about 25 s on an idle machine, and a loaded machine or a large model must not fail for being slow.
+
+    Raises
+    ------
+    CodegenError
+        The variable is set to something else.
+    """
+    text = os.environ.get(_TIMEOUT_ENV, "").strip()
+    if not text:
+        return _DEFAULT_TIMEOUT * max(1, math.ceil(source_bytes / 1_000_000))
+    if text.lower() in ("none", "inf", "infinity", "0", "off", "no"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or math.isinf(value):
+        raise CodegenError(
+            f"{_TIMEOUT_ENV}={text!r} is not a time limit: set it to a number of seconds (e.g. 3600) or to "
+            "'none' for no limit."
+        )
+    return value
+
+
+def _timeout_text(timeout: float) -> str:
+    return (f"timed out after {timeout:.0f} s (the limit of one compiler run; set {_TIMEOUT_ENV} to more seconds, "
+            "or to 'none' for no limit, e.g. on a loaded machine)")
+
+
+# -- running the compiler: own process group, dies with us ----------------------------------------------------
+# The guard is a separate tiny Python process because setting the parent-death signal needs code between
+# fork and exec, and ``preexec_fn`` is unsafe in a process with threads (the audit compiles from a thread
+# pool): the forked child may deadlock on a lock another thread held.  The guard is single-threaded, leads
+# its own process group (start_new_session), asks the kernel for SIGTERM when its parent dies (Linux), and
+# polls its parent's PID elsewhere; on either it kills the whole group, i.e. the compiler driver and its
+# cc1plus/as/ld children.  Timeouts kill the same group from our side.
+_GUARD = r"""
+import os, signal, subprocess, sys
+parent = int(sys.argv[1])
+def kill_group(*_):
+    try:
+        os.killpg(0, signal.SIGKILL)
+    finally:
+        os._exit(137)
+signal.signal(signal.SIGTERM, kill_group)
+signal.signal(signal.SIGHUP, kill_group)
+if sys.platform.startswith("linux"):
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+if os.getppid() != parent:
+    kill_group()
+child = subprocess.Popen(sys.argv[2:])
+while True:
+    try:
+        code = child.wait(timeout=1.0)
+        break
+    except subprocess.TimeoutExpired:
+        if os.getppid() != parent:
+            kill_group()
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _kill_group(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        with _suppress_os_error():
+            process.kill()
+
+
+def _start_compiler(command: list[str]) -> subprocess.Popen:  # type: ignore[type-arg]
+    """Start ``command`` under the guard, in a new process group led by the guard; output to one pipe."""
+    if sys.executable and os.name == "posix":
+        argv = [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid()), *command]
+    else:  # no interpreter to run the guard with (embedded Python) or not POSIX: own group only
+        argv = command
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=os.name == "posix")
+
+
+def _finish(process: subprocess.Popen, deadline: float | None) -> tuple[int | None, str]:  # type: ignore[type-arg]
+    """Wait for a started compiler; on timeout (returncode None) or any interruption, kill its whole group."""
+    try:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        log, _ = process.communicate(timeout=remaining)
+        return process.returncode, log or ""
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.communicate()
+        return None, ""
+    except BaseException:
+        _kill_group(process)
+        process.wait()
+        raise
+
+
+def _run_compilers(commands: list[tuple[str, list[str]]], compiler: Compiler, timeout: float | None) -> None:
+    """Run the commands concurrently; raise CodegenError for the first that failed or timed out (all are
+    stopped then)."""
+    processes: list[tuple[str, subprocess.Popen]] = []  # type: ignore[type-arg]
+    try:
+        for what, command in commands:
+            processes.append((what, _start_compiler(command)))
+    except BaseException:
+        for _, process in processes:
+            _kill_group(process)
+            process.wait()
+        raise
+    deadline = None if timeout is None else time.monotonic() + timeout
+    failure: CodegenError | None = None
+    for what, process in processes:
+        if failure is not None:
+            _kill_group(process)
+            process.communicate()
+            continue
+        code, log = _finish(process, deadline)
+        if code is None:
+            failure = CodegenError(f"compiling {what} {_timeout_text(timeout or 0.0)}")
+        elif code != 0:
+            failure = CodegenError(f"compiling {what} failed ({compiler.path}, exit {code}):\n{log[-4000:]}")
+    if failure is not None:
+        raise failure
+
+
+# -- stale build directories ------------------------------------------------------------------------------
+_STALE_AGE = 24 * 3600.0  # seconds; no build runs this long without a timeout of that order
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _build_prefix(key: str) -> str:
+    # The owner's host and PID are in the name, so a later build can tell a killed build from a running one.
+    return f".build-{key[:8]}-{_HOST}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _clean_stale_builds(root: Path, max_age: float = _STALE_AGE) -> None:
+    """Remove build directories under ``root`` whose owner process is dead (same host) or that are older than
+    ``max_age`` (any host, and older symsens versions, which did not record the owner)."""
+    now = time.time()
+    for directory in root.glob("*/.build-*"):
+        parts = directory.name.split("-")
+        stale = False
+        if len(parts) >= 5 and parts[2] == _HOST and parts[3].isdigit():
+            stale = int(parts[3]) != os.getpid() and not _pid_alive(int(parts[3]))
+        try:
+            stale = stale or now - directory.stat().st_mtime > max_age
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _cache_key(sources: Mapping[str, str], compiler: Compiler, flags: Sequence[str]) -> str:
@@ -108,7 +486,7 @@ def build_library(
     *,
     flags: Sequence[str] = DEFAULT_FLAGS,
     compiler: Compiler | None = None,
-    timeout: float = 600.0,
+    timeout: float | None = None,
 ) -> Path:
     """Compile ``sources[main]`` (with the other sources as headers beside it) into a cached shared library.
 
@@ -119,15 +497,19 @@ def build_library(
     main : str or sequence of str
         The translation unit(s) to compile (keys of ``sources``).  Several units are compiled concurrently
         (``-c``) and linked into one library.
+    timeout : float, optional
+        Seconds each compiler run may take; by default :func:`compile_timeout` of the sources' size.
 
     Returns
     -------
-    Path of the shared library (already built by this or another process, or built now).
+    Path of the shared library (already built by this or another process, or built now), whose SHA-256 has
+    been checked against the one recorded when it was built.
 
     Raises
     ------
     CodegenError
-        No compiler, or the compiler failed (its output is in the message).
+        No compiler, the compiler failed (its output is in the message) or timed out (the message names
+        ``SYMSENS_COMPILE_TIMEOUT``), or the cache directory is unusable (the message says how to fix it).
     """
     units = [main] if isinstance(main, str) else list(main)
     if not units:
@@ -136,69 +518,79 @@ def build_library(
         if unit not in sources:
             raise CodegenError(f"build_library: main file {unit!r} is not among the sources")
     compiler = compiler or find_compiler()
+    if timeout is None:
+        timeout = compile_timeout(sum(len(text.encode()) for text in sources.values()))
     # Several units: the list of units is part of what is built (the same sources could be linked otherwise).
     key = _cache_key(sources, compiler, list(flags) + (["units:" + ",".join(units)] if len(units) > 1 else []))
-    directory = cache_directory() / key[:2]
-    target = directory / f"{key}.so"
-    if target.exists():
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    from filelock import FileLock
-
-    with FileLock(str(directory / f"{key}.lock"), timeout=timeout):
-        if target.exists():  # another process finished while we waited
+    for root in _read_roots():
+        target = root / key[:2] / f"{key}.so"
+        if library_intact(target):
             return target
-        with tempfile.TemporaryDirectory(dir=directory, prefix=f".build-{key[:8]}-") as work:
-            work_path = Path(work)
-            for name, text in sources.items():
-                (work_path / name).write_text(text)
-            output = work_path / "library.so"
-            start = time.perf_counter()
-            if len(units) == 1:
-                command = [compiler.path, *flags, "-I", str(work_path), str(work_path / units[0]), "-o", str(output)]
-                _run_compiler(command, units[0], compiler, timeout)
-            else:
-                # Compile the units side by side, then link; "-shared" belongs to the link step only.
-                compile_flags = [f for f in flags if f != "-shared"]
-                processes = []
-                for unit in units:
-                    obj = work_path / f"{unit}.o"
-                    command = [compiler.path, *compile_flags, "-c", "-I", str(work_path), str(work_path / unit),
-                               "-o", str(obj)]
-                    processes.append((unit, obj, subprocess.Popen(command, stdout=subprocess.PIPE,
-                                                                  stderr=subprocess.STDOUT, text=True)))
-                failure = None
-                for unit, _, process in processes:
-                    try:
-                        log, _ = process.communicate(timeout=timeout)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        failure = failure or CodegenError(f"compiling {unit} timed out after {timeout:.0f} s")
-                        continue
-                    if process.returncode != 0 and failure is None:
-                        failure = CodegenError(f"compiling {unit} failed ({compiler.path}, exit "
-                                               f"{process.returncode}):\n{(log or '')[-4000:]}")
-                if failure is not None:
-                    raise failure
-                link = [compiler.path, *flags, *(str(obj) for _, obj, _ in processes), "-o", str(output)]
-                _run_compiler(link, "the library", compiler, timeout)
-            (work_path / "build-seconds").write_text(f"{time.perf_counter() - start:.3f}")
-            os.replace(output, target)
+    root = _writable_root()
+    directory = root / key[:2]
+    target = directory / f"{key}.so"
+    directory.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock, Timeout
+
+    # Waiting for another process that compiles the same key: as long as its compiler runs may take, plus the link.
+    wait = -1 if timeout is None else timeout * (len(units) + 2)
+    try:
+        with FileLock(str(directory / f"{key}.lock"), timeout=wait):
+            if library_intact(target):  # another process finished while we waited
+                return target
+            _clean_stale_builds(root)
+            _compile_into(target, sources, units, compiler, list(flags), timeout)
+    except Timeout as error:
+        raise CodegenError(
+            f"waited {wait:.0f} s for another process compiling {target.name} (lock {error.lock_file}); "
+            f"if no symsens process is running, delete the lock file; set {_TIMEOUT_ENV} to wait longer"
+        ) from error
     return target
 
 
-def _run_compiler(command: list[str], what: str, compiler: Compiler, timeout: float) -> None:
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as error:
-        raise CodegenError(f"compiling {what} timed out after {timeout:.0f} s") from error
-    if result.returncode != 0:
-        log = (result.stderr or result.stdout)[-4000:]
-        raise CodegenError(f"compiling {what} failed ({compiler.path}, exit {result.returncode}):\n{log}")
+def _compile_into(target: Path, sources: Mapping[str, str], units: list[str], compiler: Compiler,
+                  flags: list[str], timeout: float | None) -> None:
+    """Compile in a private build directory beside ``target``, then move the library and its record in place.
+    Called with the key's lock held."""
+    key = target.stem
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=_build_prefix(key)) as work:
+        work_path = Path(work)
+        for name, text in sources.items():
+            (work_path / name).write_text(text)
+        output = work_path / "library.so"
+        if len(units) == 1:
+            command = [compiler.path, *flags, "-I", str(work_path), str(work_path / units[0]), "-o", str(output)]
+            _run_compilers([(units[0], command)], compiler, timeout)
+        else:
+            # Compile the units side by side, then link; "-shared" belongs to the link step only.
+            compile_flags = [f for f in flags if f != "-shared"]
+            objects = [work_path / f"{unit}.o" for unit in units]
+            _run_compilers(
+                [(unit, [compiler.path, *compile_flags, "-c", "-I", str(work_path), str(work_path / unit), "-o",
+                         str(obj)]) for unit, obj in zip(units, objects)],
+                compiler, timeout,
+            )
+            link = [compiler.path, *flags, *(str(obj) for obj in objects), "-o", str(output)]
+            _run_compilers([("the library", link)], compiler, timeout)
+        record = {"format": _RECORD_FORMAT, "sha256": library_sha256(output), "size": output.stat().st_size}
+        os.replace(output, target)
+        # The record follows the library: a reader that sees the new library with the old record (or none)
+        # finds a mismatch, waits for this lock and then finds both.
+        _write_atomically(_record_path(target), json.dumps(record))
 
 
 def load_library(path: Path) -> ctypes.CDLL:
-    """Load a shared library in process (``RTLD_LOCAL``: two models never see each other's symbols)."""
+    """Load a shared library in process (``RTLD_LOCAL``: two models never see each other's symbols).
+
+    A library of the cache is checked against its recorded SHA-256 first (cheap when already checked in this
+    process and unchanged), so a damaged file is reported instead of crashing the process inside ``dlopen``.
+    """
+    path = Path(path)
+    if _recorded_sha256(path) is not None and not library_intact(path):
+        raise CodegenError(
+            f"the compiled library {path} was damaged after it was built (its SHA-256 no longer matches the "
+            "cache record); it is rebuilt on the next call, so run again"
+        )
     try:
         return ctypes.CDLL(str(path), mode=getattr(os, "RTLD_LOCAL", 0))
     except OSError as error:

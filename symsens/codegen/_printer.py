@@ -16,12 +16,14 @@ printers are organised; unsupported nodes raise :class:`CodegenError` naming the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
 
+from .._precision import mpmath_precision
 from .._errors import SymsensError
 from ..model._functions import exprel
 
@@ -67,7 +69,9 @@ class ConstantTable:
         """``(double literal, decimal string)`` per constant; the decimal string has ``digits`` significant digits."""
         out = []
         for value in self.values:
-            with mpmath.workdps(digits + 10):
+            if not math.isfinite(float(value)):
+                raise CodegenError(f"the constant {value} is not a finite double; a model's numbers must be finite")
+            with mpmath_precision(dps=digits + 10):
                 decimal = mpmath.nstr(mpmath.mpf(sp.N(value, digits + 10)), digits, min_fixed=1, max_fixed=0)
             out.append((repr(float(value)), decimal))
         return out

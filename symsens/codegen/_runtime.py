@@ -7,15 +7,15 @@ coefficients are exact values printed to full precision, never typed by hand.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from importlib import resources
 
 import sympy as sp
 
+from .._once import cached_once
 from ..model._functions import _SERIES_RADIUS, _SERIES_TERMS
 from ._printer import ConstantTable, CxxPrinter
 
-__all__ = ["runtime_header", "RUNTIME_EXPREL_MAX_ORDER"]
+__all__ = ["runtime_header", "RUNTIME_EXPREL_MAX_ORDER", "warm_sympy_tables"]
 
 # Derivatives of exprel available to generated code: the model's own Jacobians need order 1, second
 # derivatives (Rosenbrock on the augmented system) order 2, dual numbers one more, nested duals two more.
@@ -90,9 +90,24 @@ inline T exprel_derivative_scalar_{order}(const T& x) {{
 """
 
 
-@lru_cache(maxsize=1)
+@cached_once()
+def warm_sympy_tables() -> None:
+    """Fill SymPy's lazily built number tables once, under a lock, before threads use them.
+
+    ``factorial`` fills its table of small factorials on first use without a lock, and a thread that calls it
+    while another fills it can index a half-filled list (``IndexError``); Bernoulli numbers and the prime sieve
+    are filled the same way.  Code generation runs in the audit's worker threads, so the code generator calls
+    this first; after it, these tables are only read (for the sizes code generation needs).
+    """
+    sp.factorial(19)
+    sp.bernoulli(2 * _SERIES_TERMS + 2 * RUNTIME_EXPREL_MAX_ORDER)
+    sp.sieve.extend(1000)
+
+
+@cached_once()
 def runtime_header() -> str:
-    """The full text of ``symsens_runtime.hpp``."""
+    """The full text of ``symsens_runtime.hpp``; computed once per process, by one thread (others wait)."""
+    warm_sympy_tables()
     base = resources.files("symsens.codegen").joinpath("runtime/symsens_runtime_base.hpp").read_text()
     generated = "".join(_exprel_derivative_source(n) for n in range(RUNTIME_EXPREL_MAX_ORDER + 1))
     dispatch_cases = "\n".join(

@@ -8,10 +8,10 @@ conductance-based and mass-action models most of ``df/dy`` and ``df/dp`` is stru
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import sympy as sp
 
+from .._once import cached_once
 from .._errors import DerivationError
 from ..model import Model
 
@@ -54,13 +54,13 @@ def select_parameters(model: Model, parameters: Sequence[str] | None) -> tuple[s
     return tuple(chosen)
 
 
-@lru_cache(maxsize=64)
+@cached_once(maxsize=64)
 def jacobian(model: Model) -> sp.ImmutableMatrix:
     """The state Jacobian ``J = df/dy`` (n x n), ``J[i, j] = d f_i / d y_j``, exact."""
     return derivative_matrix(model.rhs, model.states)
 
 
-@lru_cache(maxsize=64)
+@cached_once(maxsize=64)
 def _parameter_jacobian(model: Model, parameters: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
     return derivative_matrix(model.rhs, parameters)
 

@@ -32,13 +32,14 @@ import hashlib
 from collections.abc import Sequence
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
+from .._precision import mpmath_precision
+from .._once import cached_once
 from ..codegen._build import load_library
 from ..codegen._kernels import cached_build
 from ..codegen._printer import CodegenError, ConstantTable
@@ -48,6 +49,10 @@ from ..model import Model
 __all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
 
 MODE_PLAIN, MODE_FORWARD, MODE_DISCRETE, MODE_DISCRETE_STEPS = 0, 1, 2, 3
+
+#: Step times the first call's buffer holds (8 MiB each for times and sizes; untouched pages cost nothing).  A
+#: longer run is repeated once with room for all its steps, so ``max_steps`` never sizes an allocation.
+STEP_BUFFER = 1 << 20
 
 
 class OptionsStruct(ctypes.Structure):
@@ -73,6 +78,7 @@ class OptionsStruct(ctypes.Structure):
         ("beta2", ctypes.c_double),
         ("record_steps", ctypes.c_int),
         ("outputs_at_steps", ctypes.c_int),
+        ("step_capacity", ctypes.c_long),
     ]
 
 
@@ -88,6 +94,7 @@ class StatsStruct(ctypes.Structure):
         ("newton_iterations", ctypes.c_long),
         ("status", ctypes.c_int),
         ("t_failure", ctypes.c_double),
+        ("n_outputs", ctypes.c_long),
     ]
 
 
@@ -138,7 +145,7 @@ def _embedded_error_order(scheme) -> int | None:  # type: ignore[no-untyped-def]
     return min(scheme.order, embedded) + 1
 
 
-@lru_cache(maxsize=None)  # printing the tableau costs ~1 ms per call (verner7); the spec is immutable
+@cached_once()  # printing the tableau costs ~1 ms per call (verner7); the spec is immutable
 def _explicit_spec(name: str) -> MethodSpec:
     from ..schemes._registry import get_scheme
 
@@ -289,7 +296,7 @@ def _radau_constants(digits: int = 60) -> dict[str, list[sp.Float]]:
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme("radau-iia-3")
-    with mpmath.workdps(digits + 20):
+    with mpmath_precision(dps=digits + 20):
         def mp(value: sp.Expr) -> mpmath.mpf:
             return mpmath.mpf(str(sp.N(value, digits + 30)))
 
@@ -403,7 +410,7 @@ def method_spec(name: str) -> MethodSpec:
     )
 
 
-@lru_cache(maxsize=None)
+@cached_once()
 def _implicit_spec(name: str) -> MethodSpec:
     canonical = _ALIASES.get(name, name)
     if canonical in _DIRK_METHODS:
@@ -454,12 +461,14 @@ int run(const Problem& problem, T* y, double t0, double t1, const double* t_eval
     symsens::Recorder<T, Time> recorder{t_eval, n_eval, 0, dimension, out, {}, {}, o.record_steps != 0};
     recorder.at_steps = o.outputs_at_steps != 0;
     const int status = symsens::drive<T, Time>(problem, stepper, t0, t1, y, o, recorder, stats);
-    const long capacity = o.max_steps + 1;
-    long count = static_cast<long>(recorder.step_times.size());
-    if (count > capacity) count = capacity;
-    for (long k = 0; k < count; ++k) step_times[k] = recorder.step_times[k];
-    for (long k = 0; k + 1 < count; ++k) step_sizes[k] = recorder.step_sizes[k];
+    // The caller's buffers hold step_capacity times; the count reported is the full one (the caller retries
+    // with room for all when it is larger).
+    const long count = static_cast<long>(recorder.step_times.size());
+    const long copied = count < o.step_capacity ? count : o.step_capacity;
+    for (long k = 0; k < copied; ++k) step_times[k] = recorder.step_times[k];
+    for (long k = 0; k + 1 < copied; ++k) step_sizes[k] = recorder.step_sizes[k];
     *n_steps = count;
+    stats.n_outputs = recorder.next;
     return status;
 }
 
@@ -620,7 +629,9 @@ class CompiledSolver:
         t_eval = np.ascontiguousarray(t_eval, dtype=float)
         y_out = np.full((len(t_eval), n), np.nan)
         sens_out = np.full((len(t_eval), n, max(n_s, 1)), np.nan) if mode != MODE_PLAIN else np.empty((1, 1, 1))
-        capacity = options.max_steps + 1
+        if options.step_capacity <= 0:
+            options.step_capacity = min(options.max_steps + 1, STEP_BUFFER)
+        capacity = options.step_capacity
         step_times = np.empty(capacity)
         step_sizes = np.empty(capacity)
         n_steps = ctypes.c_long(0)
@@ -638,11 +649,16 @@ class CompiledSolver:
             ctypes.byref(stats),
         )
         count = n_steps.value
+        if count > capacity:
+            # More steps than the buffer holds (only past STEP_BUFFER steps): run again with room for all; the
+            # solver is deterministic, so it takes the same steps.
+            options.step_capacity = count
+            return self(mode, p, y0, S0, t0, t1, t_eval, options)
         sens = sens_out[:, :, :n_s] if mode != MODE_PLAIN else None
         return status, y_out, sens, step_times[:count].copy(), step_sizes[: max(count - 1, 0)].copy(), stats
 
 
-@lru_cache(maxsize=64)
+@cached_once(maxsize=64)
 def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> CompiledSolver:
     spec = method_spec(method)
     headers = _solver_header_sources()

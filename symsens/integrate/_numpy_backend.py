@@ -45,13 +45,14 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import sympy as sp
 from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, Radau
 
+from .._once import cached_once
 from ..derive import common_subexpressions, jacobian, numpy_function, sensitivity_system
 from ..model import Model
 from ..model._functions import NUMPY_FUNCTIONS, _bernoulli_coefficients, _closed_form_derivative
@@ -102,7 +103,7 @@ _SCALAR_SERIES_TERMS = 40
 _SERIES_RADIUS = 2.0
 
 
-@lru_cache(maxsize=None)
+@cached_once()
 def _scalar_series(order: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Horner coefficients (highest power first) of the even and odd parts of the Bernoulli series.
 
@@ -121,7 +122,7 @@ def _scalar_series(order: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return horner(coefficients[0::2]), horner(coefficients[1::2])
 
 
-@lru_cache(maxsize=None)
+@cached_once()
 def _scalar_closed_form(order: int, positive: bool) -> Callable[[float], float]:
     x = sp.Symbol("x")
     # CSE matters here: the derivatives repeat exp(-x) / (1 - exp(-x)) many times.
@@ -217,11 +218,12 @@ class _Kernel:
         self.fast = self._lambdify(_MATH_MODULES)
 
     def _lambdify(self, modules: list[Any]) -> Callable[..., list]:
-        # lambdify accepts a callable ``cse``: our CSE (computed once, structured) is reused as is.
-        return sp.lambdify(
-            self._arguments, self._reduced, modules=modules,
-            cse=lambda _exprs: (self._replacements, self._reduced), docstring_limit=0,
-        )
+        # Our CSE (computed once, structured) is reused as is; every symbol is printed under a generated
+        # identifier, so no model name (``e``, ``exp``, ``DiracDelta``, NFKC twins such as ``k``/``ｋ``) can
+        # shadow a function or constant of the module or another argument.
+        from ..derive._numeric import lambdify_safely
+
+        return lambdify_safely(self._arguments, self._reduced, modules, replacements=self._replacements)
 
     @cached_property
     def ieee(self) -> Callable[..., list]:
@@ -413,7 +415,7 @@ class _StructureKey:
         return isinstance(other, _StructureKey) and self._key == other._key
 
 
-@lru_cache(maxsize=32)
+@cached_once(maxsize=32)
 def _cached_kernels(key: _StructureKey, parameters: tuple[str, ...]) -> _ModelKernels:
     return _ModelKernels(key.model, parameters)
 
@@ -580,23 +582,62 @@ class _Run:
     dense_outputs: int = 0
 
 
-def _step_loop(solver: Any, start: np.ndarray, t_eval: np.ndarray | None, max_steps: int) -> _Run:
+# What SciPy's solvers and linear algebra raise on numerical trouble (a nan Jacobian in ``lu_factor``'s
+# finiteness check, a singular matrix, an overflow in a Python-float kernel): a failed solve, not a crash.
+_NUMERICAL_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)
+
+
+def _exception_status(error: BaseException, problem: _Problem, t: float) -> str:
+    """The status of a solve SciPy aborted with ``error`` after the last accepted time ``t``."""
+    text = str(error).lower()
+    if (problem.t_nonfinite is not None and problem.t_nonfinite >= t) or any(
+        word in text for word in ("infs or nans", "nan", "infinit", "overflow")
+    ):
+        return "non-finite values"
+    if isinstance(error, np.linalg.LinAlgError):
+        return "newton failure"
+    return "step size underflow"
+
+
+def _start_run(start: np.ndarray, t0: float, t_eval: np.ndarray | None) -> tuple[_Run, int]:
+    """A run that has reached t0 only: ``y0`` as the first step state, or as the outputs at ``t_eval == t0``.
+
+    The outputs at t0 are ``y0`` itself (not a dense-output evaluation), and they exist even when the very
+    first step fails.  Returns the run and the index of the first output time not yet produced.
+    """
+    run = _Run(step_times=[t0])
+    if t_eval is None:
+        run.states.append(start.copy())
+        return run, 0
+    at_start = int(np.searchsorted(t_eval, t0, side="right"))
+    if at_start:
+        run.output_t.append(t_eval[:at_start])
+        run.output_y.append(np.tile(start, (at_start, 1)))
+    return run, at_start
+
+
+def _step_loop(
+    solver: Any, start: np.ndarray, t_eval: np.ndarray | None, max_steps: int, problem: _Problem
+) -> _Run:
     """SciPy's ``solve_ivp`` loop without events: step until ``t_bound``, failure or ``max_steps``.
 
     Without ``t_eval`` the accepted steps and their states are kept; with it, each step that covers output
-    times builds its dense output and evaluates them (the times in ``(t_old, t]``, and ``t0`` itself on the
-    first step), as ``solve_ivp`` does.  ``status`` is ``"failed"`` when SciPy gave up (mapped by the caller).
+    times builds its dense output and evaluates them (the times in ``(t_old, t]``; those at ``t0`` are ``y0``),
+    as ``solve_ivp`` does.  ``status`` is ``"failed"`` when SciPy gave up (mapped by the caller); an exception
+    from SciPy's numerics ends the run with the status it indicates (:func:`_exception_status`).
     """
     size = start.size
-    run = _Run(step_times=[solver.t])
-    if t_eval is None:
-        run.states.append(start.copy())
-    next_output = 0
+    run, next_output = _start_run(start, solver.t, t_eval)
     while solver.status == "running":
         if len(run.step_times) > max_steps:
             run.status = "too many steps"
             break
-        run.scipy_message = solver.step()
+        try:
+            run.scipy_message = solver.step()
+        except _NUMERICAL_ERRORS as error:
+            run.status = _exception_status(error, problem, run.step_times[-1])
+            run.scipy_message = f"{type(error).__name__}: {error}"
+            break
         if solver.status == "failed":
             run.status = "failed"
             break
@@ -744,7 +785,12 @@ def solve_numpy(
     problem = _Problem(kernels, p, with_jacobian=implicit, jacobian_strategy=jacobian_strategy)
     p_values = np.asarray(p, dtype=float)
     if y0 is None:
-        start = np.asarray(kernels.initial_conditions(*p_values), dtype=float).reshape(-1)
+        # y0(p) may be inf or nan (sqrt of a negative parameter, ...): reported below as a failure at t0.
+        with np.errstate(all="ignore"):
+            try:
+                start = np.asarray(kernels.initial_conditions(*p_values), dtype=float).reshape(-1)
+            except _NUMERICAL_ERRORS:
+                start = np.full(kernels.size, np.nan)
     else:
         start = np.concatenate([np.asarray(y0, dtype=float), np.zeros(n * P)])
 
@@ -766,16 +812,36 @@ def solve_numpy(
 
     options: dict[str, Any] = {}
     if first_step is not None:
-        options["first_step"] = float(first_step)
+        # SciPy refuses a first step longer than the span; the compiled integrators shorten it to land on t1.
+        options["first_step"] = min(float(first_step), t1 - t0)
     if max_step is not None:
         options["max_step"] = float(max_step)
     if implicit:
         options["jac"] = problem.jac
     # Non-finite values are detected and reported through the status; NumPy's warnings about them from
     # inside SciPy's step (nan in a stage, an error norm of inf) would only repeat that, once per attempt.
+    solver: Any = None
     with _single_blas_thread(kernels.size), np.errstate(all="ignore"):
-        solver = _SOLVER_CLASSES[scipy_method](problem.rhs, t0, start, t1, rtol=rtol_used, atol=atol_used, **options)
-        run = _step_loop(solver, start, t_eval, max_steps)
+        f0 = problem.rhs(t0, start)
+        if not (np.all(np.isfinite(start)) and np.all(np.isfinite(f0))):
+            # No step can be taken from a non-finite y0 or f(t0, y0) (SciPy would fail on its first step with
+            # a step size underflow, or raise): report it as what it is, at t0.
+            run, _ = _start_run(start, t0, t_eval)
+            run.status = "non-finite values"
+            run.scipy_message = "y0 or f(t0, y0) is not finite"
+        else:
+            try:
+                solver = _SOLVER_CLASSES[scipy_method](
+                    problem.rhs, t0, start, t1, rtol=rtol_used, atol=atol_used, **options
+                )
+            except _NUMERICAL_ERRORS as error:
+                # The arguments were checked by symsens.solve: what fails here is the numerics at t0 (the
+                # initial step selection or the first Jacobian).
+                run, _ = _start_run(start, t0, t_eval)
+                run.status = _exception_status(error, problem, t0)
+                run.scipy_message = f"{type(error).__name__}: {error}"
+            else:
+                run = _step_loop(solver, start, t_eval, max_steps, problem)
     status, scipy_message = run.status, run.scipy_message
     if status == "failed":
         status = _failure_status(solver, scipy_method, scipy_message, problem)
@@ -792,7 +858,8 @@ def solve_numpy(
     sens_out = states[:, n:].reshape(len(states), P, n).transpose(0, 2, 1) if sensitivity is not None else None
 
     times_array = np.array(step_times, dtype=float)
-    t_failure = None if status == "success" else float(solver.t)
+    # The last time reached (SciPy's solver.t is that too, except after an exception inside a step).
+    t_failure = None if status == "success" else float(step_times[-1])
     if status == "success":
         message = "integration successful"
     else:
@@ -805,9 +872,9 @@ def solve_numpy(
     stats = SolverStats(
         accepted_steps=accepted,
         rejected_steps=rejected or 0,
-        rhs_evaluations=int(solver.nfev),
-        jacobian_evaluations=int(solver.njev),
-        lu_decompositions=int(solver.nlu),
+        rhs_evaluations=int(solver.nfev) if solver is not None else 1,
+        jacobian_evaluations=int(solver.njev) if solver is not None else 0,
+        lu_decompositions=int(solver.nlu) if solver is not None else 0,
         step_times=times_array,
         step_sizes=np.diff(times_array),
     )

@@ -11,7 +11,16 @@ from .._errors import IntegrationError
 
 __all__ = ["Solution", "SolverStats", "STATUSES"]
 
-#: Status strings a solve can end with; every status but "success" names a failure.
+#: Status strings a solve can end with, the same for both backends (a subset of
+#: ``symsens._checks.STATUS_NAMES``); every status but "success" names a failure:
+#:
+#: - ``"non-finite values"``: the state, ``f`` or the error estimate became inf or nan (at ``t0`` when ``y0``
+#:   or ``f(t0, y0)`` is not finite), including when the step size underflowed while such attempts were
+#:   being rejected — the step size only shrank because of them;
+#: - ``"step size underflow"``: the step size fell below the spacing of floating-point times at ``t`` (a step
+#:   that does not advance ``t`` is never taken);
+#: - ``"newton failure"``: the implicit stage equations could not be solved with a fixed or replayed step;
+#: - ``"too many steps"``: ``max_steps`` was reached.
 STATUSES: tuple[str, ...] = ("success", "step size underflow", "newton failure", "non-finite values", "too many steps")
 
 
@@ -40,17 +49,23 @@ class Solution:
     Attributes
     ----------
     t : ndarray (K,)
-        Output times (``t_eval``, or the accepted step times when no ``t_eval`` was given).
+        Output times (``t_eval``, or the accepted step times when no ``t_eval`` was given).  After a failure,
+        only the times the integration reached: ``t0`` and the accepted step times, or the leading entries of
+        ``t_eval`` up to the last accepted step (``t_eval`` entries at ``t0`` always, nothing after).  Every row
+        returned is a computed value; a time not reached is left out, never filled in.
     y : ndarray (K, n)
+        The solution at ``t`` (row for row).
     sensitivities : ndarray (K, n, P) or None
-        ``d y / d p`` for the parameters in ``parameters`` (the gradient order), when asked for.
+        ``d y / d p`` for the parameters in ``parameters`` (the gradient order), when asked for; after a
+        failure, at the same reached times as ``y``.
     parameters : tuple of str
         Names of the parameters ``sensitivities`` is taken with respect to.
     method, sensitivity, backend : str
         What produced it (``sensitivity`` is e.g. ``"forward"``, ``"forward-error-control"``, ``"discrete"``,
         ``"discrete-tangent-norm"``, ``"discrete-differentiated-steps"`` or None).
     status : str
-        ``"success"`` or the failure (see :data:`STATUSES`); ``t_failure`` is when it happened.
+        ``"success"`` or the failure (see :data:`STATUSES`); ``t_failure`` is when it happened: the last time
+        reached, from which no step could be completed.
     message : str
     stats : SolverStats
     options : dict

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import STATUS_NAMES, output_times, time_span
-from .._errors import ModelError
+from .._checks import (
+    STATUS_NAMES, finite_vector, flag, optional_positive_number, output_times, parameter_selection, parameter_values,
+    positive_number, step_count, time_span,
+)
 from ..model import Model
 from ._solution import Solution, SolverStats
 
@@ -19,21 +21,87 @@ __all__ = ["solve", "SENSITIVITY_MODES"]
 SENSITIVITY_MODES: tuple[str | None, ...] = (None, "forward", "discrete")
 
 
-def _finite_vector(values: Any, length: int, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.shape != (length,):
-        raise ValueError(f"`{name}` must have length {length}, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        bad = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise ValueError(f"`{name}` contains a non-finite value ({array[bad]}) at index {bad}")
-    return array
+#: Settings of the compiled backend's PI step-size controller (``solve(controller=...)``).
+CONTROLLER_SETTINGS: tuple[str, ...] = ("safety", "factor_min", "factor_max", "beta1", "beta2")
 
 
-def _positive(value: Any, name: str) -> float:
-    number = float(value)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}")
-    return number
+def _controller_settings(controller: Any, defaults: dict[str, float]) -> dict[str, float]:
+    """``defaults`` updated by ``controller``, checked: every value a finite number in its range.
+
+    The step-size update is ``h_new = h * clamp(safety * err^-beta1 * err_prev^beta2, factor_min, factor_max)``
+    after an accepted step and ``h * clamp(safety * err^(-1/q), factor_min, 1)`` after a rejected one, so
+    ``0 < safety <= 1``, ``0 < factor_min < 1 < factor_max`` (a rejected step must shrink, an accepted one may
+    grow), ``beta1 > 0`` (a larger error must give a smaller step) and ``beta2 >= 0``.
+    """
+    if controller is None:
+        return dict(defaults)
+    if not isinstance(controller, dict):
+        raise TypeError(f"`controller` must be a dict of settings ({', '.join(CONTROLLER_SETTINGS)}), "
+                        f"got {type(controller).__name__}")
+    settings = dict(defaults)
+    for key, value in controller.items():
+        if key not in CONTROLLER_SETTINGS:
+            raise ValueError(f"`controller`: unknown setting {key!r}; known: {', '.join(CONTROLLER_SETTINGS)}")
+        if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+            raise TypeError(f"`controller`: {key!r} must be a number, got {type(value).__name__} {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"`controller`: {key!r} must be a number, got {type(value).__name__} {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"`controller`: {key!r} must be finite, got {value!r}")
+        settings[key] = number
+    ranges = {
+        "safety": (0 < settings["safety"] <= 1, "in (0, 1]"),
+        "factor_min": (0 < settings["factor_min"] < 1, "in (0, 1)"),
+        "factor_max": (settings["factor_max"] > 1, "greater than 1"),
+        "beta1": (settings["beta1"] > 0, "positive"),
+        "beta2": (settings["beta2"] >= 0, "non-negative"),
+    }
+    for key in CONTROLLER_SETTINGS:
+        ok, expected = ranges[key]
+        if not ok and key in controller:
+            raise ValueError(f"`controller`: {key!r} must be {expected}, got {controller[key]!r}")
+    return settings
+
+
+def _replayed_steps(replay_steps: Any, t0: float, t1: float) -> np.ndarray:
+    """``replay_steps`` as a float array of positive finite step sizes that take t0 exactly to t1.
+
+    The steps are summed as the integrator sums them (``t <- t + h``, in order, in double precision); every
+    step but the last must end before t1, and the last must end on t1 up to the rounding of that sum (the
+    integrator then lands it on t1 exactly).  Raises ValueError naming ``replay_steps``.
+    """
+    if isinstance(replay_steps, (str, bytes)) or isinstance(replay_steps, dict):
+        raise TypeError(f"`replay_steps` must be a sequence of step sizes, got {type(replay_steps).__name__}")
+    try:
+        steps = np.array(replay_steps, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"`replay_steps` must be a sequence of step sizes (numbers), got {replay_steps!r}") from None
+    if steps.ndim != 1:
+        raise ValueError(f"`replay_steps` must be a 1-D sequence of step sizes, got an array of shape {steps.shape}")
+    if steps.size == 0:
+        raise ValueError("`replay_steps` is empty: give at least one step size")
+    if not np.all(np.isfinite(steps)):
+        bad = int(np.flatnonzero(~np.isfinite(steps))[0])
+        raise ValueError(f"`replay_steps` contains a non-finite step size ({steps[bad]}) at index {bad}")
+    if np.any(steps <= 0):
+        bad = int(np.flatnonzero(steps <= 0)[0])
+        raise ValueError(f"`replay_steps` must be positive step sizes (t0 < t1), got {steps[bad]} at index {bad}")
+    # Sequential double-precision sums from t0, exactly the integrator's t after each step (ufunc accumulate
+    # adds in order; it does not use pairwise summation).
+    ends = np.add.accumulate(np.concatenate(([t0], steps)))[1:]
+    early = np.flatnonzero(ends[:-1] >= t1)
+    if early.size:
+        k = int(early[0])
+        raise ValueError(f"`replay_steps` reach t1 = {t1:.17g} after {k + 1} of {steps.size} steps (they sum to "
+                         f"{float(ends[-1]) - t0:.17g}, but t_span needs t1 - t0 = {t1 - t0:.17g})")
+    # Rounding of n sequential additions: at most about n half-ulps of the largest |t| on the way.
+    slack = 4 * np.finfo(float).eps * steps.size * max(abs(t0), abs(t1))
+    if abs(ends[-1] - t1) > slack:
+        raise ValueError(f"`replay_steps` must cover t_span exactly: they sum to {float(ends[-1]) - t0:.17g}, but "
+                         f"t_span needs t1 - t0 = {t1 - t0:.17g}")
+    return steps
 
 
 def _sensitivity_label(sensitivity: str | None, in_norm: bool, differentiate_steps: bool) -> str | None:
@@ -80,7 +148,8 @@ def solve(
     t_span : (t0, t1), optional
         Defaults to ``model.t_span``.
     p : sequence of P floats or {name: value}, optional
-        Parameter values (all of them, in the model's order, or a partial mapping over the nominal values).
+        Parameter values (all of them, in the model's order, or a partial mapping over the nominal values),
+        finite numbers.
     y0 : sequence of n floats, optional
         Initial state; by default the model's initial conditions at ``p`` (whose derivative ``dy0/dp`` then
         starts the sensitivities; an explicit ``y0`` has zero derivative).
@@ -88,9 +157,11 @@ def solve(
         A catalogue scheme with a compiled integrator (e.g. ``"tsit5"``, ``"dopri5"``, ``"verner7"``) or, with
         ``backend="numpy"``, one of SciPy's (``"radau"``, ``"bdf"``, ``"dopri5"``, ``"lsoda"``).
     rtol, atol : float
-        Tolerances of the weighted RMS error norm ``sqrt(mean((err_i / (atol + rtol max(|y_i|, |y_new_i|)))^2)) <= 1``.
+        Tolerances of the weighted RMS error norm ``sqrt(mean((err_i / (atol + rtol max(|y_i|, |y_new_i|)))^2)) <= 1``:
+        positive finite numbers, one each for all states (a per-state ``atol`` sequence is refused, TypeError).
     t_eval : sequence of floats, optional
-        Output times inside ``t_span``, increasing; by default the accepted step times.
+        Output times inside ``t_span``, non-decreasing, 1-D (a 2-D array is refused, not flattened); by default
+        the accepted step times.
     sensitivity : None, "forward" or "discrete"
         ``"forward"``: continuous forward sensitivities (integrate ``(y, S)`` with ``S' = J S + F_p``).
         ``"discrete"``: the exact derivative of the numerical solution the solver produced — what
@@ -108,85 +179,88 @@ def solve(
         Take constant steps of this size with no error control (the last step lands on ``t1``).
     replay_steps : sequence of floats, optional
         Take exactly these step sizes (e.g. ``solution.stats.step_sizes`` of an earlier solve): the frozen
-        step sequence finite differences of a discrete derivative must use.
+        step sequence finite differences of a discrete derivative must use.  They must be positive and finite
+        and take ``t0`` to ``t1``: every step but the last ends before ``t1``, and their sum equals ``t1 - t0``
+        up to the rounding of the sum (the last step then lands on ``t1`` exactly); otherwise ValueError.
     step_onto_outputs : bool
         Steps end exactly on every ``t_eval`` time (no interpolation for outputs).
     max_steps : int
+        A whole number in 1 .. 2**62: the attempted steps (accepted and rejected) the compiled backend may take,
+        the accepted steps of the NumPy backend; then the solve fails with status ``"too many steps"``.
     backend : "compiled" or "numpy"
+        ``fixed_step``, ``replay_steps``, ``differentiate_steps``, ``step_onto_outputs`` and ``controller``
+        need the compiled backend (ValueError naming the option with ``"numpy"``).
     controller : dict, optional
-        Overrides of the PI controller: ``safety``, ``factor_min``, ``factor_max``, ``beta1``, ``beta2``.
+        Overrides of the PI controller: ``safety`` in (0, 1], ``factor_min`` in (0, 1), ``factor_max`` > 1,
+        ``beta1`` > 0, ``beta2`` >= 0 (finite numbers; ValueError naming the setting otherwise).
 
     Returns
     -------
     Solution
         Check ``solution.status`` (or call ``solution.check()``): a failed integration is reported with
-        its cause and time, never silently.
+        its cause and time, never silently, and with the values it reached up to then (see
+        :class:`Solution`).  Any numerical failure inside either backend (inf or nan, a step size underflow,
+        a failed linear solve) is such a failed Solution, never an exception.
 
     Raises
     ------
-    ValueError
-        For bad arguments, naming the argument.
+    ValueError, TypeError
+        For bad arguments (TypeError: not of the expected kind, e.g. a string for a number), naming the
+        argument and what was expected.
     """
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be a symsens.Model, got {type(model).__name__}")
+    if not isinstance(backend, str) or backend not in ("compiled", "numpy"):
+        raise ValueError(f"`backend` must be \"compiled\" or \"numpy\", got {backend!r}")
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a method name (str), got {type(method).__name__} {method!r}")
     t0, t1 = time_span(t_span, model.t_span)
 
-    if p is None:
-        p_values = np.array(model.parameter_values, dtype=float)
-    elif isinstance(p, dict):
-        try:
-            p_values = np.array(model.with_parameter_values(p).parameter_values, dtype=float)
-        except ModelError as error:
-            raise ValueError(f"`p`: {error}") from None
-    else:
-        p_values = _finite_vector(p, model.n_parameters, "p")
-    y0_values = None if y0 is None else _finite_vector(y0, model.n_states, "y0")
-    rtol = _positive(rtol, "rtol")
-    atol = _positive(atol, "atol")
-    if sensitivity not in SENSITIVITY_MODES:
+    p_values = parameter_values(model, p)
+    y0_values = None if y0 is None else finite_vector(y0, model.n_states, "y0")
+    rtol = positive_number(rtol, "rtol")
+    atol = positive_number(atol, "atol")
+    if not (sensitivity is None or isinstance(sensitivity, str)) or sensitivity not in SENSITIVITY_MODES:
         raise ValueError(f"`sensitivity` must be one of {SENSITIVITY_MODES}, got {sensitivity!r}")
+    sensitivity_in_norm = flag(sensitivity_in_norm, "sensitivity_in_norm")
+    differentiate_steps = flag(differentiate_steps, "differentiate_steps")
+    step_onto_outputs = flag(step_onto_outputs, "step_onto_outputs")
     if differentiate_steps and sensitivity != "discrete":
         raise ValueError("`differentiate_steps` applies to sensitivity=\"discrete\" only")
-    if parameters is None:
-        chosen = tuple(model.parameter_names)
-    else:
-        if isinstance(parameters, str):
-            raise ValueError("`parameters` must be a sequence of parameter names, not a string")
-        chosen = tuple(parameters)
-        for name in chosen:
-            if name not in model.parameter_names:
-                import difflib
-
-                close = difflib.get_close_matches(name, model.parameter_names, n=3)
-                hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-                raise ValueError(f"`parameters`: unknown parameter {name!r}{hint}")
-        if len(set(chosen)) != len(chosen):
-            raise ValueError("`parameters` lists a parameter twice")
+    chosen = parameter_selection(model, parameters)
     t_eval_values = None if t_eval is None else output_times(t_eval, "t_eval", t0, t1)
-    if max_steps < 1:
-        raise ValueError(f"`max_steps` must be at least 1, got {max_steps}")
-    for name, value in (("first_step", first_step), ("max_step", max_step), ("fixed_step", fixed_step)):
-        if value is not None:
-            _positive(value, name)
+    max_steps = step_count(max_steps, "max_steps")
+    first_step = optional_positive_number(first_step, "first_step")
+    max_step = optional_positive_number(max_step, "max_step")
+    fixed_step = optional_positive_number(fixed_step, "fixed_step")
     if fixed_step is not None and replay_steps is not None:
         raise ValueError("give `fixed_step` or `replay_steps`, not both")
+    replay = None if replay_steps is None else _replayed_steps(replay_steps, t0, t1)
+    if controller is not None and not isinstance(controller, dict):
+        raise TypeError(f"`controller` must be a dict of settings ({', '.join(CONTROLLER_SETTINGS)}), "
+                        f"got {type(controller).__name__}")
 
     if backend == "numpy":
         from ._numpy_backend import solve_numpy
 
-        if fixed_step is not None or replay_steps is not None or differentiate_steps:
-            raise ValueError("fixed_step, replay_steps and differentiate_steps need backend=\"compiled\"")
+        # Options of the compiled integrators only: refused by name rather than ignored.
+        compiled_only = {
+            "fixed_step": fixed_step is not None, "replay_steps": replay is not None,
+            "differentiate_steps": differentiate_steps, "step_onto_outputs": step_onto_outputs,
+            "controller": bool(controller),
+        }
+        for name, given in compiled_only.items():
+            if given:
+                raise ValueError(f"`{name}` needs backend=\"compiled\" (SciPy's integrators have no such option)")
         return solve_numpy(
             model, (t0, t1), p=p_values, y0=y0_values, method=method, rtol=rtol, atol=atol, t_eval=t_eval_values,
             sensitivity=sensitivity, parameters=chosen, sensitivity_in_norm=sensitivity_in_norm,
             first_step=first_step, max_step=max_step, max_steps=max_steps,
         )
-    if backend != "compiled":
-        raise ValueError(f"`backend` must be \"compiled\" or \"numpy\", got {backend!r}")
     return _solve_compiled(
         model, t0, t1, p_values, y0_values, method, rtol, atol, t_eval_values, sensitivity, chosen,
-        sensitivity_in_norm, differentiate_steps, first_step, max_step, fixed_step, replay_steps,
-        step_onto_outputs, max_steps, controller or {},
+        sensitivity_in_norm, differentiate_steps, first_step, max_step, fixed_step, replay,
+        step_onto_outputs, max_steps, controller,
     )
 
 
@@ -194,7 +268,7 @@ def _solve_compiled(
     model: Model, t0: float, t1: float, p: np.ndarray, y0: np.ndarray | None, method: str, rtol: float, atol: float,
     t_eval: np.ndarray | None, sensitivity: str | None, parameters: tuple[str, ...], in_norm: bool,
     differentiate_steps: bool, first_step: float | None, max_step: float | None, fixed_step: float | None,
-    replay_steps: Any, step_onto_outputs: bool, max_steps: int, controller: dict[str, float],
+    replay_steps: np.ndarray | None, step_onto_outputs: bool, max_steps: int, controller: dict[str, Any] | None,
 ) -> Solution:
     import ctypes
 
@@ -207,19 +281,13 @@ def _solve_compiled(
     spec = method_spec(method)
     if spec.error_order is None and fixed_step is None and replay_steps is None:
         raise ValueError(f"method {method!r} has no embedded error estimate: give `fixed_step` (or `replay_steps`)")
-    solver = compiled_solver(model, sens_params, method)
     q = spec.error_order or spec.order
     # PI controller defaults for explicit pairs as in OrdinaryDiffEq (beta1 = 7/(10 q), beta2 = 2/(5 q)).
-    settings = {"safety": 0.9, "factor_min": 0.2, "factor_max": 10.0, "beta1": 0.7 / q, "beta2": 0.4 / q}
-    unknown = set(controller) - set(settings)
-    if unknown:
-        raise ValueError(f"`controller`: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(settings)}")
-    settings.update({k: float(v) for k, v in controller.items()})
-    replay = None
-    if replay_steps is not None:
-        replay = np.ascontiguousarray(replay_steps, dtype=float).ravel()
-        if replay.size == 0 or not np.all(np.isfinite(replay)) or np.any(replay <= 0):
-            raise ValueError("`replay_steps` must be a non-empty sequence of positive finite step sizes")
+    settings = _controller_settings(
+        controller, {"safety": 0.9, "factor_min": 0.2, "factor_max": 10.0, "beta1": 0.7 / q, "beta2": 0.4 / q}
+    )
+    solver = compiled_solver(model, sens_params, method)
+    replay = None if replay_steps is None else np.ascontiguousarray(replay_steps, dtype=float)
     options = OptionsStruct(
         rtol=rtol, atol=atol,
         first_step=float(fixed_step if fixed_step is not None else (first_step or 0.0)),
@@ -249,15 +317,17 @@ def _solve_compiled(
                 break
             capacity = len(step_times)
         outputs = step_times
-        y = y[: len(outputs)]
-        sens = sens[: len(outputs)] if sens is not None else None
+    # The integrator writes the outputs it reaches in order and counts them: a failed run returns those rows
+    # (y(t0) always, as t0 is reached before any step), never a row it did not reach.
+    reached = min(int(stats.n_outputs), len(outputs))
+    outputs, y = outputs[:reached], y[:reached]
+    sens = sens[:reached] if sens is not None else None
     status_name = STATUS_NAMES.get(status, f"status {status}")
     message = "integration successful" if status == 0 else f"{status_name} at t = {stats.t_failure:.17g}"
-    reached = np.isfinite(y[:, 0]) if len(outputs) else np.array([], dtype=bool)
     return Solution(
-        t=outputs if status == 0 else outputs[reached],
-        y=y if status == 0 else y[reached],
-        sensitivities=(sens if status == 0 else sens[reached]) if sens is not None else None,
+        t=outputs,
+        y=y,
+        sensitivities=sens,
         parameters=sens_params,
         method=method,
         sensitivity=_sensitivity_label(sensitivity, in_norm, differentiate_steps),

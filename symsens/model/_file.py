@@ -26,8 +26,8 @@ from typing import Any
 import sympy as sp
 
 from .._errors import ModelError
-from ._model import RESERVED_NAMES, Model
-from ._parser import FUNCTIONS, format_expression, parse_expression
+from ._model import RESERVED_NAMES, Model, normal_name
+from ._parser import DOUBLE_MIN, FUNCTIONS, check_constants, format_expression, parse_expression
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +50,7 @@ _REQUIRED_TABLES = ("model", "parameters", "states", "equations")
 
 # Literal exponents beyond this are refused before Decimal.as_integer_ratio() builds 10**exponent.
 _MAX_DECIMAL_EXPONENT = 1000
+_DOUBLE_MAX_INT = int(1.7976931348623157e308)
 
 _TOML_TYPE_NAMES = {
     bool: "a boolean",
@@ -205,6 +206,14 @@ class _Reader:
             if match:
                 message = f"{message[: match.start()].rstrip()} (column {match.group(2)})"
             raise ModelError(f"malformed TOML: {message}", source=source, line=line) from None
+        except RecursionError:
+            # tomllib reads nested arrays and inline tables recursively.
+            raise ModelError(
+                "malformed TOML: arrays or inline tables are nested too deeply", source=source
+            ) from None
+        except ValueError as error:
+            # Python refuses to convert integers of more than 4300 digits (sys.get_int_max_str_digits()).
+            raise ModelError(f"malformed TOML: a value cannot be read ({error})", source=source) from None
         try:
             self.tables, self.keys = _locate(text)
         except Exception:  # pragma: no cover - the scanner only reads; never let it hide the real error
@@ -251,14 +260,16 @@ class _Reader:
     def check_name(self, name: str, table: str, what: str, key: str | None = None) -> None:
         """``name`` must be usable in expressions; ``key`` is where it is written (default: the name itself)."""
         key = name if key is None else key
-        if not name.isidentifier() or keyword.iskeyword(name):
-            problem = f"{what} name {name!r} is not a valid name (letters, digits and _, not a keyword)"
-        elif name in FUNCTIONS:
-            problem = f"{what} name {name!r} shadows the function {name}() of the model language"
-        elif name in RESERVED_NAMES:
-            problem = f"{what} name {name!r} is reserved by the model language"
-        elif name.startswith("__"):
-            problem = f"{what} name {name!r} may not start with a double underscore"
+        normal = normal_name(name) if name.isidentifier() else name
+        same = "" if normal == name else f" (its Unicode normal form NFKC is {normal!r})"
+        if not name.isidentifier() or keyword.iskeyword(name) or keyword.iskeyword(normal):
+            problem = f"{what} name {name!r} is not a valid name (letters, digits and _, not a keyword){same}"
+        elif normal in FUNCTIONS:
+            problem = f"{what} name {name!r} shadows the function {normal}() of the model language{same}"
+        elif normal in RESERVED_NAMES:
+            problem = f"{what} name {name!r} is reserved by the model language{same}"
+        elif normal.startswith("__"):
+            problem = f"{what} name {name!r} may not start with a double underscore{same}"
         else:
             return
         raise self.fail(problem, table, key, name)
@@ -275,6 +286,8 @@ class _Reader:
                 raise self.fail(f"{what} must be finite, got {value}", table, key)
             if value and abs(value.adjusted()) > _MAX_DECIMAL_EXPONENT:
                 raise self.fail(f"{what} is out of range: {value}", table, key)
+        elif abs(value) > _DOUBLE_MAX_INT:
+            raise self.fail(f"{what} is out of range (above the largest double): {_toml_repr(value)}", table, key)
         return value
 
     def nominal_value(self, value: Any, key: str) -> float:
@@ -284,15 +297,26 @@ class _Reader:
         except OverflowError:
             result = math.inf
         if not math.isfinite(result):
-            raise self.fail(f"nominal value of parameter {key!r} must be finite, got {value}", "parameters", key)
+            raise self.fail(f"nominal value of parameter {key!r} must be finite, got {_toml_repr(value)}", "parameters", key)
+        if value != 0 and abs(result) < DOUBLE_MIN:
+            raise self.fail(
+                f"nominal value of parameter {key!r} is {value}: not 0 and below the smallest normal double "
+                f"{DOUBLE_MIN!r} (it would be stored as 0 or a subnormal number)",
+                "parameters",
+                key,
+            )
         return result
 
     def exact_number(self, value: Any, table: str, key: str, what: str) -> sp.Rational:
         number = self.finite_decimal(value, table, key, what)
         if isinstance(number, int):
-            return sp.Integer(number)
+            exact = sp.Integer(number)
+            check_constants(exact, what, source=self.source, line=self.line(table, key))
+            return exact
         p, q = number.as_integer_ratio()
-        return sp.Rational(p, q)
+        exact = sp.Rational(p, q)
+        check_constants(exact, what, source=self.source, line=self.line(table, key))
+        return exact
 
     def expression(
         self,
@@ -304,7 +328,10 @@ class _Reader:
         allow_numbers: bool = True,
     ) -> sp.Expr:
         if isinstance(value, str):
-            return parse_expression(value, symbols, where=what, source=self.source, line=self.line(table, key))
+            line = self.line(table, key)
+            expr = parse_expression(value, symbols, where=what, source=self.source, line=line)
+            check_constants(expr, what, source=self.source, line=line)
+            return expr
         if allow_numbers and isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
             return self.exact_number(value, table, key, what)
         raise self.fail(
@@ -345,7 +372,10 @@ class _Reader:
             raise self.fail("[states] is empty: a model needs at least one state", "states", name="states")
 
         # Names: valid, not reserved, and unique across sections.
-        seen: dict[str, tuple[str, int | None]] = {time: ("the time variable", self.line("model", "time"))}
+        # Keyed by the NFKC normal form: 'e' and 'ℯ', 'k' and 'ｋ' are one name to Python and to most tools.
+        seen: dict[str, tuple[str, str, int | None]] = {
+            normal_name(time): (time, "the time variable", self.line("model", "time"))
+        }
         for table, what, names in (
             ("parameters", "parameter", parameters),
             ("states", "state", states),
@@ -354,17 +384,30 @@ class _Reader:
         ):
             for key in names:
                 self.check_name(key, table, what)
-                if key in seen:
-                    first, first_line = seen[key]
+                normal = normal_name(key)
+                if normal in seen:
+                    spelling, first, first_line = seen[normal]
                     where = f" (line {first_line})" if first_line is not None else ""
-                    raise self.fail(f"duplicate name {key!r}: already {first}{where}, now {what} in [{table}]", table, key)
+                    if spelling == key:
+                        raise self.fail(f"duplicate name {key!r}: already {first}{where}, now {what} in [{table}]", table, key)
+                    raise self.fail(
+                        f"names {spelling!r} ({first}{where}) and {key!r} ({what} in [{table}]) are the same name "
+                        f"after Unicode normalisation (NFKC: {normal!r}); use one spelling or different names",
+                        table,
+                        key,
+                    )
                 article = "an" if what[0] in "aeiou" else "a"
-                seen[key] = (f"{article} {what} in [{table}]", self.line(table, key))
+                seen[normal] = (key, f"{article} {what} in [{table}]", self.line(table, key))
 
         for key in equations:
             if key not in states:
-                kind = seen.get(key, (None,))[0]
-                detail = f" ({key!r} is {kind})" if kind else _did_you_mean(key, states)
+                spelling, kind, _ = seen.get(normal_name(key), (None, None, None))
+                if kind and spelling == key:
+                    detail = f" ({key!r} is {kind})"
+                elif kind:
+                    detail = f" ({spelling!r}, the same name after Unicode normalisation (NFKC), is {kind})"
+                else:
+                    detail = _did_you_mean(key, states)
                 raise self.fail(f"equation for {key!r}, which is not a state{detail}", "equations", key)
         for key in states:
             if key not in equations:
@@ -446,8 +489,16 @@ class _Reader:
             raise self.fail(f"[model] t_span must be an array [t0, t1], got {_toml_repr(value)}", "model", "t_span")
         t0, t1 = (self.finite_decimal(v, "model", "t_span", "each entry of [model] t_span") for v in value)
         if not t1 > t0:
-            raise self.fail(f"[model] t_span must have t1 > t0, got [{t0}, {t1}]", "model", "t_span")
-        return float(t0), float(t1)
+            raise self.fail(f"[model] t_span must have t1 > t0, got {_toml_repr(value)}", "model", "t_span")
+        start, end = float(t0), float(t1)
+        if not (math.isfinite(start) and math.isfinite(end) and end > start):
+            raise self.fail(
+                f"[model] t_span {_toml_repr(value)} is not a pair of finite doubles with t1 > t0 "
+                f"(as doubles: [{start!r}, {end!r}])",
+                "model",
+                "t_span",
+            )
+        return start, end
 
 
 def _did_you_mean(name: str, candidates: Any, template: str = "{!r}") -> str:
@@ -467,6 +518,8 @@ def _toml_repr(value: Any) -> str:
         text = "[" + ", ".join(_toml_repr(v) for v in value) + "]"
     elif isinstance(value, dict):
         text = "{" + ", ".join(f"{k} = {_toml_repr(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, int) and value.bit_length() > 200:
+        text = f"an integer of {value.bit_length()} bits"  # str() refuses more than 4300 digits
     else:
         text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -487,7 +540,9 @@ def loads_model(text: str, source: str = "<string>") -> Model:
     ModelError
         ``"<source>:<line>: <problem>"`` for malformed TOML, unknown or missing tables and keys, invalid,
         reserved or duplicate names, missing or extra equations, non-numeric or non-finite nominal values,
-        expressions that are not strings, and every error of the expression parser.
+        expressions that are not strings, names equal after Unicode NFKC normalisation, numbers outside
+        the normal double range (in expressions, initial values and nominal values), and every error of
+        the expression parser.
     """
     if not isinstance(text, str):
         raise ModelError(f"a model file's text must be a str, got {type(text).__name__}", source=source)

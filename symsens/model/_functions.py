@@ -3,7 +3,7 @@
 ``exprel(x) = x / (exp(x) - 1)`` with ``exprel(0) = 1``.  It is the function behind the textbook
 Hodgkin–Huxley rate ``(V + 40) / (1 - exp(-(V + 40)/10)) = 10 * exprel(-(V + 40)/10)``, which is 0/0 at
 ``V = -40``.  Note the convention: this is the *reciprocal* of GSL's ``gsl_sf_exprel`` and SciPy's
-``scipy.special.exprel`` (both ``(exp(x) - 1)/x``); the issue that defined the model language fixed
+``scipy.special.exprel`` (both ``(exp(x) - 1)/x``); the model language uses
 ``x/(exp(x) - 1)`` because it is what rate laws contain.
 
 Near 0 the function and every derivative are evaluated from the generating function of the Bernoulli
@@ -19,12 +19,13 @@ free of removable singularities all the way to generated code.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import sympy as sp
 from mpmath.libmp import prec_to_dps
+
+from .._once import cached_once
 
 __all__ = ["exprel", "exprel_derivative", "numpy_exprel", "numpy_exprel_derivative", "NUMPY_FUNCTIONS"]
 
@@ -35,7 +36,7 @@ _SERIES_RADIUS = 2.0
 _SERIES_TERMS = 60
 
 
-@lru_cache(maxsize=None)
+@cached_once()
 def _bernoulli_coefficients(order: int) -> tuple[float, ...]:
     """Taylor coefficients B_k / (k - order)! for k = order .. order + _SERIES_TERMS - 1 (B_1 = -1/2)."""
     coefficients = []
@@ -45,7 +46,7 @@ def _bernoulli_coefficients(order: int) -> tuple[float, ...]:
     return tuple(coefficients)
 
 
-@lru_cache(maxsize=None)
+@cached_once()
 def _closed_form_derivative(order: int, positive: bool = False) -> sp.Expr:
     """n-th derivative in closed form; for ``x > 0`` written in ``exp(-x)`` so nothing overflows."""
     x = sp.Symbol("x")
@@ -53,10 +54,13 @@ def _closed_form_derivative(order: int, positive: bool = False) -> sp.Expr:
     return sp.diff(base, x, order)
 
 
-@lru_cache(maxsize=None)
+@cached_once()
 def _closed_form_numpy(order: int, positive: bool) -> Any:
+    from ..derive._numeric import lambdify_safely  # derive imports this module: import on first use
+
     x = sp.Symbol("x")
-    return sp.lambdify(x, _closed_form_derivative(order, positive), modules="numpy")
+    function = lambdify_safely([x], [_closed_form_derivative(order, positive)], "numpy")
+    return lambda values: function(values)[0]
 
 
 def numpy_exprel_derivative(order: int, x: Any) -> Any:

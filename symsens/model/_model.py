@@ -16,6 +16,7 @@ import difflib
 import keyword
 import math
 import numbers
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -24,8 +25,9 @@ import sympy as sp
 
 from .._errors import ModelError
 from ._functions import exprel, exprel_derivative
+from ._parser import DOUBLE_MIN, check_constants
 
-__all__ = ["Model", "RESERVED_NAMES", "ExprLike"]
+__all__ = ["Model", "RESERVED_NAMES", "ExprLike", "normal_name", "name_problem"]
 
 ExprLike = Union[sp.Expr, str, float, int]
 
@@ -48,13 +50,47 @@ _ALLOWED_FUNCTION_TYPES: tuple[type, ...] = (
 )
 
 
-def _check_name(name: str, what: str) -> str:
+def normal_name(name: str) -> str:
+    """The NFKC normal form of a name: what Python (and many tools) take the identifier to mean.
+
+    ``ℯ`` and ``e``, ``ﬁ`` and ``fi``, full-width ``ｋ`` and ``k`` have the same normal form.
+    """
+    return unicodedata.normalize("NFKC", name)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a state, parameter, intermediate, output or the time (None if it can).
+
+    The rules, checked on the name and on its NFKC normal form: an identifier, not a Python keyword, not a
+    function or constant of the model language (:data:`RESERVED_NAMES`), no leading double underscore.
+    """
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise ModelError(f"{what} name {name!r} is not a valid identifier", name=str(name))
-    if name in RESERVED_NAMES:
-        raise ModelError(f"{what} name {name!r} shadows a function or constant of the model language", name=name)
-    if name.startswith("__"):
-        raise ModelError(f"{what} name {name!r} may not start with a double underscore", name=name)
+        return "is not a valid identifier (letters, digits and _, not a Python keyword)"
+    normal = normal_name(name)
+    same = "" if normal == name else f" (its Unicode normal form NFKC is {normal!r})"
+    if keyword.iskeyword(normal):
+        return f"is the Python keyword {normal!r}{same}"
+    if normal in RESERVED_NAMES:
+        return f"shadows a function or constant of the model language{same}"
+    if normal.startswith("__"):
+        return f"may not start with a double underscore{same}"
+    return None
+
+
+def same_name_problem(first: str, first_kind: str, second: str, second_kind: str) -> str:
+    """The message for two different spellings with the same NFKC normal form (or the same name twice)."""
+    if first == second:
+        return f"duplicate name {first!r}: used as {first_kind} and as {second_kind}"
+    return (
+        f"names {first!r} ({first_kind}) and {second!r} ({second_kind}) are the same name after Unicode "
+        f"normalisation (NFKC: {normal_name(first)!r}); use one spelling or different names"
+    )
+
+
+def _check_name(name: str, what: str) -> str:
+    problem = name_problem(name)
+    if problem is not None:
+        raise ModelError(f"{what} name {name!r} {problem}", name=str(name))
     return name
 
 
@@ -66,12 +102,22 @@ def _as_name(item: Any, what: str) -> str:
     raise ModelError(f"{what} must be given as a name or a SymPy Symbol, got {type(item).__name__}")
 
 
-def _finite_float(value: Any, what: str, name: str) -> float:
+def _finite_float(value: Any, what: str, name: str, normal: bool = False) -> float:
+    """``value`` as a finite float; with ``normal``, also 0 or of magnitude at least DOUBLE_MIN (no subnormals)."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, sp.Number)):
         raise ModelError(f"{what} {name!r} must be a real number, got {value!r}", name=name)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
     if not math.isfinite(number):
-        raise ModelError(f"{what} {name!r} must be finite, got {number}", name=name)
+        raise ModelError(f"{what} {name!r} must be finite, got {value}", name=name)
+    if normal and (value != 0 and abs(number) < DOUBLE_MIN):
+        raise ModelError(
+            f"{what} {name!r} is {value}: not 0 and below the smallest normal double {DOUBLE_MIN!r} "
+            "(it would be stored as 0 or a subnormal number)",
+            name=name,
+        )
     return number
 
 
@@ -110,8 +156,11 @@ class Model:
     Raises
     ------
     ModelError
-        For duplicate or reserved names, wrong lengths, unknown symbols, non-finite values, literal
-        division by zero, or unsupported functions; the message names the offending item.
+        For duplicate or reserved names (names are compared after Unicode NFKC normalisation, so ``e`` and
+        ``ℯ`` are one name and ``ｅｘｐ`` is the reserved ``exp``), wrong lengths, unknown symbols,
+        non-finite values, numbers outside the normal double range (see
+        :func:`symsens.model._parser.check_constants`; nominal values too), literal division by zero, or
+        unsupported functions; the message names the offending item.
     """
 
     states: tuple[sp.Symbol, ...]
@@ -148,7 +197,7 @@ class Model:
             raise ModelError("parameters must be a mapping {name: nominal value}")
         parameter_names = [_as_name(p, "parameter") for p in parameters]
         parameter_values = tuple(
-            _finite_float(value, "nominal value of parameter", pname)
+            _finite_float(value, "nominal value of parameter", pname, normal=True)
             for pname, value in zip(parameter_names, parameters.values())
         )
         time_name = _as_name(time, "time")
@@ -157,7 +206,8 @@ class Model:
         output_items = list((outputs or {}).items())
         output_names = [_as_name(k, "output") for k, _ in output_items]
 
-        seen: dict[str, str] = {}
+        # Names are compared by their NFKC normal form: 'e' and 'ℯ', 'k' and 'ｋ' are one name.
+        seen: dict[str, tuple[str, str]] = {}
         for kind, names in (
             ("state", state_names),
             ("parameter", parameter_names),
@@ -166,9 +216,11 @@ class Model:
             ("output", output_names),
         ):
             for n in names:
-                if n in seen:
-                    raise ModelError(f"duplicate name {n!r}: used as {seen[n]} and as {kind}", name=n)
-                seen[n] = kind
+                key = normal_name(n)
+                if key in seen:
+                    first, first_kind = seen[key]
+                    raise ModelError(same_name_problem(first, first_kind, n, kind), name=n)
+                seen[key] = (n, kind)
 
         if len(rhs) != len(state_names):
             raise ModelError(
@@ -202,7 +254,11 @@ class Model:
         def explicit(raw: ExprLike, what: str, allowed_names: Iterable[str]) -> sp.Expr:
             expr = self._to_expr(raw, table, set(allowed_names), what)
             # Intermediates are substituted in dependency order, so one pass suffices.
-            return expr.xreplace(substitutions) if substitutions else expr
+            if not substitutions:
+                return expr
+            expr = expr.xreplace(substitutions)
+            check_constants(expr, f"{what} (with the intermediates substituted)")
+            return expr
 
         rhs_exprs = tuple(
             explicit(raw, f"equation for state {sname!r}", allowed) for sname, raw in zip(state_names, rhs)
@@ -270,6 +326,7 @@ class Model:
             raise ModelError(f"{what} is not an algebraic expression: {expr}")
         if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise ModelError(f"{what} contains a division by zero or an infinite value: {expr}")
+        check_constants(expr, what)
         for symbol in expr.free_symbols:
             if symbol.name not in allowed:
                 raise ModelError(

@@ -28,7 +28,9 @@ Grammar (precedence from low to high, as in Python)::
     call        = function "(" expression { "," expression } ")" ;
 
 Numbers are decimal literals (``3``, ``0.04``, ``8.6174e-5``, ``1_000``) converted *exactly* to SymPy
-``Integer``/``Rational`` (``8.6174e-5`` is ``43087/500000000``), so derivations stay exact.  Comparisons
+``Integer``/``Rational`` (``8.6174e-5`` is ``43087/500000000``), so derivations stay exact; the one
+exception is a numeric exponent ``p/q`` whose exact root SymPy could not build cheaply, which becomes the
+nearest double (see ``MAX_EXACT_ROOT``).  Comparisons
 (chains allowed), ``and``, ``or`` and ``not`` are conditions; they may only appear as the condition of
 ``a if cond else b`` or of ``piecewise(cond1, value1, ..., otherwise)``.
 """
@@ -37,14 +39,18 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+import mpmath
 import sympy as sp
 from sympy.logic.boolalg import Boolean, BooleanFalse, BooleanTrue
 
+from .._precision import mpmath_precision
 from .._errors import ModelError
 from ._functions import exprel
 
@@ -56,6 +62,10 @@ __all__ = [
     "MAX_EXPRESSION_LENGTH",
     "MAX_NESTING",
     "MAX_EXPONENT",
+    "MAX_EXACT_ROOT",
+    "DOUBLE_MAX",
+    "DOUBLE_MIN",
+    "check_constants",
 ]
 
 MAX_EXPRESSION_LENGTH = 100_000
@@ -70,9 +80,28 @@ the default recursion limit even when the caller is itself deep in the stack."""
 MAX_EXPONENT = 1000
 """Largest ``|exponent|`` of a numeric (rational) exponent; ``9^9^9^9`` is refused, not computed."""
 
+MAX_EXACT_ROOT = 100
+"""Largest denominator ``q`` of a non-integer exponent ``p/q`` that can be kept exact.
+
+A numeric exponent ``p/q`` that is not an integer stays an exact rational when ``q <= MAX_EXACT_ROOT`` and
+``(q - 1)`` times the size in bits of the exact numbers in the base is at most 1100 (``x^1.5``,
+``x^(1/3)``, ``x^0.01``, ``(y/3e7)^0.05``); otherwise it is replaced by the nearest double, a SymPy
+``Float`` (``x^0.001``, ``x^1e-20``, ``(y/3e7)^0.01``).  SymPy writes ``c^(p/q)`` for an exact number ``c``
+with integers as large as ``rad(c)^(q - 1)`` (``(y/3e7)^(1e-20)`` would need more memory than any machine
+has); with these bounds they stay within the double range.  A Float exponent is evaluated numerically."""
+
+DOUBLE_MAX = 1.7976931348623157e308
+"""Largest finite double; every number of a model must have ``|c| <= DOUBLE_MAX``."""
+
+DOUBLE_MIN = 2.2250738585072014e-308
+"""Smallest positive normal double; every non-zero number of a model must have ``|c| >= DOUBLE_MIN``."""
+
 # Exact integers and rationals are computed eagerly by SymPy (``2^1000`` *is* a 302-digit integer), so the
 # parser bounds their size before asking SymPy for them; that is what keeps power towers from hanging.
-_MAX_NUMBER_BITS = 20_000  # about 6000 decimal digits
+# 12 000 bits (about 3600 digits) also keeps each integer below Python's 4300-digit limit of int -> str,
+# which SymPy's printers and sort keys rely on.
+_MAX_NUMBER_BITS = 12_000
+_MAX_ROOT_BITS = 1100  # (q - 1) * bits of the base's numbers, for an exact root p/q (see MAX_EXACT_ROOT)
 _MAX_ROOT_BASE_BITS = 1024  # non-integer powers of exact numbers factor the base; beyond the double range it gets slow
 _MAX_LITERAL_DIGITS = 1000
 _MAX_LITERAL_EXPONENT = 1000
@@ -524,16 +553,25 @@ class _Parser:
         return _Parsed(expr, False, base.start, exponent.end)
 
     def make_power(self, base: sp.Expr, exponent: sp.Expr, offset: int, snippet: str) -> sp.Expr:
-        """``base^exponent`` with the guards that keep exact arithmetic from running away."""
+        """``base^exponent`` with the guards that keep exact arithmetic from running away.
+
+        Exponents beyond ``MAX_EXPONENT`` and exact numbers beyond ``_MAX_NUMBER_BITS`` are refused (for
+        ``p/q`` the integer part ``c^ceil(|p/q|)`` is bounded); a non-integer exponent that cannot stay exact
+        under the rule of ``MAX_EXACT_ROOT`` becomes the nearest double (a Float).
+        """
         if isinstance(exponent, sp.Rational):
             if abs(exponent.p) > MAX_EXPONENT * exponent.q:
-                self.fail(offset, f"the exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)", snippet)
+                self.fail(offset, f"the exponent {_short(exponent)} is too large (at most {MAX_EXPONENT} in absolute value)", snippet)
             numeric_bits = _numeric_bits(base)
-            if exponent.is_Integer:
-                if numeric_bits * abs(int(exponent)) > _MAX_NUMBER_BITS:
-                    self.fail(offset, f"{snippet!r} is a number too large to compute exactly", snippet)
-            elif base.is_number and numeric_bits > _MAX_ROOT_BASE_BITS:
-                self.fail(offset, f"{snippet!r}: the base is too large for an exact root", snippet)
+            # c^(p/q) contains c^(p//q) exactly: bound its size for every rational exponent.
+            if numeric_bits * -(-abs(exponent.p) // exponent.q) > _MAX_NUMBER_BITS:
+                self.fail(offset, f"{snippet!r} is a number too large to compute exactly", snippet)
+            if not exponent.is_Integer:
+                if base.is_number and numeric_bits > _MAX_ROOT_BASE_BITS:
+                    self.fail(offset, f"{snippet!r}: the base is too large for an exact root", snippet)
+                if exponent.q > MAX_EXACT_ROOT or (exponent.q - 1) * numeric_bits > _MAX_ROOT_BITS:
+                    # SymPy writes c^(p/q) with integers up to rad(c)^(q-1): keep the root inexact instead.
+                    exponent = _nearest_double(exponent)
             if base.is_number and base.is_zero and exponent.is_negative:
                 self.fail(offset, f"division by zero (0 raised to the negative power {exponent})", snippet)
         expr = self.build(offset, repr(snippet), lambda: sp.Pow(base, exponent))
@@ -708,7 +746,98 @@ def _numeric_bits(base: sp.Expr) -> int:
     return total
 
 
+def _short(number: sp.Rational) -> str:
+    """A number for a message: exact when short, else about three significant digits (``about 1.0e+400``)."""
+    if isinstance(number, sp.Rational) and _bits(number) <= 200:
+        return str(number)
+    with mpmath_precision(prec=53):
+        value = mpmath.mpf(number.p) / number.q if isinstance(number, sp.Rational) else mpmath.mpf(number._mpf_)
+        return f"about {mpmath.nstr(value, 3)}"
+
+
+def _nearest_double(number: sp.Rational) -> sp.Float:
+    """The double nearest to an exact rational, as a SymPy Float (53 bits; the exponent range is unbounded)."""
+    return sp.Float(number, precision=53)
+
+
+def _describe(node: sp.Expr) -> str:
+    if isinstance(node, (sp.Rational, sp.Float)):
+        text = _short(node)
+        return f"a number of {text}" if text.startswith("about") else f"the number {text}"
+    try:
+        text = format_expression(node)
+    except (ModelError, ValueError):
+        text = type(node).__name__
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _double_range_problem(node: sp.Expr) -> str | None:
+    """Why the numeric ``node`` is not a normal double (None if it is 0 or has DOUBLE_MIN <= |node| <= DOUBLE_MAX)."""
+    if isinstance(node, sp.Rational):
+        if node.p == 0:
+            return None
+        magnitude = sp.Abs(node)
+        if magnitude > _DOUBLE_MAX_EXACT:
+            return "overflows"
+        if magnitude < _DOUBLE_MIN_EXACT:
+            return "underflows"
+        return None
+    value = node if isinstance(node, sp.Float) else node.evalf(17, maxn=60)
+    if not isinstance(value, sp.Float) or value.is_zero:
+        return None  # not a real number SymPy can evaluate (checked elsewhere), or exactly 0
+    number = float(value)
+    if math.isinf(number):
+        return "overflows"
+    if abs(number) < DOUBLE_MIN:
+        return "underflows"
+    return None
+
+
+_DOUBLE_MAX_EXACT = sp.Integer(int(DOUBLE_MAX))
+_DOUBLE_MIN_EXACT = sp.Rational(1, 2**1022)
+
+
+def check_constants(
+    expr: sp.Basic, where: str, *, source: str | None = None, line: int | None = None
+) -> None:
+    """Refuse numbers that double precision cannot hold.
+
+    Rule: every number of an expression -- each constant and each subexpression without symbols, as SymPy
+    keeps them after exact arithmetic (so ``1e400/1e399`` is the number 10) -- is either exactly 0 or has
+    ``DOUBLE_MIN <= |c| <= DOUBLE_MAX`` (2.2250738585072014e-308 .. 1.7976931348623157e308).  Beyond the
+    top, compiled code would read ``inf``; below the bottom a constant would silently become 0 or lose
+    digits as a subnormal.  Subexpressions are checked innermost first, so no huge value is ever computed.
+
+    Raises
+    ------
+    ModelError
+        Naming the number, the expression (``where``), and the file and line when given.
+    """
+    seen: set[sp.Basic] = set()
+    for node in sp.postorder_traversal(expr):
+        if node in seen or not isinstance(node, sp.Expr) or not node.is_number:
+            continue
+        seen.add(node)
+        problem = _double_range_problem(node)
+        if problem is None:
+            continue
+        limit = (
+            f"its magnitude is above the largest double {DOUBLE_MAX!r}"
+            if problem == "overflows"
+            else f"it is not 0 and its magnitude is below the smallest normal double {DOUBLE_MIN!r}"
+        )
+        raise ModelError(
+            f"{_describe(node)} in {where} is outside the range of double precision: {limit}",
+            source=source,
+            line=line,
+        )
+
+
 def _did_you_mean(name: str, candidates: Mapping[str, object] | list[str]) -> str:
+    normal = unicodedata.normalize("NFKC", name)
+    twins = [c for c in candidates if c != name and unicodedata.normalize("NFKC", c) == normal]
+    if twins:
+        return f" (did you mean {twins[0]!r}? names are matched exactly, not after Unicode normalisation)"
     close = difflib.get_close_matches(name, list(candidates), n=3)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
@@ -737,7 +866,8 @@ def parse_expression(
     Returns
     -------
     sympy.Expr
-        Built by SymPy's constructors, every number an exact ``Integer``/``Rational``.  A sum or product is
+        Built by SymPy's constructors, every number an exact ``Integer``/``Rational`` (except exponents
+        beyond the rule of ``MAX_EXACT_ROOT``, which are Floats).  A sum or product is
         one ``Add``/``Mul`` of its terms or factors: the value Python's left-to-right evaluation would give,
         possibly in a different form (``2*(x + 1)*y`` is ``2*y*(x + 1)``, not ``y*(2*x + 2)``).  The result
         is a fixed point of :func:`format_expression` followed by parsing (see ``_settle``).
@@ -896,9 +1026,11 @@ class _Printer:
 
     @staticmethod
     def float(expr: sp.Float) -> tuple[str, int]:
-        if expr._prec == 53:
-            text = repr(float(expr))
+        double = float(expr)
+        if expr._prec == 53 and math.isfinite(double) and sp.Float(double, precision=53) == expr:
+            text = repr(double)
         else:
+            # Wider precision, or beyond the double range (1e-400 is not the double 0.0).
             text = sp.sstr(expr, full_prec=False)
         if not _NUMBER.fullmatch(text.lstrip("-")):
             raise ModelError(f"the number {expr} cannot be written in the model language")

@@ -108,9 +108,12 @@ def stiffness_figure(report: Any) -> Figure | None:
     left, right = figure.subplots(1, 2)
     for k, (scheme, entry) in enumerate(loosest.items()):
         z = np.abs(entry["z"])
-        left.semilogy(entry["t"], np.maximum(z, 1e-300), lw=0.8, color=f"C{k}", label=f"{scheme}, rtol {entry['rtol']:g}")
+        # Zeros (a step where the Jacobian vanishes) have no place on a log axis: they are left out, not clamped.
+        z_shown = np.where(z > 0, z, np.nan)
+        left.semilogy(entry["t"], z_shown, lw=0.8, color=f"C{k}", label=f"{scheme}, rtol {entry['rtol']:g}")
         if "dR" in entry:
-            right.loglog(np.maximum(z, 1e-300), np.maximum(entry["dR"], 1e-300), ".", ms=2.5, color=f"C{k}", label=scheme)
+            dR = np.asarray(entry["dR"], dtype=float)
+            right.loglog(z_shown, np.where(dR > 0, dR, np.nan), ".", ms=2.5, color=f"C{k}", label=scheme)
     left.axhline(1.0, color="k", lw=0.6, ls=":")
     left.set_xlabel("t")
     left.set_ylabel("|h λ| (stiffest eigenvalue)")
@@ -139,9 +142,15 @@ def sensitivity_figure(report: Any) -> Figure | None:
     data = report._series.get("sensitivity_growth")
     if not data:
         return None
+    t, norm = np.asarray(data["t"], dtype=float), np.asarray(data["norm"], dtype=float)
+    # S(t0) = dy0/dp is often exactly 0: a log axis cannot show zeros (clamping them to a tiny number would
+    # stretch the axis over hundreds of decades), so only the positive values are drawn.
+    shown = np.isfinite(norm) & (norm > 0)
+    if not np.any(shown):
+        return None
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     ax = figure.subplots()
-    ax.semilogy(data["t"], np.maximum(data["norm"], 1e-300), lw=1.0, color="C0")
+    ax.semilogy(t[shown], norm[shown], lw=1.0, color="C0")
     dominant = report.diagnostics.get("dominant_times")
     if dominant:
         for t in dominant["times"]:

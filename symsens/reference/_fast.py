@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import mpmath
 import numpy as np
 
+from .._once import cached_once
+from .._precision import mpmath_precision
 from ..codegen._build import load_library
 from ..codegen._kernels import cached_build
 from ..codegen._printer import CodegenError
@@ -87,14 +88,15 @@ void initial_values(const double* p2, T* y, T* S) {
 
 template <class T>
 int solve(int s, int order, const double* tableau, const double* p2, const double* y02, const double* S02, double t0,
-          double t1, const double* t_eval, long n_eval, const double* settings, double* out2, double* error_out,
-          double* stats, volatile double* progress) {
+          double t1, const double* t_eval, long n_eval, const double* settings, const double* sensitivity_scale,
+          double* out2, double* error_out, double* stats, volatile double* progress) {
     std::vector<T> A(s * s), c(s), d(s), p(M::n_parameters);
     for (int k = 0; k < s * s; ++k) A[k] = from_pair<T>(tableau + 2 * k);
     for (int k = 0; k < s; ++k) c[k] = from_pair<T>(tableau + 2 * (s * s + k));
     for (int k = 0; k < s; ++k) d[k] = from_pair<T>(tableau + 2 * (s * s + s + k));
     for (int k = 0; k < M::n_parameters; ++k) p[k] = from_pair<T>(p2 + 2 * k);
-    symsens::reference::Settings o{settings[0], settings[1], settings[2], settings[3], settings[4], settings[5], settings[6]};
+    symsens::reference::Settings o{settings[0], settings[1], settings[2], settings[3], settings[4], settings[5], settings[6],
+                                     sensitivity_scale, settings[7]};
     symsens::reference::Report report{0, 0, 0, 0, 0, 0, 0, 0};
     std::vector<T> y(n), S(n * (NP > 0 ? NP : 1), T(0.0));
     if (y02) {
@@ -128,15 +130,18 @@ SYMSENS_EXPORT int symsens_reference_dimensions(int* dims) {
 
 // precision 1: double-double (the only one compiled).  tableau: A (s x s), c (s), d (s) as (hi, lo) pairs; p2: all parameters
 // as pairs; y02/S02: initial state (n pairs) and sensitivities (n x NP row-major pairs) or NULL for the model's.
-// settings: rtol, atol, first_step, max_step, max_steps, seconds, unit_roundoff.  out2: n_eval x (n + n NP) pairs.
+// settings: rtol, atol, first_step, max_step, max_steps, seconds, unit_roundoff, tiny; sensitivity_scale: NP
+// weights w_j (S_ij is measured against max(|S_ij|, w_j |y_i|)) or NULL.  out2: n_eval x (n + n NP) pairs.
 SYMSENS_EXPORT int symsens_reference_solve(int precision, int s, int order, const double* tableau, const double* p2,
                                            const double* y02, const double* S02, double t0, double t1,
-                                           const double* t_eval, long n_eval, const double* settings, double* out2,
+                                           const double* t_eval, long n_eval, const double* settings,
+                                           const double* sensitivity_scale, double* out2,
                                            double* error_out, double* stats, volatile double* progress) {
     // Only double-double is instantiated (half the compile time); precision is kept in the ABI for a
     // future __float128 instantiation.
     if (precision != 1) return symsens::reference::BAD_INPUT;
-    return solve<DD>(s, order, tableau, p2, y02, S02, t0, t1, t_eval, n_eval, settings, out2, error_out, stats, progress);
+    return solve<DD>(s, order, tableau, p2, y02, S02, t0, t1, t_eval, n_eval, settings, sensitivity_scale, out2, error_out,
+                     stats, progress);
 }
 
 // The model's initial values y0(p) (n pairs) and dy0/dp (n x NP row-major pairs) in double-double.
@@ -203,7 +208,7 @@ def _headers() -> dict[str, str]:
 def to_pairs(values: Sequence[mpmath.mpf | float]) -> np.ndarray:
     """Numbers -> a flat float64 array of (hi, lo) pairs with hi + lo the nearest double-double."""
     out = np.empty(2 * len(values))
-    with mpmath.workprec(256):
+    with mpmath_precision(prec=256):
         for k, value in enumerate(values):
             x = mpmath.mpf(value)
             hi = float(x)
@@ -215,7 +220,7 @@ def to_pairs(values: Sequence[mpmath.mpf | float]) -> np.ndarray:
 def from_pairs(array: np.ndarray) -> list[mpmath.mpf]:
     """A flat array of (hi, lo) pairs -> exact mpmath numbers (hi + lo, 128-bit precision)."""
     flat = np.asarray(array, dtype=float).ravel()
-    with mpmath.workprec(128):
+    with mpmath_precision(prec=128):
         return [mpmath.mpf(float(flat[2 * k])) + mpmath.mpf(float(flat[2 * k + 1])) for k in range(len(flat) // 2)]
 
 
@@ -266,8 +271,15 @@ class FastSolver:
         seconds: float = 0.0,
         precision: int = PRECISION_DD,
         on_progress: Callable[[float], None] | None = None,
+        sensitivity_scale: Sequence[float] | None = None,
+        tiny: float = 0.0,
     ) -> RunOutput:
-        """Integrate with the collocation method ``tableau`` (see ``cpp/symsens_collocation.hpp``)."""
+        """Integrate with the collocation method ``tableau`` (see ``cpp/symsens_collocation.hpp``).
+
+        ``sensitivity_scale`` (one weight ``w_j`` per sensitivity parameter, or None): ``S_ij`` is measured
+        against ``max(|S_ij|, w_j |y_i|)`` in the error norm.  ``tiny``: every component is measured against
+        ``max(|u|, tiny)`` (the magnitude below which double-double loses precision; 0 for none).
+        """
         n, n_s = self.n_states, self.n_sensitivity_parameters
         width = n + n * n_s
         s = tableau.stages
@@ -278,7 +290,12 @@ class FastSolver:
         S02 = to_pairs(list(S0)) if (y0 is not None and S0 is not None) else None
         t_eval = np.ascontiguousarray(t_eval, dtype=float)
         unit = DD_UNIT_ROUNDOFF if precision == PRECISION_DD else 2.0**-52
-        settings = np.array([rtol, atol, 0.0, 0.0, float(max_steps), float(seconds), unit])
+        settings = np.array([rtol, atol, 0.0, 0.0, float(max_steps), float(seconds), unit, float(tiny)])
+        weights = None
+        if sensitivity_scale is not None and n_s > 0:
+            weights = np.ascontiguousarray(sensitivity_scale, dtype=float)
+            if weights.shape != (n_s,):
+                raise ValueError(f"sensitivity_scale must have {n_s} entries")
         out2 = np.full(2 * len(t_eval) * width, np.nan)
         error_out = np.full(len(t_eval) * width, np.nan)
         stats = np.zeros(8)
@@ -290,7 +307,7 @@ class FastSolver:
         function = self._library.symsens_reference_solve
         arguments = (
             precision, s, tableau.order, pointer(tab), pointer(p2), pointer(y02), pointer(S02), float(t0), float(t1),
-            pointer(t_eval), len(t_eval), pointer(settings), pointer(out2), pointer(error_out), pointer(stats),
+            pointer(t_eval), len(t_eval), pointer(settings), pointer(weights), pointer(out2), pointer(error_out), pointer(stats),
             ctypes.cast(progress, _DOUBLE_P),
         )
         start = time.perf_counter()
@@ -353,7 +370,7 @@ class FastSolver:
         return from_pairs(out)[0]
 
 
-@lru_cache(maxsize=32)
+@cached_once(maxsize=32)
 def _fast_solver(model: Model, parameters: tuple[str, ...]) -> FastSolver:
     headers = _headers()
 
@@ -368,7 +385,7 @@ def _fast_solver(model: Model, parameters: tuple[str, ...]) -> FastSolver:
     library.symsens_reference_solve.restype = ctypes.c_int
     library.symsens_reference_solve.argtypes = [
         ctypes.c_int, ctypes.c_int, ctypes.c_int, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.c_double,
-        ctypes.c_double, _DOUBLE_P, ctypes.c_long, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P,
+        ctypes.c_double, _DOUBLE_P, ctypes.c_long, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P,
     ]
     library.symsens_reference_initial.argtypes = [_DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
     library.symsens_reference_rhs.argtypes = [_DOUBLE_P] * 5

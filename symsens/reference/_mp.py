@@ -27,6 +27,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .._precision import mpmath_precision
 from ..derive import sensitivity_system
 from ..model import Model
 from ._fast import RunOutput
@@ -146,7 +147,7 @@ class MpEngine:
         return values[:n], values[n:]
 
     def jacobian_at_start(self) -> np.ndarray:
-        with mpmath.workdps(20):
+        with mpmath_precision(dps=20):
             y0, _ = self.initial_values()
             values = self._tape("jacobians").evaluate([mpmath.mpf(self.t0), *y0, *self.p])
         n = self.n
@@ -155,7 +156,7 @@ class MpEngine:
     # -- runs --------------------------------------------------------------------------------------------------
     def run(self, rung: Any, t_eval: np.ndarray, seconds: float, on_progress: Callable[[float], None] | None) -> RunOutput:
         start = time.perf_counter()
-        with mpmath.workdps(rung.dps):
+        with mpmath_precision(dps=rung.dps):
             if rung.family == "taylor":
                 result = self._taylor(rung, t_eval, _Timer(seconds, on_progress))
             else:

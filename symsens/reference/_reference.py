@@ -11,6 +11,10 @@ digits *were* verified, never more.
 
 Two paths (``path=``):
 
+``method="auto"`` chooses the family from a stiffness measure, ``max(-Re eig f_y) (t1 - t0)`` at the initial
+point and along a short exploratory solve: Radau IIA (L-stable) when it exceeds 100, else Gauss (fast path) or
+Taylor series (mpmath path); the result's ``method``, ``stiffness`` and ``family_reason`` say which ran and why.
+
 ``"fast"``
     The generated C++ model and a fully implicit collocation integrator (Radau IIA for stiff problems,
     Gauss for non-stiff ones; any stage count) over a double-double scalar (106-bit significand, about
@@ -34,12 +38,13 @@ from typing import Any, Protocol
 import mpmath
 import numpy as np
 
-from .._checks import output_times, time_span
+from .._precision import mpmath_precision
+from .._checks import output_times, parameter_selection, time_span
 import sympy as sp
 
 from ..model import Model
 from ._tableau import collocation_tableau
-from ._verify import compare_runs
+from ._verify import compare_runs, significant_digits
 
 __all__ = ["reference", "Reference", "ReferenceRun", "FAST_MAX_DIGITS", "PATHS", "METHODS"]
 
@@ -47,6 +52,10 @@ __all__ = ["reference", "Reference", "ReferenceRun", "FAST_MAX_DIGITS", "PATHS",
 FAST_MAX_DIGITS = 26
 #: The smallest relative tolerance a double-double run is given (its rounding level is ~1e-31).
 _FAST_MIN_TOLERANCE_EXPONENT = 29
+#: Below this magnitude a double-double number (or a product of it with a model coefficient) no longer carries
+#: its full 106 bits (the low part becomes subnormal near 4e-292): runs control such values absolutely at
+#: ``rtol * DD_TINY``, and a value whose verified bound stays below it is reported as below the range.
+DD_TINY = 1e-250
 #: The absolute tolerance of every run: negligible, so that every value is controlled relative to its own
 #: size (significant digits are what is verified); it only keeps the weights of zero values positive.
 ABSOLUTE_TOLERANCE = 1e-290
@@ -124,6 +133,16 @@ class Reference:
     model_name, path, method : str
     message : str
         One sentence: what was verified, or why not more.
+    seconds : float
+    y_below_range, sensitivity_below_range : ndarray of bool (same shapes as the values)
+        Values whose magnitude, error bound included, is below ``below_range_threshold`` (the smallest
+        magnitude the double-double arithmetic resolves, :data:`DD_TINY`; 0 on the mpmath path): they are
+        reported as 0 with 0 digits and error bound ``below_range_threshold``, i.e. ``|value| <= threshold``.
+    stiffness : float or None
+        The stiffness measure that chose the family with ``method="auto"`` (None otherwise): the largest
+        ``max(-Re eig f_y) (t1 - t0)`` seen at the initial point and along a short exploratory solve.
+    family_reason : str
+        Why ``method`` (the family of every rung) was chosen, in words.
     """
 
     t: np.ndarray
@@ -148,20 +167,33 @@ class Reference:
     method: str
     message: str
     seconds: float = field(default=0.0)
+    y_below_range: np.ndarray | None = field(default=None)
+    sensitivity_below_range: np.ndarray | None = field(default=None)
+    below_range_threshold: float = field(default=0.0)
+    stiffness: float | None = field(default=None)
+    family_reason: str = field(default="")
 
     def decimal(self, value: mpmath.mpf, digits: int | None = None) -> str:
         """``value`` as a decimal string with ``digits`` significant digits (default: all the run computed)."""
-        with mpmath.workprec(128):
+        with mpmath_precision(prec=128):
             return mpmath.nstr(value, digits or 32, min_fixed=-4, max_fixed=6, strip_zeros=False)
 
+    def _below(self, which: np.ndarray | None, index: tuple[int, ...]) -> bool:
+        return which is not None and bool(which[index])
+
     def y_decimal(self, k: int, i: int) -> str:
-        """``y_i(t_k)`` printed with exactly its verified digits."""
+        """``y_i(t_k)`` printed with exactly its verified digits (``"below 1e-250"`` for a value under the
+        arithmetic's range)."""
+        if self._below(self.y_below_range, (k, i)):
+            return f"below {self.below_range_threshold:.0e}"
         return self.decimal(self.y_mp[k][i], max(int(self.y_digits[k, i]), 1))
 
     def sensitivity_decimal(self, k: int, i: int, j: int) -> str:
         """``d y_i / d p_j (t_k)`` printed with exactly its verified digits."""
         if self.sensitivities_mp is None or self.sensitivity_digits is None:
             raise ValueError("this reference has no sensitivities (sensitivity=False)")
+        if self._below(self.sensitivity_below_range, (k, i, j)):
+            return f"below {self.below_range_threshold:.0e}"
         return self.decimal(self.sensitivities_mp[k][i][j], max(int(self.sensitivity_digits[k, i, j]), 1))
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,8 +209,12 @@ class Reference:
             "message": self.message,
             "path": self.path,
             "method": self.method,
+            "family_reason": self.family_reason,
+            "stiffness": self.stiffness,
+            "below_range_threshold": self.below_range_threshold,
             "y": [[{"value": self.decimal(self.y_mp[k][i]), "digits": int(self.y_digits[k, i]),
-                    "error_bound": float(self.y_error[k, i])} for i in range(len(self.state_names))]
+                    "error_bound": float(self.y_error[k, i]),
+                    "below_range": self._below(self.y_below_range, (k, i))} for i in range(len(self.state_names))]
                   for k in range(len(self.t))],
             "runs": [run.__dict__ for run in self.runs],
             "verification": [list(pair) for pair in self.verification],
@@ -186,7 +222,9 @@ class Reference:
         if self.sensitivities_mp is not None and self.sensitivity_digits is not None and self.sensitivity_error is not None:
             out["sensitivities"] = [
                 [[{"value": self.decimal(self.sensitivities_mp[k][i][j]), "digits": int(self.sensitivity_digits[k, i, j]),
-                   "error_bound": float(self.sensitivity_error[k, i, j])} for j in range(len(self.parameters))]
+                   "error_bound": float(self.sensitivity_error[k, i, j]),
+                   "below_range": self._below(self.sensitivity_below_range, (k, i, j))}
+                  for j in range(len(self.parameters))]
                  for i in range(len(self.state_names))]
                 for k in range(len(self.t))
             ]
@@ -200,7 +238,7 @@ class Reference:
 
 def _as_mpf(value: Any, name: str) -> mpmath.mpf:
     """A number given as float, int, decimal string, SymPy number or mpmath number -> mpf (256 bits)."""
-    with mpmath.workprec(256):
+    with mpmath_precision(prec=256):
         try:
             if isinstance(value, (mpmath.mpf, int, float)):
                 x = mpmath.mpf(value)
@@ -246,21 +284,8 @@ def _chosen_parameters(model: Model, parameters: Sequence[str] | None, sensitivi
         if parameters is not None and len(tuple(parameters)) > 0:
             raise ValueError("`parameters` given with sensitivity=False")
         return ()
-    if parameters is None:
-        return tuple(model.parameter_names)
-    if isinstance(parameters, str):
-        raise ValueError("`parameters` must be a sequence of parameter names, not a string")
-    chosen = tuple(parameters)
-    for name in chosen:
-        if name not in model.parameter_names:
-            import difflib
-
-            close = difflib.get_close_matches(str(name), model.parameter_names, n=3)
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise ValueError(f"`parameters`: unknown parameter {name!r}{hint}")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError("`parameters` lists a parameter twice")
-    return chosen
+    # The check symsens.solve makes, so that a mistake in `parameters` is worded the same by both.
+    return parameter_selection(model, parameters)
 
 
 def _structural_zeros(model: Model, chosen: tuple[str, ...], explicit_y0: bool) -> np.ndarray:
@@ -328,6 +353,8 @@ class _FastEngine:
         self.solver = fast_solver(model, chosen)
         self.p, self.y0, self.t0, self.t1 = p, y0, t0, t1
         self.S0 = [mpmath.mpf(0)] * (model.n_states * len(chosen)) if y0 is not None else None
+        index = {name: k for k, name in enumerate(model.parameter_names)}
+        self.sensitivity_scale = [_sensitivity_scale(p[index[name]]) for name in chosen]
 
     def precision_bits(self, rung: Rung) -> int:
         return 106
@@ -335,13 +362,42 @@ class _FastEngine:
     def run(self, rung: Rung, t_eval: np.ndarray, seconds: float, on_progress: Callable[[float], None] | None) -> Any:
         tableau = collocation_tableau(rung.family, rung.stages, 60)
         return self.solver.solve(tableau, self.p, self.y0, self.S0, self.t0, self.t1, t_eval, rtol=rung.rtol,
-                                 atol=rung.atol, seconds=seconds, on_progress=on_progress)
+                                 atol=rung.atol, seconds=seconds, on_progress=on_progress,
+                                 sensitivity_scale=self.sensitivity_scale, tiny=DD_TINY)
+
+    def explore(self, t_samples: np.ndarray, seconds: float) -> list[np.ndarray]:
+        """f_y along a loose (rtol 1e-4) Radau IIA solve, at the samples it reached (same compiled solver)."""
+        tableau = collocation_tableau("radau-iia", 3, 60)
+        out = self.solver.solve(tableau, self.p, self.y0, self.S0, self.t0, self.t1, t_samples, rtol=1e-4,
+                                atol=ABSOLUTE_TOLERANCE, seconds=seconds, sensitivity_scale=self.sensitivity_scale,
+                                tiny=DD_TINY)
+        n = self.solver.n_states
+        width = n + n * self.solver.n_sensitivity_parameters
+        jacobians = []
+        for k, t in enumerate(t_samples):
+            y = out.values[k * width:k * width + n]
+            if not all(mpmath.isfinite(v) for v in y):
+                break
+            _, J = self.solver.rhs(mpmath.mpf(float(t)), y, self.p)
+            jacobians.append(np.array([float(v) for v in J]).reshape(n, n))
+        return jacobians
 
     def jacobian_at_start(self) -> np.ndarray:
         y0 = self.y0 if self.y0 is not None else self.solver.initial_values(self.p)[0]
         _, J = self.solver.rhs(mpmath.mpf(self.t0), y0, self.p)
         n = self.solver.n_states
         return np.array([float(v) for v in J]).reshape(n, n)
+
+
+#: Sensitivities are measured against ``max(|S_ij|, SENSITIVITY_FLOOR |y_i| / |p_j|)``: a sensitivity whose
+#: relative size ``|p_j S_ij / y_i|`` is below this is controlled absolutely at that level.
+SENSITIVITY_FLOOR = 1e-10
+
+
+def _sensitivity_scale(p: mpmath.mpf) -> float:
+    """``SENSITIVITY_FLOOR / |p|`` (``|p| = 1`` for a parameter whose value is 0)."""
+    magnitude = abs(float(p))
+    return SENSITIVITY_FLOOR / (magnitude if magnitude > 0 and math.isfinite(magnitude) else 1.0)
 
 
 def _order(rung: Rung) -> int:
@@ -474,8 +530,10 @@ def reference(
     path : "auto", "fast" or "mpmath"
         ``"auto"``: double-double when ``digits <= FAST_MAX_DIGITS``, else mpmath.
     method : "auto", "radau-iia", "gauss" or "taylor"
-        ``"auto"``: Radau IIA when the problem is stiff (``max |eig f_y(t0, y0)| (t1 - t0) > 100``), else
-        Gauss on the fast path and Taylor series on the mpmath path.  ``"taylor"`` needs ``path="mpmath"``.
+        ``"auto"``: Radau IIA when the problem is stiff (``max(-Re eig f_y) (t1 - t0) > 100``, the
+        Jacobian taken at ``(t0, y0)`` and, on the fast path, along a loose exploratory solve of at most two
+        seconds), else Gauss on the fast path and Taylor series on the mpmath path.  ``.method`` and
+        ``.family_reason`` of the result say which family ran and why.  ``"taylor"`` needs ``path="mpmath"``.
     progress : bool
         Print progress to standard error for runs longer than two seconds.
 
@@ -483,6 +541,17 @@ def reference(
     -------
     Reference
         Check ``.verified`` / ``.verified_digits``; ``.message`` says what was verified or why not more.
+        Values below the range the double-double arithmetic resolves (:data:`DD_TINY`, with their error
+        bound) are flagged in ``.y_below_range`` / ``.sensitivity_below_range`` and reported as
+        ``|value| <= DD_TINY``, not with digits; ``.verified_digits`` is the minimum over the other values.
+
+    Notes
+    -----
+    Error weights (fast path): every value relative to its own size, except that a sensitivity ``S_ij`` is
+    measured against ``max(|S_ij|, SENSITIVITY_FLOOR |y_i| / |p_j|)`` (the state's scale, as CVODES borrows
+    it for its sensitivity weights; a sensitivity that starts at 0 and grows like ``t^k`` has a relative
+    one-step error independent of the step size) and every value against ``max(|u|, DD_TINY)``.  The stage
+    systems are equilibrated by powers of two of each component's size.
 
     Raises
     ------
@@ -551,15 +620,24 @@ def reference(
     if method == "taylor" and non_smooth:
         raise ValueError("`method`=\"taylor\" needs an analytic right-hand side; this model has abs/sign/Heaviside/"
                          "min/max: use method=\"radau-iia\" or \"gauss\"")
+    # The budget counts from here: compilation (above) excluded, the exploratory solve of the stiffness test included.
+    deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
+    stiffness: float | None = None
     if method == "auto":
-        stiff = _is_stiff(engine, t1 - t0)
+        explore_seconds = 2.0 if time_budget is None else min(2.0, 0.05 * float(time_budget))
+        stiffness, where = _stiffness(engine, t0, t1, explore_seconds)
+        stiff = stiffness > STIFFNESS_THRESHOLD
         family = "radau-iia" if (stiff or (non_smooth and path != "fast")) else ("gauss" if path == "fast" else "taylor")
+        family_reason = (f"{family} chosen: {'stiff' if stiff else 'not stiff'}, max(-Re eig f_y) (t1 - t0) = "
+                         f"{stiffness:.2g} {'>' if stiff else '<='} {STIFFNESS_THRESHOLD:g} {where}")
+        if non_smooth and path != "fast" and not stiff:
+            family_reason += "; the right-hand side has switches, so no Taylor series"
     else:
         family = method
+        family_reason = f"{family} as requested"
     rungs = _ladder(digits, family, max_exponent, dps, ABSOLUTE_TOLERANCE if path == "fast" else 0.0,
                     from_start=time_budget is not None)
 
-    deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
     reporter = _Progress(bool(progress))
     runs: list[ReferenceRun] = []
     outputs: list[Any] = []
@@ -568,7 +646,12 @@ def reference(
     best_digits = np.full(m, -1, dtype=int)
     best_bound = np.full(m, math.inf)
     best_values: list[mpmath.mpf] = [mpmath.mpf("nan")] * m
+    # Values whose magnitude, error bound included, stays below what the arithmetic resolves (DD_TINY on the
+    # fast path): reported as such, never with digits (0 from underflow is not a verified 0).
+    tiny = DD_TINY if path == "fast" else 0.0
+    below = np.zeros(m, dtype=bool)
     pairs: list[tuple[int, int]] = []
+    pair_records: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     structural = np.tile(np.concatenate([np.zeros(n, dtype=bool), zeros.ravel()]), len(t_out))
     last_good: int | None = None
     previous_differences: list[mpmath.mpf] | None = None
@@ -612,12 +695,14 @@ def reference(
             )
             previous_differences = differences
             pairs.append((last_good, index))
-            better = got > best_digits
-            for k in np.flatnonzero(better):
-                best_digits[k] = got[k]
-                best_bound[k] = bound[k]
-                best_values[k] = out.values[k]
-            if best_digits.min() >= digits:
+            unresolved = np.zeros(m, dtype=bool)
+            if tiny > 0.0:
+                unresolved = np.array([not structural[k] and float(abs(out.values[k])) + float(bound[k]) <= tiny
+                                       for k in range(m)], dtype=bool)
+            pair_records.append((index, np.where(unresolved, -1, got), bound, unresolved))
+            best_digits, best_bound, best_values, below = _best_of_pairs(pair_records, outputs, runs, m, cap,
+                                                                         structural)
+            if np.all((best_digits >= digits) | below):
                 break
         last_good = index
     else:
@@ -636,17 +721,39 @@ def reference(
         best_bound = np.where(structural, 0.0, math.inf)
         if not stop_reason:
             stop_reason = "no two runs succeeded"
-    verified_digits = int(best_digits.min()) if m else digits
-    verified = verified_digits >= digits
+    for k in np.flatnonzero(below):
+        best_values[k] = mpmath.mpf(0)
+        best_digits[k] = 0
+        best_bound[k] = tiny  # |value| <= tiny, verified like a digit: runs agree, error estimate below it
+    resolved = ~below
+    verified_digits = int(best_digits[resolved].min()) if resolved.any() else (digits if not m else 0)
+    verified = verified_digits >= digits and bool(resolved.any())
+    below_note = ""
+    if below.any():
+        names = []
+        for k in np.flatnonzero(below):
+            slot, index = divmod(int(k), width)
+            if index < n:
+                names.append(f"{model.state_names[index]}(t = {t_out[slot]:.6g})")
+            else:
+                i, j = divmod(index - n, n_p)
+                names.append(f"d{model.state_names[i]}/d{chosen[j]}(t = {t_out[slot]:.6g})")
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        below_note = (f"; {shown} below {tiny:.0e} in magnitude, under the range the {engine.name} arithmetic "
+                      f"resolves: reported as 0 with that bound (path=\"mpmath\" has an unbounded exponent)")
+    below_note += f"; {_FAMILY_NAMES.get(family, family)} rungs"
     if verified:
-        message = f"every value verified to at least {verified_digits} significant digits (requested {digits})"
+        message = (f"every value verified to at least {verified_digits} significant digits (requested {digits})"
+                   + below_note)
     else:
         failures = [r for r in runs if not r.status.startswith("success")]
         why = stop_reason or (failures[-1].status if failures else "the runs did not agree further")
-        message = (f"verified to {max(verified_digits, 0)} significant digits only (requested {digits}): {why}")
+        message = (f"verified to {max(verified_digits, 0)} significant digits only (requested {digits}): {why}"
+                   + below_note)
     values = np.array([float(v) for v in best_values]).reshape(len(t_out), width)
     digits_array = best_digits.reshape(len(t_out), width)
     bound_array = best_bound.reshape(len(t_out), width)
+    below_array = below.reshape(len(t_out), width)
     y_mp = tuple(tuple(best_values[k * width + i] for i in range(n)) for k in range(len(t_out)))
     if n_p:
         sens_mp = tuple(
@@ -665,16 +772,95 @@ def reference(
         verified=verified, runs=tuple(runs), verification=tuple(pairs), parameters=chosen,
         state_names=model.state_names, p=tuple(p_values), model_name=model.name,
         path=engine.name, method=family, message=message, seconds=seconds,
+        y_below_range=below_array[:, :n].copy(),
+        sensitivity_below_range=below_array[:, n:].reshape(len(t_out), n, n_p) if n_p else None,
+        below_range_threshold=tiny, stiffness=stiffness, family_reason=family_reason,
     )
 
 
-def _is_stiff(engine: Any, span: float) -> bool:
-    """``max |eig f_y(t0, y0)| * (t1 - t0) > 100`` (non-finite Jacobians count as stiff)."""
-    try:
-        J = engine.jacobian_at_start()
-    except (ArithmeticError, ValueError):  # pragma: no cover - defensive
-        return True
+def _best_of_pairs(pair_records: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], outputs: list[Any],
+                   runs: list[ReferenceRun], m: int, cap: int, structural: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray, list[mpmath.mpf], np.ndarray]:
+    """Each value's digits from the best pair, where a pair (A, B) keeps only the digits of B that *every later
+    successful run* also agrees with.
+
+    Rounding errors can be correlated between rungs (similar step sequences round alike), so two rungs may agree
+    far better than either is right; a value of an ill-conditioned problem (E5's y2 at t = 1e13 amplifies the
+    double-double rounding of its early flux by about 1e22) then shows it by moving again in a later rung.  The
+    check costs nothing: every later run is at least as accurate in its truncation error.
+    Returns digits, bounds, values and the below-range mask (values under the arithmetic's range).
+    """
+    best_digits = np.full(m, -1, dtype=int)
+    best_bound = np.full(m, math.inf)
+    best_values: list[mpmath.mpf] = [mpmath.mpf("nan")] * m
+    below = np.zeros(m, dtype=bool)
+    for b, got, bound, unresolved in pair_records:
+        got = got.copy()
+        bound = bound.copy()
+        later = [c for c in range(b + 1, len(outputs)) if outputs[c].status == 0]
+        x_b = outputs[b].values
+        for c in later:
+            x_c = outputs[c].values
+            for k in np.flatnonzero(got > 0):
+                if structural[k]:
+                    continue
+                difference = abs(x_c[k] - x_b[k]) if (mpmath.isfinite(x_c[k]) and mpmath.isfinite(x_b[k])) else mpmath.inf
+                if difference == 0:
+                    continue
+                if not mpmath.isfinite(difference):
+                    got[k], bound[k] = 0, math.inf
+                    continue
+                got[k] = min(got[k], significant_digits(x_b[k], difference, cap))
+                bound[k] = max(bound[k], float(difference))
+        below = unresolved & (below | (best_digits < 0))  # a value once resolved keeps its digits
+        better = got > best_digits
+        for k in np.flatnonzero(better):
+            best_digits[k] = got[k]
+            best_bound[k] = bound[k]
+            best_values[k] = x_b[k]
+            below[k] = False
+    return best_digits, best_bound, best_values, below
+
+
+_FAMILY_NAMES = {"radau-iia": "Radau IIA", "gauss": "Gauss", "taylor": "Taylor series"}
+
+#: ``method="auto"`` takes Radau IIA when the stiffness measure of :func:`_stiffness` exceeds this.
+STIFFNESS_THRESHOLD = 100.0
+
+
+def _damping(J: np.ndarray) -> float:
+    """The fastest decay rate of ``y' = J y``: ``max(0, max_i -Re eig_i J)`` (inf for a non-finite J)."""
+    if not J.size:
+        return 0.0
     if not np.all(np.isfinite(J)):
-        return True
-    radius = float(np.max(np.abs(np.linalg.eigvals(J)))) if J.size else 0.0
-    return radius * span > 100.0
+        return math.inf
+    return max(0.0, float(np.max(-np.linalg.eigvals(J).real)))
+
+
+def _stiffness(engine: Any, t0: float, t1: float, seconds: float) -> tuple[float, str]:
+    """The stiffness measure ``max_t max(-Re eig f_y(t, y(t))) (t1 - t0)`` and where it was taken.
+
+    A mode decaying at rate ``lambda`` makes the problem stiff over a span ``T`` when ``lambda T`` is large:
+    explicit and A-stable-but-not-L-stable schemes (Gauss) then need steps resolving ``1/lambda`` or carry the
+    undamped mode, while Radau IIA (L-stable) damps it.  Growing or oscillating modes (positive or imaginary
+    eigenvalues) are not stiffness.  The Jacobian is taken at ``(t0, y0)`` and, on the fast path, at 24 times
+    (geometric near t0, then uniform) of an exploratory double-double Radau IIA solve at rtol 1e-4 bounded by
+    ``seconds``, since stiffness often appears only after a transient (a spike, a reaction front).
+    """
+    span = t1 - t0
+    try:
+        rate = _damping(engine.jacobian_at_start())
+    except (ArithmeticError, ValueError):  # pragma: no cover - defensive
+        return math.inf, "(the Jacobian at t0 could not be evaluated)"
+    where = "at t0"
+    explore = getattr(engine, "explore", None)
+    if explore is not None and math.isfinite(rate):
+        samples = np.unique(np.concatenate([t0 + span * np.geomspace(1e-8, 1e-2, 7), np.linspace(t0, t1, 18)[1:]]))
+        try:
+            jacobians = explore(samples, seconds)
+        except (ArithmeticError, ValueError):  # pragma: no cover - defensive
+            jacobians = []
+        if jacobians:
+            rate = max([rate] + [_damping(J) for J in jacobians])
+            where = f"at t0 and {len(jacobians)} points of an exploratory solve"
+    return rate * span, where

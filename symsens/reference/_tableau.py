@@ -18,12 +18,13 @@ they are computed here from the same definition (Hairer & Wanner II, Sect. IV.5)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import mpmath
 import sympy as sp
 
 from .._errors import SchemeError
+from .._once import cached_once
+from .._precision import mpmath_precision
 
 __all__ = ["CollocationTableau", "collocation_tableau", "FAMILIES"]
 
@@ -68,7 +69,7 @@ def _poly_integral(coefficients: list[mpmath.mpf], x: mpmath.mpf) -> mpmath.mpf:
     return total
 
 
-@lru_cache(maxsize=64)
+@cached_once(maxsize=64)
 def collocation_tableau(family: str, stages: int, dps: int = 60) -> CollocationTableau:
     """The ``stages``-stage Gauss or Radau IIA tableau to ``dps`` digits (cached).
 
@@ -85,7 +86,7 @@ def collocation_tableau(family: str, stages: int, dps: int = 60) -> CollocationT
 
     poly = node_polynomial(family, stages)
     coefficients = [sp.Rational(a) for a in poly.all_coeffs()]
-    with mpmath.workdps(2 * dps + 20):
+    with mpmath_precision(dps=2 * dps + 20):
         mp_coefficients = [mpmath.mpf(a.p) / a.q for a in coefficients]
         roots = mpmath.polyroots(mp_coefficients, maxsteps=500, extraprec=4 * dps + 100)
         nodes = sorted(mpmath.re(r) for r in roots)
@@ -114,7 +115,7 @@ def collocation_tableau(family: str, stages: int, dps: int = 60) -> CollocationT
         d_list = [d[i] for i in range(stages)]
         if family == "radau-iia":
             d_list = [mpmath.mpf(0)] * (stages - 1) + [mpmath.mpf(1)]
-    with mpmath.workdps(dps):
+    with mpmath_precision(dps=dps):
         order = 2 * stages if family == "gauss" else 2 * stages - 1
         return CollocationTableau(
             family=family,

@@ -32,6 +32,7 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
+from .._precision import mpmath_precision
 from ..model._functions import exprel, exprel_derivative
 
 __all__ = ["Tape", "JetEvaluator", "exprel_derivatives"]
@@ -69,7 +70,7 @@ def exprel_derivatives(x: mpmath.mpf, count: int) -> list[mpmath.mpf]:
     if abs(x) < 1:
         out = []
         eps = mpmath.mpf(10) ** (-dps - 5)
-        with mpmath.workdps(dps + 10):
+        with mpmath_precision(dps=dps + 10):
             for m in range(count + 1):
                 total = mpmath.mpf(0)
                 k = m
@@ -87,7 +88,7 @@ def exprel_derivatives(x: mpmath.mpf, count: int) -> list[mpmath.mpf]:
         return [+v for v in out]
     polys = _q_polynomials(count)
     extra = 15 + int(abs(x) / 2) + 2 * count + max(len(str(max(abs(c) for c in p))) for p in polys)
-    with mpmath.workdps(dps + extra):
+    with mpmath_precision(dps=dps + extra):
         g = 1 / mpmath.expm1(x)
         q_values = [mpmath.polyval(list(reversed(p)), g) for p in polys]
         out = [x * q_values[0]] + [x * q_values[m] + m * q_values[m - 1] for m in range(1, count + 1)]

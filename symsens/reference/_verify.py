@@ -21,6 +21,10 @@ The error estimate of B (``estimated_error``) is the larger of two indications:
 * the rounding floor of B's arithmetic: ``10 u sqrt(steps) |x|`` with ``u`` its unit roundoff, so two runs
   that agree beyond their precision (sharing rounding errors) are not believed.
 
+The ladder (:func:`symsens.reference.reference`) then keeps, for each value, the digits of the best pair whose
+tighter run also agrees to those digits with every later successful run: rounding errors can be shared by two
+rungs with similar step sequences, and a later rung that moves the value shows it.
+
 Each run also reports the sum of its local error estimates (step doubling) per output value; that sum
 ignores the propagation of errors (damping in stiff problems, growth in unstable ones), so it is kept as a
 diagnostic (``accumulated_error``) rather than used as a bound.

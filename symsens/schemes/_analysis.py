@@ -52,6 +52,8 @@ import sympy as sp
 from sympy.polys.constructor import construct_domain
 from sympy.polys.matrices import DomainMatrix
 
+from .._precision import mpmath_precision
+from .._once import cached_once
 from .._errors import SchemeError
 
 __all__ = [
@@ -90,7 +92,7 @@ def _scheme_cache(func: _F) -> _F:
     unhashable object is simply analysed again (correct, only slower).  The cache is bounded because
     generated families (``gauss-S`` for any S) make the key space open.
     """
-    cached = functools.lru_cache(maxsize=512)(func)
+    cached = cached_once(maxsize=512)(func)
 
     @functools.wraps(func)
     def wrapper(scheme: Any) -> Any:
@@ -330,7 +332,7 @@ def _numeric(value: Any, domain: Any, digits: int) -> tuple[mpmath.mpf, mpmath.m
     An element of ``QQ<θ>`` is a polynomial in ``θ`` with rational coefficients; evaluating it by Horner
     at a ``θ`` known to ``digits + 10`` digits gives an error below ``10^-digits * scale``.
     """
-    with mpmath.workdps(digits + 10):
+    with mpmath_precision(dps=digits + 10):
         if domain.is_QQ or domain.is_ZZ:
             v = mpmath.mpf(int(value.numerator)) / int(value.denominator) if domain.is_QQ else mpmath.mpf(int(value))
             return v, abs(v)

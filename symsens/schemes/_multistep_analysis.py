@@ -46,6 +46,7 @@ import mpmath
 import sympy
 from sympy import QQ, Poly, Rational, Symbol
 
+from .._precision import mpmath_precision
 from .._errors import SchemeError
 from ._multistep import ZETA, LinearMultistepMethod, rho, sigma
 
@@ -544,7 +545,7 @@ def lmm_a_alpha(method: LinearMultistepMethod, *, dps: int = 30) -> AAlpha:
     """
     if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps < 15:
         raise SchemeError(f"`dps` must be an integer >= 15, got {dps!r}")
-    with mpmath.workdps(dps):
+    with mpmath_precision(dps=dps):
         deg = lambda rad: rad * 180 / mpmath.pi  # noqa: E731 - tiny unit conversion
         if lmm_is_A_stable(method):
             return AAlpha(float(deg(mpmath.pi / 2)), +deg(mpmath.pi / 2), sympy.pi / 2, None, None, "A-stable")
@@ -641,7 +642,7 @@ def lmm_dominant_root(method: LinearMultistepMethod, z: object, *, dps: int = 30
     SchemeError
         If ``z = 1/beta_k`` (the degree drops: one root is at infinity).
     """
-    with mpmath.workdps(dps):
+    with mpmath_precision(dps=dps):
         zz = mpmath.mpmathify(z)
         return max(_stability_roots(method, zz), key=abs)
 
@@ -658,7 +659,7 @@ def lmm_dominant_root_derivative(
     valid where the dominant root is simple.  For ``y' = lambda(p) y`` the mode ``zeta(h lambda)**n`` of the
     numerical solution has ``d/dp zeta**n = n zeta**(n-1) zeta'(z) h lambda'(p)``.
     """
-    with mpmath.workdps(dps):
+    with mpmath_precision(dps=dps):
         zz = mpmath.mpmathify(z)
         root = max(_stability_roots(method, zz), key=abs)
         a = [_rational_mp(c) for c in reversed(method.alpha)]
@@ -777,7 +778,7 @@ def lmm_root_asymptotics(method: LinearMultistepMethod) -> RootAsymptotics:
     # Which root of sigma has the largest modulus is read from floating-point values (mpmath for the maximum, SymPy
     # evalf for real roots, and for complex CRootOf roots only when a complex root attains it: SymPy's complex
     # refinement is slow); the law is then written exactly for that root.
-    with mpmath.workdps(30):
+    with mpmath_precision(dps=30):
         top = max(abs(v) for v in mpmath.polyroots([_rational_mp(b) for b in s.all_coeffs()], maxsteps=200))
     top = float(top)
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .._once import cached_once
 from .._errors import SchemeError
 
 __all__ = ["get_scheme", "scheme_names"]
@@ -107,7 +108,7 @@ def _unknown(name: str) -> SchemeError:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@cached_once()
 def _build(name: str) -> Any:
     if name in _FIXED:
         module, constructor, args = _FIXED[name]

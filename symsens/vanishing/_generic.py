@@ -24,6 +24,8 @@ from typing import Any
 
 import mpmath
 
+from .._precision import mpmath_precision
+
 __all__ = ["Dual", "irk_fixed_step", "lmm_fixed_step"]
 
 
@@ -110,7 +112,7 @@ def irk_fixed_step(
     ``dps + 10`` digits).  Full Newton on the stage derivatives ``K`` (``s n`` unknowns), starting from ``K_i = f(t,
     y)``; raises ``ArithmeticError`` if the correction does not fall below ``10^-(dps-5)`` times the scale of ``K``.
     """
-    with mpmath.workdps(dps + 10):
+    with mpmath_precision(dps=dps + 10):
         def num(x: Any) -> mpmath.mpf:
             return mpmath.mpf(str(__import__("sympy").N(x, dps + 10)))
 
@@ -165,7 +167,7 @@ def lmm_fixed_step(
     k = len(alpha) - 1
     if len(start) != k:
         raise ValueError(f"`start` must hold k = {k} values, got {len(start)}")
-    with mpmath.workdps(dps + 10):
+    with mpmath_precision(dps=dps + 10):
         a = [mpmath.mpf(str(__import__("sympy").N(v, dps + 10))) for v in alpha]
         bb = [mpmath.mpf(str(__import__("sympy").N(v, dps + 10))) for v in beta]
         hh = Dual.lift(h)

@@ -34,6 +34,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .._precision import mpmath_precision
 from .._errors import SchemeError
 from ._generic import Dual, irk_fixed_step, lmm_fixed_step
 
@@ -143,7 +144,7 @@ def _one_step_mp(name: str, dps: int = 40) -> tuple[list[mpmath.mpf], list[mpmat
     from ..schemes import stability_polynomials
 
     P, Q = stability_polynomials(_scheme(name))
-    with mpmath.workdps(dps):
+    with mpmath_precision(dps=dps):
         return ([mpmath.mpf(str(sp.N(c, dps))) for c in P.all_coeffs()],
                 [mpmath.mpf(str(sp.N(c, dps))) for c in Q.all_coeffs()])
 
@@ -201,7 +202,7 @@ def closed_form(name: str, z: Sequence[float] | np.ndarray, steps: int = 1, vary
     """The closed-form sensitivity of the sweep (see module docstring), as floats (computed at 40 digits)."""
     scheme = _scheme(name)
     out = np.empty(len(z))
-    with mpmath.workdps(40):
+    with mpmath_precision(dps=40):
         for i, zz in enumerate(z):
             zm = mpmath.mpf(float(zz))
             if _is_exponential(scheme):
@@ -273,7 +274,7 @@ def _linear_rhs(lam: Dual):  # type: ignore[no-untyped-def]
 def _measure_stage_solve(name: str, z: np.ndarray, steps: int, vary: str, dps: int) -> np.ndarray:
     scheme = _scheme(name)
     out = np.empty(len(z))
-    with mpmath.workdps(dps + 10):
+    with mpmath_precision(dps=dps + 10):
         for i, zz in enumerate(z):
             lam_value, h = _rate_and_step(zz, vary)
             lam = Dual(mpmath.mpf(lam_value), 1)
@@ -289,7 +290,7 @@ def _measure_lmm(name: str, z: np.ndarray, steps: int, vary: str, dps: int) -> n
     if steps < k:
         raise ValueError(f"{name}: needs at least k = {k} steps (k - 1 exact starting values), got {steps}")
     out = np.empty(len(z))
-    with mpmath.workdps(dps + 10):
+    with mpmath_precision(dps=dps + 10):
         for i, zz in enumerate(z):
             lam_value, h = _rate_and_step(zz, vary)
             lam = Dual(mpmath.mpf(lam_value), 1)

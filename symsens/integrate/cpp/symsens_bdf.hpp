@@ -202,21 +202,20 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
     };
     Time t(t0);
     problem.rhs(t, y, f.data());
-    recorder.start(t0);
-    if (recorder.at_steps) recorder.store(y);
-    while (!recorder.at_steps && recorder.next < recorder.n_eval && recorder.t_eval[recorder.next] <= t0) {
-        if (recorder.t_eval[recorder.next] == t0)
-            for (int i = 0; i < n; ++i) recorder.out[recorder.next * recorder.dimension + i] = y[i];
-        ++recorder.next;
-    }
+    recorder.start(t0, y);
+    // A non-finite y0 or f(t0, y0) poisons every attempt: report it as what it is, at t0.
+    if (!values_finite(y, n) || !values_finite(f.data(), n)) return fail(STATUS_NON_FINITE, t0);
     const double direction = t1 >= t0 ? 1.0 : -1.0;
+    // As in drive(): non-finite attempts since the last accepted step (or in the initial step selection) make an
+    // underflow a non-finite failure.
+    bool non_finite_attempt = false;
     Time h;  // the spacing D currently describes (signed)
     if (replay) {
         h = Time(o.replay_steps[0]);
     } else if (o.first_step > 0) {
         h = Time(direction * o.first_step);
     } else {
-        h = Time(direction * initial_step(problem, t0, t1, y, f.data(), 1, o, tangents));
+        h = Time(direction * initial_step(problem, t0, t1, y, f.data(), 1, o, tangents, &non_finite_attempt));
     }
     if (!replay && o.max_step > 0 && std::fabs(value_of(h)) > o.max_step) h = Time(direction * o.max_step);
     if (!bdf.have_history) {
@@ -232,6 +231,9 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
     bool jacobian_current = false;
     int& order = bdf.order;  // change_D reads bdf.order: one variable, never a copy
     const int target_order = bdf.settings.fixed_order > 0 ? bdf.settings.fixed_order : bdf.settings.max_order;
+    auto give_up = [&](double when) {
+        return fail(non_finite_attempt ? STATUS_NON_FINITE : STATUS_STEP_SIZE_UNDERFLOW, when);
+    };
 
     while (direction * (t1 - value_of(t)) > 0) {
         if (stats.accepted + stats.rejected >= o.max_steps) return fail(STATUS_TOO_MANY_STEPS, value_of(t));
@@ -239,7 +241,8 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
         Time h_target = h_wish;
         if (replay) {
             if (replay_index >= o.n_replay) break;
-            h_target = Time(o.replay_steps[replay_index]);
+            // The last replayed step lands on t1 exactly (see drive()).
+            h_target = replay_index + 1 == o.n_replay ? Time(t1 - value_of(t)) : Time(o.replay_steps[replay_index]);
         } else if (!fixed) {
             if (o.max_step > 0 && std::fabs(value_of(h_target)) > o.max_step) h_target = Time(direction * o.max_step);
             if (o.step_onto_outputs && !recorder.at_steps && recorder.next < recorder.n_eval) {
@@ -259,7 +262,10 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
             n_equal_steps = 0;
         }
         const double min_step = std::max(o.min_step, 16 * std::numeric_limits<double>::epsilon() * std::fabs(value_of(t)));
-        if (std::fabs(value_of(h)) < min_step && !replay && !fixed) return fail(STATUS_STEP_SIZE_UNDERFLOW, value_of(t));
+        // A step must advance t (see drive()): nan, or t + h == t, is a step size underflow in every mode.
+        if ((!replay && !fixed && !(std::fabs(value_of(h)) >= min_step)) || !(std::fabs(value_of(h)) > 0.0) ||
+            value_of(t + h) == value_of(t))
+            return give_up(value_of(t));
 
         // ---- predictor and Newton ----
         const Time t_new = t + h;
@@ -304,6 +310,7 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
         }
         if (!converged) {
             if (fixed || replay) return fail(non_finite ? STATUS_NON_FINITE : STATUS_NEWTON_FAILURE, value_of(t));
+            if (non_finite) non_finite_attempt = true;
             ++stats.rejected;
             h_wish = h * Time(non_finite ? 0.25 : 0.5);
             continue;
@@ -311,6 +318,15 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
         const double safety = 0.9 * (2 * Bdf<T>::NEWTON_MAXITER + 1) / (2 * Bdf<T>::NEWTON_MAXITER + std::min(n_iter, Bdf<T>::NEWTON_MAXITER));
         for (int i = 0; i < n; ++i) err[i] = C.error_const[order] * d[i];
         const Time error = controller_error<T, Time>(err.data(), y_new.data(), y_new.data(), n, m, o);
+        if (!values_finite(y_new.data(), n) || (!fixed && !replay && !std::isfinite(value_of(error)))) {
+            // A converged Newton iterate that overflowed, or a nan error estimate: rejected as non-finite (a nan
+            // error would otherwise pass the test below and be accepted).
+            if (fixed || replay) return fail(STATUS_NON_FINITE, value_of(t));
+            non_finite_attempt = true;
+            ++stats.rejected;
+            h_wish = h * Time(0.25);
+            continue;
+        }
         if (!fixed && !replay && value_of(error) > 1.0) {
             ++stats.rejected;
             Time factor = Time(safety) * pow(error, Time(-1.0 / (order + 1)));
@@ -320,6 +336,7 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
         }
 
         // ---- accept ----
+        non_finite_attempt = false;
         ++stats.accepted;
         ++bdf.orders_used[order];
         ++n_equal_steps;

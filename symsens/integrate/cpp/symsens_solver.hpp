@@ -58,6 +58,8 @@ struct Options {
     int record_steps;          // 1: store accepted step times (for Solution.stats)
     int outputs_at_steps;      // 1: the outputs are t0 and every accepted step end (t_eval unused; n_eval is
                                //    the capacity of the output buffer, the count is the number of step times)
+    long step_capacity;        // room in the caller's step-time buffer (the generated driver copies at most this
+                               //    many; the count it reports is the full one, so the caller can retry)
 };
 
 struct Stats {
@@ -69,6 +71,8 @@ struct Stats {
     long newton_iterations;
     int status;
     double t_failure;
+    long n_outputs;            // output rows written (set by the generated driver; a failed run writes only the
+                               //    outputs it reached, in order, so these are the first n_outputs rows)
 };
 
 // ---- scalars -----------------------------------------------------------------------------------------
@@ -92,6 +96,13 @@ template <class X> inline bool is_finite(const X& x) { return std::isfinite(valu
 template <class T, int P> inline bool is_finite(const Dual<T, P>& x) {
     if (!is_finite(x.v)) return false;
     for (int i = 0; i < P; ++i) if (!is_finite(x.d[i])) return false;
+    return true;
+}
+
+// Whether the value (not the partials) of every component is finite.  Decisions on values alone keep the plain
+// and the discrete (dual-number) solves on the same steps.
+template <class T> inline bool values_finite(const T* x, int n) {
+    for (int i = 0; i < n; ++i) if (!std::isfinite(value_of(x[i]))) return false;
     return true;
 }
 
@@ -258,13 +269,24 @@ struct Recorder {
     }
 
     void start(double t0) { if (record) step_times.push_back(t0); }
+    // t0 and the outputs at t0, before any step: a run that fails on its first step still reports y(t0), and
+    // never a row it did not reach.  (The same values the first step would copy: y0 itself.)
+    void start(double t0, const T* y) {
+        start(t0);
+        if (at_steps) { store(y); return; }
+        while (next < n_eval && t_eval[next] <= t0) {
+            if (t_eval[next] == t0) for (int i = 0; i < dimension; ++i) out[next * dimension + i] = y[i];
+            ++next;
+        }
+    }
     void accept(const Time& t0, const Time& h) {
         if (record) { step_times.push_back(value_of(t0 + h)); step_sizes.push_back(value_of(h)); }
     }
     // Outputs inside (t0, t0 + h] (and t0 itself for the first step) from the Hermite interpolant.
     void output(const Time& t0, const Time& h, const T* y0, const T* f0, const T* y1, const T* f1, bool first) {
         if (at_steps) {
-            if (first) store(y0);
+            // t0 itself was stored by start(t0, y0), unless the caller drives the recorder without it.
+            if (first && next == 0) store(y0);
             store(y1);
             return;
         }
@@ -293,8 +315,11 @@ struct Recorder {
 };
 
 // ---- Hairer's initial step (HNW I, Sect. II.4) ----------------------------------------------------------
+// *non_finite (when given) is set if the trial evaluation f(t0 + h0, y0 + h0 f0) is not finite: the step it
+// returns is then meaningless (often 0), and a failure that follows is caused by non-finite values.
 template <class Problem, class T>
-double initial_step(const Problem& problem, double t0, double t1, const T* y0, const T* f0, int order, const Options& o, bool tangents) {
+double initial_step(const Problem& problem, double t0, double t1, const T* y0, const T* f0, int order, const Options& o,
+                    bool tangents, bool* non_finite = nullptr) {
     const int n = problem.dimension();
     const int m = problem.error_components();
     double d0 = 0, d1 = 0;
@@ -311,6 +336,7 @@ double initial_step(const Problem& problem, double t0, double t1, const T* y0, c
     std::vector<T> y1(n), f1(n);
     for (int i = 0; i < n; ++i) y1[i] = y0[i] + T(h0) * f0[i];
     problem.rhs(t0 + h0, y1.data(), f1.data());
+    if (non_finite && !values_finite(f1.data(), n)) *non_finite = true;
     double d2 = 0;
     for (int i = 0; i < m; ++i) {
         const double sc = o.atol + o.rtol * magnitude(y0[i], tangents);
@@ -382,31 +408,43 @@ int drive(const Problem& problem, Stepper& stepper, double t0, double t1, T* y, 
     const int m = problem.error_components();
     const bool tangents = o.tangents_in_norm != 0;
     std::vector<T> f(n), y_new(n), f_new(n), err(n);
+    auto fail = [&](int status, double when) {
+        stats.status = status;
+        stats.t_failure = when;
+        return status;
+    };
     Time t(t0);
     problem.rhs(t, y, f.data());
-    recorder.start(t0);
+    recorder.start(t0, y);
+    // A non-finite y0 or f(t0, y0) poisons every attempt: report it as what it is, at t0.
+    if (!values_finite(y, n) || !values_finite(f.data(), n)) return fail(STATUS_NON_FINITE, t0);
     const double direction = t1 >= t0 ? 1.0 : -1.0;
+    // An attempt since the last accepted step (or the initial step selection) gave non-finite values: if the step
+    // size then underflows, that is the cause (the step size only shrank because of them), reported as such.
+    bool non_finite_attempt = false;
     Time h;
     if (o.n_replay > 0) {
         h = Time(o.replay_steps[0]);
     } else if (o.first_step > 0) {
         h = Time(direction * o.first_step);
     } else {
-        h = Time(direction * initial_step(problem, t0, t1, y, f.data(), stepper.error_order(), o, tangents));
+        h = Time(direction * initial_step(problem, t0, t1, y, f.data(), stepper.error_order(), o, tangents,
+                                          &non_finite_attempt));
     }
     double previous_error = 1e-4;
     bool first = true;
     long replay_index = 0;
-    auto fail = [&](int status, double when) {
-        stats.status = status;
-        stats.t_failure = when;
-        return status;
+    const bool adaptive = o.n_replay == 0 && !o.fixed_step;
+    auto give_up = [&](double when) {
+        return fail(non_finite_attempt ? STATUS_NON_FINITE : STATUS_STEP_SIZE_UNDERFLOW, when);
     };
     while (direction * (t1 - value_of(t)) > 0) {
         if (stats.accepted + stats.rejected >= o.max_steps) return fail(STATUS_TOO_MANY_STEPS, value_of(t));
         if (o.n_replay > 0) {
             if (replay_index >= o.n_replay) break;  // the recorded sequence ends where the original did
-            h = Time(o.replay_steps[replay_index]);
+            // The last replayed step lands on t1 exactly (the caller checked that the steps sum to t1 - t0 up to
+            // rounding); for a recorded sequence this is the very step recorded, t1 - t.
+            h = replay_index + 1 == o.n_replay ? Time(t1 - value_of(t)) : Time(o.replay_steps[replay_index]);
         } else {
             // Fixed steps: every step starts from the given size (a step shortened to land on an output time
             // must not shrink the ones after it).
@@ -422,22 +460,34 @@ int drive(const Problem& problem, Stepper& stepper, double t0, double t1, T* y, 
                 h = Time(t1) - t;
         }
         const double min_step = std::max(o.min_step, 16 * std::numeric_limits<double>::epsilon() * std::fabs(value_of(t)));
-        if (std::fabs(value_of(h)) < min_step && o.n_replay == 0 && !o.fixed_step)
-            return fail(STATUS_STEP_SIZE_UNDERFLOW, value_of(t));
+        // A step must advance t: a nan step, or one below the spacing of doubles at t (t + h == t: accepting
+        // it would repeat forever), is a step size underflow, in every mode.
+        if ((adaptive && !(std::fabs(value_of(h)) >= min_step)) || !(std::fabs(value_of(h)) > 0.0) ||
+            value_of(t + h) == value_of(t))
+            return give_up(value_of(t));
         int status = stepper.attempt(problem, t, h, y, f.data(), y_new.data(), f_new.data(), err.data());
         bool finite = status == STATUS_SUCCESS;
         if (finite) for (int i = 0; i < n; ++i) if (!is_finite(y_new[i])) { finite = false; break; }
+        // f(t + h, y_new) is the next step's first stage: a nan there must not be carried into it.
+        if (finite && !values_finite(f_new.data(), n)) finite = false;
+        Time error(0.0);
+        if (finite) {
+            error = controller_error<T, Time>(err.data(), y, y_new.data(), n, m, o);
+            // A nan error estimate (a nan stage that only the estimate uses) would make the next step size nan.
+            if (adaptive && !std::isfinite(value_of(error))) finite = false;
+        }
         if (!finite) {
-            if (o.fixed_step || o.n_replay > 0)
+            if (status != STATUS_NEWTON_FAILURE) non_finite_attempt = true;
+            if (!adaptive)
                 return fail(status == STATUS_NEWTON_FAILURE ? STATUS_NEWTON_FAILURE : STATUS_NON_FINITE, value_of(t));
             ++stats.rejected;
             stepper.notify_rejected();
             h = h * Time(0.25);
             continue;
         }
-        Time error = controller_error<T, Time>(err.data(), y, y_new.data(), n, m, o);
-        const bool accept = o.fixed_step || o.n_replay > 0 || value_of(error) <= 1.0;
+        const bool accept = !adaptive || value_of(error) <= 1.0;
         if (accept) {
+            non_finite_attempt = false;
             recorder.output(t, h, y, f.data(), y_new.data(), f_new.data(), first);
             recorder.accept(t, h);
             first = false;

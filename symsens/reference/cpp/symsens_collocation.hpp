@@ -28,7 +28,11 @@
 // Error control (step doubling, HNW I, Sect. II.4): one step of h and two of h/2; the difference over
 // 2^p - 1 estimates the error of the two half steps, which are kept (no extrapolation, so stiff decay is
 // not disturbed).  The norm is the maximum over every component of y and S of |err| / (atol + rtol |u|):
-// each value, the sensitivities included, is controlled.  Steps land exactly on every output time.
+// each value, the sensitivities included, is controlled.  Two floors replace |u| where it says nothing:
+// a sensitivity S_ij is measured against max(|S_ij|, w_j |y_i|) with w_j = eta / |p_j| (the state's scale,
+// as in CVODES' sensitivity weights: a sensitivity that starts at exactly 0 grows like t^k, and the
+// relative error of a step from 0 of such a component does not shrink with h), and every component against
+// max(|u|, tiny), tiny the magnitude below which T loses precision.  Steps land exactly on every output time.
 #pragma once
 
 #include <algorithm>
@@ -106,6 +110,13 @@ struct Settings {
     double max_steps;      // accepted + rejected
     double seconds;        // wall-clock budget of this run; <= 0: none
     double unit_roundoff;  // of T (2^-104 for double-double)
+    // Sensitivity weights: S_ij is measured against max(|S_ij|, sensitivity_scale[j] |y_i|) (the state's
+    // scale borrowed, as CVODES does with 1/|p_j|); NULL: pure relative control.
+    const double* sensitivity_scale = nullptr;
+    // Magnitude below which T no longer carries its full precision (for double-double, where the low part
+    // becomes subnormal): every component is measured against max(|u|, tiny), i.e. controlled absolutely at
+    // rtol * tiny once it falls below tiny.  0: none.
+    double tiny = 0.0;
 };
 
 struct Report {
@@ -126,13 +137,15 @@ struct Collocation {
     Report* report;
     // work
     std::vector<T> Z, F, G, tmp, J0, Jst, Fpst, Sig, M;
+    std::vector<double> wscale;  // equilibration of the stage systems (powers of two)
+    std::vector<double> wsize;
     DenseLu<T> newton_lu, sens_lu;
 
     Collocation(int stages, int ord, const std::vector<T>& a, const std::vector<T>& nodes, const std::vector<T>& weights,
                 const T* parameters, const Settings& o, Report* r)
         : s(stages), order(ord), A(a), c(nodes), d(weights), p(parameters), settings(o), report(r),
           Z(stages * n), F(stages * n), G(stages * n), tmp(n), J0(n * n), Jst(stages * n * n),
-          Fpst(stages * n * (P > 0 ? P : 1)), Sig(stages * n * (P > 0 ? P : 1)), M(stages * n * stages * n) {}
+          Fpst(stages * n * (P > 0 ? P : 1)), Sig(stages * n * (P > 0 ? P : 1)), M(stages * n * stages * n), wscale(n, 1.0), wsize(n, 0.0) {}
 
     double weight(const T& y) const { return settings.atol + settings.rtol * std::fabs(val(y)); }
 
@@ -141,38 +154,69 @@ struct Collocation {
         const int sn = s * n;
         Model::jacobian(t, y, p, J0.data());
         report->njev += 1;
+        std::fill(Z.begin(), Z.end(), T(0.0));
+        for (int i = 0; i < s; ++i) Model::rhs(t + c[i] * h, y, p, &F[i * n]);
+        report->nfev += s;
+        // Equilibration by powers of two (exact): unknown k and equation r are scaled by w_k ~ max(|y_k|, |h f_k|)
+        // rounded to a power of two, so the pivots are chosen, and the rounding errors of the elimination are
+        // made, relative to each component's own size.  Without it, a component 1e-70 times smaller than one
+        // it is coupled to through a large rate (h C ~ 1e10) picks up rounding noise of the larger one.
+        // A component that is nonzero but below tiny is sized tiny; one that is exactly 0 and not moving is sized
+        // by what drives it, h max_k |J_rk| w_k over the sized components (twice, for chains), else 1.
+        for (int k = 0; k < n; ++k) {
+            double size = std::fabs(val(y[k]));
+            for (int i = 0; i < s; ++i) size = std::max(size, std::fabs(val(h * F[i * n + k])));
+            wsize[k] = (size > 0.0 && std::isfinite(size)) ? std::max(size, settings.tiny) : 0.0;
+        }
+        for (int sweep = 0; sweep < 2; ++sweep)
+            for (int r = 0; r < n; ++r) {
+                if (wsize[r] > 0.0) continue;
+                double driven = 0.0;
+                for (int k = 0; k < n; ++k)
+                    if (k != r && wsize[k] > 0.0) driven = std::max(driven, std::fabs(val(h * J0[r * n + k])) * wsize[k]);
+                if (driven > 0.0 && std::isfinite(driven)) wsize[r] = std::max(driven, settings.tiny);
+            }
+        for (int k = 0; k < n; ++k) {
+            int exponent = 1;
+            if (wsize[k] > 0.0) std::frexp(wsize[k], &exponent);
+            wscale[k] = std::ldexp(1.0, exponent - 1);
+        }
         for (int i = 0; i < s; ++i)
             for (int r = 0; r < n; ++r)
                 for (int j = 0; j < s; ++j)
                     for (int k = 0; k < n; ++k)
-                        M[(i * n + r) * sn + j * n + k] = ((i == j && r == k) ? T(1.0) : T(0.0)) - h * A[i * s + j] * J0[r * n + k];
+                        M[(i * n + r) * sn + j * n + k] = ((i == j && r == k) ? T(1.0) : T(0.0)) -
+                                                          h * A[i * s + j] * J0[r * n + k] * T(wscale[k] / wscale[r]);
         report->lu += 1;
         if (!newton_lu.factor(M, sn)) return NEWTON_FAILURE;
-        std::fill(Z.begin(), Z.end(), T(0.0));
         double previous = 0.0;
         const double floor = 100.0 * settings.unit_roundoff / settings.rtol;
         bool converged = false;
         for (int iteration = 0; iteration < 25; ++iteration) {
-            for (int i = 0; i < s; ++i) {
-                for (int k = 0; k < n; ++k) tmp[k] = y[k] + Z[i * n + k];
-                Model::rhs(t + c[i] * h, tmp.data(), p, &F[i * n]);
+            if (iteration > 0) {
+                for (int i = 0; i < s; ++i) {
+                    for (int k = 0; k < n; ++k) tmp[k] = y[k] + Z[i * n + k];
+                    Model::rhs(t + c[i] * h, tmp.data(), p, &F[i * n]);
+                }
+                report->nfev += s;
             }
-            report->nfev += s;
             report->newton_iterations += 1;
             for (int m = 0; m < sn; ++m) if (!finite(F[m])) return NON_FINITE;
             for (int i = 0; i < s; ++i)
                 for (int k = 0; k < n; ++k) {
                     T acc = T(0.0);
                     for (int j = 0; j < s; ++j) acc += A[i * s + j] * F[j * n + k];
-                    G[i * n + k] = h * acc - Z[i * n + k];
+                    G[i * n + k] = (h * acc - Z[i * n + k]) * T(1.0 / wscale[k]);
                 }
             newton_lu.solve(G.data());
+            for (int i = 0; i < s; ++i)
+                for (int k = 0; k < n; ++k) G[i * n + k] = G[i * n + k] * T(wscale[k]);
             for (int m = 0; m < sn; ++m) Z[m] += G[m];
             // Relative to the size of each component over the step (its start and the updated stages), so a
             // component that starts at zero is judged by the values it takes.
             double norm = 0.0;
             for (int k = 0; k < n; ++k) {
-                double size = std::fabs(val(y[k]));
+                double size = std::max(std::fabs(val(y[k])), settings.tiny);
                 for (int i = 0; i < s; ++i) size = std::max(size, std::fabs(val(y[k] + Z[i * n + k])));
                 const double scale = settings.atol + settings.rtol * size;
                 for (int i = 0; i < s; ++i) {
@@ -213,8 +257,8 @@ struct Collocation {
                 for (int r = 0; r < n; ++r)
                     for (int j = 0; j < s; ++j)
                         for (int k = 0; k < n; ++k)
-                            M[(i * n + r) * sn + j * n + k] =
-                                ((i == j && r == k) ? T(1.0) : T(0.0)) - h * A[i * s + j] * Jst[j * n * n + r * n + k];
+                            M[(i * n + r) * sn + j * n + k] = ((i == j && r == k) ? T(1.0) : T(0.0)) -
+                                h * A[i * s + j] * Jst[j * n * n + r * n + k] * T(wscale[k] / wscale[r]);
             report->lu += 1;
             if (!sens_lu.factor(M, sn)) return NEWTON_FAILURE;
             std::vector<T> column(sn);
@@ -223,9 +267,11 @@ struct Collocation {
                     for (int r = 0; r < n; ++r) {
                         T acc = T(0.0);
                         for (int j = 0; j < s; ++j) acc += A[i * s + j] * Fpst[j * n * P + r * P + q];
-                        column[i * n + r] = S[r * P + q] + h * acc;
+                        column[i * n + r] = (S[r * P + q] + h * acc) * T(1.0 / wscale[r]);
                     }
                 sens_lu.solve(column.data());
+                for (int i = 0; i < s; ++i)
+                    for (int r = 0; r < n; ++r) column[i * n + r] = column[i * n + r] * T(wscale[r]);
                 for (int r = 0; r < n; ++r) {
                     T acc = T(0.0);
                     for (int i = 0; i < s; ++i) acc += d[i] * (column[i * n + r] - S[r * P + q]);
@@ -271,7 +317,8 @@ int integrate(Collocation<Model, T>& method, T* y, T* S, double t0, double t1, c
         report.nfev += 1;
         double d0 = 0.0, d1 = 0.0;
         for (int i = 0; i < n; ++i) {
-            if (val(y[i]) == 0.0) continue;  // relative weights: a zero start says nothing about the scale
+            // relative weights: a zero (or unresolved tiny) start says nothing about the scale
+            if (std::fabs(val(y[i])) <= o.tiny) continue;
             d0 = std::max(d0, std::fabs(val(y[i])) / method.weight(y[i]));
             d1 = std::max(d1, std::fabs(val(f[i])) / method.weight(y[i]));
         }
@@ -320,7 +367,12 @@ int integrate(Collocation<Model, T>& method, T* y, T* S, double t0, double t1, c
             const T& b = i < n ? y_full[i] : S_full[i - n];
             const T& u0 = i < n ? y[i] : S[i - n];
             local[i] = std::fabs(val(a - b)) / denominator;
-            const double scale = o.atol + o.rtol * std::max(std::fabs(val(a)), std::fabs(val(u0)));
+            double size = std::max(std::max(std::fabs(val(a)), std::fabs(val(u0))), o.tiny);
+            if (i >= n && o.sensitivity_scale) {
+                const int r = (i - n) / P, q = (i - n) % P;
+                size = std::max(size, o.sensitivity_scale[q] * std::max(std::fabs(val(y_new[r])), std::fabs(val(y[r]))));
+            }
+            const double scale = o.atol + o.rtol * size;
             if (local[i] > 0.0) error = std::max(error, scale > 0.0 ? local[i] / scale : HUGE_VAL);
         }
         if (!std::isfinite(error)) {
