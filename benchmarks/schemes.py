@@ -9,7 +9,7 @@ Prints three tables:
 2. each scheme analysed alone with all caches cleared (rooted trees stay generated: they are shared by all);
 3. the time of ``stability_figure(scheme)`` plus ``savefig`` (PNG, 100 dpi) per scheme.
 
-Run: ``python benchmarks/schemes.py [--repeats N] [--no-figures]``.  Target (issue 4): whole catalogue < 20 s.
+Run: ``python benchmarks/schemes.py [--repeats N] [--no-figures]``.  Target: whole catalogue < 20 s.
 """
 
 from __future__ import annotations

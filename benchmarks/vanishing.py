@@ -1,4 +1,4 @@
-"""Timings of issue 8: the full ``symsens vanishing`` run (target < 60 s) and the stiff neural ODE experiment.
+"""Timings of the vanishing-gradient study: the full ``symsens vanishing`` run (target < 60 s) and the stiff neural ODE experiment.
 
     python benchmarks/vanishing.py
 

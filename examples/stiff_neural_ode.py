@@ -1,4 +1,4 @@
-"""The stiff neural ODE experiment of issue 8: gradients per scheme and stiffness, a short fit, and the remedies.
+"""The stiff neural ODE experiment: gradients per scheme and stiffness, a short fit, and the remedies.
 
     python examples/stiff_neural_ode.py [OUT_DIR]
 

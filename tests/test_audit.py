@@ -5,7 +5,7 @@
 * The stiff-linear model y' = lam y with an A-stable scheme at |h lam| >> 1: the audit's discrete gradient equals
   the closed form of the numerical solution's derivative, sum_k h_k R'(h_k lam) prod_{j != k} R(h_j lam) y0,
   with R the scheme's exact stability function (from symsens.schemes, not from the integrator).
-* The seed case (calcium neuron, Tsit5, rtol 1e-3): the true gradient is exactly 0, the values-only discrete
+* The bursting-neuron forum case (calcium neuron, Tsit5, rtol 1e-3): the true gradient is exactly 0, the values-only discrete
   gradient is exactly 0, the tangent-norm one is ~1e6 with a positive loss floor, and the verdicts say so.
 * Losses, bad input, the JSON and files of the command, and a sweep through a Dask cluster.
 """
@@ -133,7 +133,7 @@ def test_stiff_linear_attenuation_matches_the_closed_form() -> None:
     assert report.reference_gradient[0] == pytest.approx(0.2 * math.exp(lam * 0.2) * y0, rel=1e-7)
 
 
-def test_seed_case() -> None:
+def test_bursting_neuron_forum_case() -> None:
     model = symsens.load_model("calcium-neuron")
     report = audit(model, TrajectoryLoss(), t_span=(0.0, 500.0), schemes=["tsit5"], tolerances=[1e-3],
                    methods=["discrete", "discrete-tangent-norm"])
@@ -146,7 +146,7 @@ def test_seed_case() -> None:
     # not recommended.
     assert values_only["category"] == "uninformative"
     assert not report.recommendation["found"]
-    # The seed reported 1.45e6 (Julia, ForwardDiff through OrdinaryDiffEq's Tsit5); the same experiment here:
+    # The forum question reported 1.45e6 (Julia, ForwardDiff through OrdinaryDiffEq's Tsit5); the same experiment here:
     norm = float(np.linalg.norm(tangents["gradient"]))
     assert 1e5 < norm < 1e8
     assert tangents["loss"] > 1.0

@@ -34,5 +34,5 @@ def test_solve_text_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "robertson: tsit5 (compiled)" in capsys.readouterr().out
     assert main(["solve", "--example", "robertson", "--rtol", "0"]) == 2
     assert "`rtol` must be a positive" in capsys.readouterr().err
-    assert main(["solve", "--example", "robertson", "--method", "nope"]) == 2
+    assert main(["solve", "--example", "robertson", "--scheme", "nope"]) == 2
     assert "method 'nope'" in capsys.readouterr().err

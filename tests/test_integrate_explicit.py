@@ -191,8 +191,8 @@ def test_sensitivity_of_stiff_linear_matches_closed_form() -> None:
     np.testing.assert_allclose(sol.sensitivities[:, 0, 0], t * np.exp(-3.0 * t), rtol=1e-8)
 
 
-def test_seed_mechanism_tangents_in_the_norm_change_the_steps() -> None:
-    """The seed's bursting neuron: a values-only norm reproduces the nominal steps (loss and gradient exactly 0);
+def test_bursting_neuron_tangents_in_the_norm_change_the_steps() -> None:
+    """The bursting neuron of the forum question: a values-only norm reproduces the nominal steps (loss and gradient exactly 0);
     a norm that sees the tangents takes other steps, leaves residuals and a large gradient."""
     model = symsens.load_model("calcium-neuron")
     settings = dict(method="tsit5", rtol=1e-3, atol=1e-6)

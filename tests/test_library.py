@@ -457,7 +457,7 @@ def test_calcium_neuron_structure_matches_spec() -> None:
     model = builtin_model("calcium-neuron")
     assert list(model.state_names) == SPEC_STATES
     assert model.nominal_parameters == {k: float(v) for k, v in SPEC_PARAMETERS.items()}
-    assert list(model.parameter_names) == list(SPEC_PARAMETERS)  # the seed's gradient order
+    assert list(model.parameter_names) == list(SPEC_PARAMETERS)  # the forum question's gradient order
     assert list(initial_state(model)) == [float(v) for v in SPEC_Y0]
     assert model.t_span == (0.0, 500.0)
     # No clamp on the log: the only functions of Ca are log(3000/Ca) and Ca/(Ca + 3).

@@ -1,4 +1,4 @@
-"""Evidence for the exact coefficient catalogue of one-step schemes (``symsens.schemes``, issue 4).
+"""Evidence for the exact coefficient catalogue of one-step schemes (``symsens.schemes``).
 
 Every check here is independent of the analysis modules (``_analysis``, ``_order``, ``_decay``): order
 conditions are re-derived from rooted trees in this file, quadrature sums are evaluated exactly through

@@ -11,12 +11,14 @@ import sys
 import types
 
 from ._audit import DEFAULT_SCHEMES, DEFAULT_TOLERANCES, AuditReport, audit, audit_sweep
-from ._losses import DataLoss, ExpressionLoss, IntegralLoss, TrajectoryLoss, loss_from_model_file, parse_loss
+from ._losses import (
+    DataLoss, ExpressionLoss, IntegralLoss, TrajectoryLoss, fit_loss, loss_from_model_file, parse_loss,
+)
 from ._methods import DEFAULT_METHODS, GRADIENT_METHODS
 
 __all__ = [
     "audit", "audit_sweep", "AuditReport", "TrajectoryLoss", "DataLoss", "IntegralLoss", "ExpressionLoss",
-    "parse_loss", "loss_from_model_file", "GRADIENT_METHODS", "DEFAULT_METHODS", "DEFAULT_SCHEMES",
+    "parse_loss", "loss_from_model_file", "fit_loss", "GRADIENT_METHODS", "DEFAULT_METHODS", "DEFAULT_SCHEMES",
     "DEFAULT_TOLERANCES",
 ]
 

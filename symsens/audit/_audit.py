@@ -29,7 +29,7 @@ from ._methods import (
     work_estimate,
 )
 from ._reference import ReferenceGradient, reference_gradients
-from ._verdict import recommendation, verdict
+from ._verdict import answer, recommendation, verdict
 
 __all__ = ["audit", "audit_sweep", "AuditReport", "DEFAULT_SCHEMES", "DEFAULT_TOLERANCES"]
 
@@ -73,6 +73,11 @@ class AuditReport:
     ``gradient``, ``relative_error`` (None when the true gradient is 0), ``absolute_error``, ``digits``,
     ``verdict``, ``category``, ``loss``, ``seconds``, ``steps``.  ``diagnostics`` holds the numbers of every
     diagnostic (:mod:`symsens.audit._diagnose`); :meth:`write` renders the report with its figures.
+
+    ``user_setting`` is the gradient the user computes (method, scheme, rtol) and ``answer`` the one-sentence
+    answer about it (:func:`symsens.audit._verdict.answer`): ``answer["text"]``, ``answer["trustworthy"]``
+    (True, False, or None when the audit cannot tell), ``answer["digits"]``, ``answer["cause"]``,
+    ``answer["cheapest"]``.
     """
 
     model_name: str
@@ -91,6 +96,8 @@ class AuditReport:
     recommendation: dict[str, Any]
     target_digits: float
     timings: dict[str, float]
+    user_setting: dict[str, Any] = field(default_factory=dict)
+    answer: dict[str, Any] = field(default_factory=dict)
     _settings: tuple[SettingRuns, ...] = field(repr=False, default=())
     _references: tuple[ReferenceGradient, ...] = field(repr=False, default=())
     _series: dict[str, Any] = field(repr=False, default_factory=dict)
@@ -105,6 +112,9 @@ class AuditReport:
     def to_json_dict(self) -> dict[str, Any]:
         """Everything as plain JSON types (arrays as lists, inf/NaN as null)."""
         return _json_ready({
+            "answer": self.answer.get("text"),
+            "answer_details": self.answer,
+            "user_setting": self.user_setting,
             "model": self.model_name,
             "loss": self.loss_description,
             "parameters": list(self.parameters),
@@ -123,10 +133,17 @@ class AuditReport:
         })
 
     def summary_table(self) -> str:
-        """A terminal table: one line per result, the verdict last."""
+        """A terminal table: one line per result, grouped by verdict (worst first), the verdict last."""
         from ._report import summary_table
 
         return summary_table(self)
+
+    def summary(self, verbose: bool = False, width: int = 110) -> str:
+        """What ``symsens audit`` prints: the answer, the recommendation and a line per verdict; with ``verbose``
+        the full table too.  Lines are wrapped at word boundaries to ``width`` columns."""
+        from ._report import terminal_summary
+
+        return terminal_summary(self, verbose=verbose, width=width)
 
     def write(self, directory: str | os.PathLike[str]) -> dict[str, str]:
         """Write ``report.md``, ``report.html``, ``report.json`` and the PNG figures; returns their paths."""
@@ -151,6 +168,7 @@ def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], 
         raise ValueError("`schemes` is empty")
     for name in methods:
         method_options(name)
+    schemes = tuple(canonical_scheme(name) for name in schemes)
     for name in schemes:
         try:
             spec = method_spec(name)
@@ -169,6 +187,49 @@ def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], 
         if len(set(values)) != len(values):
             raise ValueError(f"`{what}` lists an entry twice")
     return methods, schemes, tols
+
+
+def canonical_scheme(name: Any) -> Any:
+    """The catalogue name of a scheme alias (``radau5`` -> ``radau-iia-3``); other names unchanged."""
+    from ..integrate._compiled import _ALIASES
+
+    return _ALIASES.get(name, name) if isinstance(name, str) else name
+
+
+def _user_setting(user_setting: Any, methods: tuple[str, ...], schemes: tuple[str, ...],
+                  tolerances: tuple[float, ...]) -> tuple[str, str, float]:
+    """``(method, scheme, rtol)`` of the gradient the user computes; each part defaults to the first method, the
+    first scheme and the loosest tolerance.  A ValueError names `user_setting` when a part was not audited."""
+    if user_setting is None:
+        user_setting = {}
+    if isinstance(user_setting, Mapping):
+        unknown = set(user_setting) - {"method", "scheme", "rtol"}
+        if unknown:
+            raise ValueError(f"`user_setting` takes method, scheme and rtol, got {sorted(unknown)}")
+        method, scheme, rtol = user_setting.get("method"), user_setting.get("scheme"), user_setting.get("rtol")
+    elif isinstance(user_setting, (tuple, list)) and len(user_setting) == 3:
+        method, scheme, rtol = user_setting
+    else:
+        raise ValueError(f"`user_setting` must be (method, scheme, rtol) or a mapping of them, got {user_setting!r}")
+    method = methods[0] if method is None else method
+    scheme = schemes[0] if scheme is None else canonical_scheme(scheme)
+    if method not in methods:
+        raise ValueError(f"`user_setting`: method {method!r} is not among the audited `methods` ({', '.join(methods)})")
+    if scheme not in schemes:
+        raise ValueError(f"`user_setting`: scheme {scheme!r} is not among the audited `schemes` ({', '.join(schemes)})")
+    if rtol is None:
+        rtol = max(tolerances)
+    else:
+        try:
+            rtol = float(rtol)
+        except (TypeError, ValueError):
+            raise ValueError(f"`user_setting`: rtol must be a number, got {rtol!r}") from None
+        match = [t for t in tolerances if math.isclose(t, rtol, rel_tol=1e-9)]
+        if not match:
+            raise ValueError(f"`user_setting`: rtol {rtol:g} is not among the audited `tolerances` "
+                             f"({', '.join(f'{t:g}' for t in tolerances)})")
+        rtol = match[0]
+    return str(method), str(scheme), float(rtol)
 
 
 def _parameter_values(model: Model, p: Any) -> np.ndarray:
@@ -194,6 +255,7 @@ def audit(
     progress: Progress | None = None,
     max_steps: int = 200_000,
     reference_time_budget: float | None = None,
+    user_setting: tuple[str | None, str | None, float | None] | Mapping[str, Any] | None = None,
 ) -> AuditReport:
     """Compare the gradients of ``loss`` from every method x scheme x tolerance with the reference.
 
@@ -202,7 +264,8 @@ def audit(
     model : Model
     loss : TrajectoryLoss, DataLoss, IntegralLoss or ExpressionLoss, optional
         Default ``TrajectoryLoss()``: least squares of every state against the nominal solve on its own step
-        grid (the seed's experiment).
+        grid (the bursting-neuron experiment of docs/audit.md).  ``symsens audit`` defaults instead to
+        :func:`symsens.audit.fit_loss` for a model without data: a fit to data made at shifted parameters.
     p : parameter values (all, in model order, or a mapping over the nominal values).
     t_span : (t0, t1), optional; default the model's.
     parameters : names to differentiate with respect to (default all), in gradient order.
@@ -214,6 +277,10 @@ def audit(
     executor : runs the (scheme, tolerance) settings; default a thread pool over the CPUs (the solves run in
         compiled code without the GIL).  A process pool, Dask's ``client.get_executor()`` or a Ray pool work too.
     progress : ``progress(done, total, label)`` after each step of the work.
+    user_setting : (method, scheme, rtol), or a mapping with any of those keys: the gradient the user computes,
+        which the report's one-sentence answer is about.  Each part must be among the audited ``methods``,
+        ``schemes`` and ``tolerances``; missing parts default to the first method, the first scheme and the
+        loosest tolerance.  Scheme aliases (``radau5``) are accepted here and in ``schemes``.
 
     Returns
     -------
@@ -223,6 +290,7 @@ def audit(
 
     start_total = time.perf_counter()
     methods, schemes, tols = _check_inputs(model, methods, schemes, tolerances, target_digits, reference_digits)
+    user = _user_setting(user_setting, methods, schemes, tols)
     loss = TrajectoryLoss() if loss is None else loss
     t_span = time_span(t_span, model.t_span)
     p_values = _parameter_values(model, p)
@@ -343,6 +411,7 @@ def audit(
                 "steps": run.accepted_steps, "rejected_steps": run.rejected_steps,
             })
     advice = recommendation(rows, target_digits)
+    the_answer = answer(rows, user, advice, target_digits)
     diagnosis_seconds = time.perf_counter() - start
     report("diagnosis")
 
@@ -363,6 +432,8 @@ def audit(
         diagnostics=diagnostics.summary,
         recommendation=advice,
         target_digits=float(target_digits),
+        user_setting={"method": user[0], "scheme": user[1], "rtol": user[2]},
+        answer=the_answer,
         timings={"compile": compile_seconds, "solves": solve_seconds, "reference": reference_seconds,
                  "diagnosis": diagnosis_seconds, "total": time.perf_counter() - start_total},
         _settings=tuple(usable),

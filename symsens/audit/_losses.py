@@ -4,7 +4,7 @@ Four kinds, each a frozen dataclass (picklable, so sweeps can ship them to other
 
 * :class:`TrajectoryLoss` — least squares against the model's own nominal trajectory, on a fixed grid or on
   the grid of the nominal solve's own accepted steps (``grid="steps"``), re-solved with output at those
-  times: the seed's experiment.  At the data parameters the true loss and gradient are exactly 0.
+  times: the bursting-neuron experiment of docs/audit.md.  At the data parameters the true loss and gradient are exactly 0.
 * :class:`DataLoss` — least squares against observed outputs (arrays, or a CSV file of time + outputs).
 * :class:`IntegralLoss` — ``int_{t0}^{t1} l(t, y, p) dt`` for an expression ``l`` (e.g. ``"V^2"``),
   integrated as a quadrature state.
@@ -35,7 +35,7 @@ from ..model import Model
 
 __all__ = [
     "TrajectoryLoss", "DataLoss", "IntegralLoss", "ExpressionLoss", "AuditLoss", "LossPlan", "loss_plan",
-    "parse_loss", "loss_from_model_file",
+    "parse_loss", "loss_from_model_file", "fit_loss", "DATA_SHIFT", "data_parameters_at",
 ]
 
 
@@ -57,16 +57,18 @@ class TrajectoryLoss:
 
     Attributes
     ----------
-    outputs : names of states or outputs compared (default: every state, as in the seed).
-    grid : ``"steps"`` (the accepted step times of each solver setting's own nominal solve, as in the seed) or
+    outputs : names of states or outputs compared (default: every state).
+    grid : ``"steps"`` (the accepted step times of each solver setting's own nominal solve) or
         a sequence of times.
     data_parameters : the parameter values that make the nominal trajectory (default: the model's nominal
         values).  At ``p = data_parameters`` the true loss and its gradient are exactly 0.
+    note : how the data parameters were chosen, appended to :attr:`description` (e.g. by :func:`fit_loss`).
     """
 
     outputs: tuple[str, ...] | None = None
     grid: Union[Literal["steps"], tuple[float, ...]] = "steps"
     data_parameters: tuple[tuple[str, float], ...] | None = None
+    note: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", _names(self.outputs, "outputs"))
@@ -82,7 +84,74 @@ class TrajectoryLoss:
     def description(self) -> str:
         where = "the nominal solve's own step times" if self.grid == "steps" else f"{len(self.grid)} given times"
         what = "every state" if self.outputs is None else ", ".join(self.outputs)
-        return f"least squares of {what} against the nominal trajectory at {where}"
+        if not self.data_parameters:
+            text = f"least squares of {what} against the nominal trajectory at {where}"
+        else:
+            shown = [f"{name} = {value:.6g}" for name, value in self.data_parameters]
+            if len(shown) > 6:
+                shown = shown[:5] + [f"and {len(shown) - 5} more"]
+            text = (f"least squares of {what} against data made by the model at {', '.join(shown)} (other parameters "
+                    f"nominal), at {where}")
+        return text if not self.note else f"{text}; {self.note}"
+
+
+#: The default data shift of :func:`fit_loss`: the data are made with each differentiated parameter times this.
+DATA_SHIFT = 1.05
+
+
+def data_parameters_at(model: Model, p_data: np.ndarray) -> tuple[tuple[str, float], ...]:
+    """``p_data`` (every parameter, model order) as a :class:`TrajectoryLoss`'s ``data_parameters``: the entries
+    that differ from the model's nominal values."""
+    nominal = np.asarray(model.parameter_values, dtype=float)
+    return tuple((name, float(value)) for name, value, base in zip(model.parameter_names, p_data, nominal)
+                 if float(value) != float(base))
+
+
+def fit_loss(model: Model, parameters: Sequence[str] | None = None, p: Any = None,
+             p_data: Mapping[str, float] | None = None, outputs: Sequence[str] | None = None,
+             grid: Sequence[float] | None = None, t_span: tuple[float, float] | None = None,
+             points: int = 100) -> TrajectoryLoss:
+    """The default loss of ``symsens audit`` for a model without data: a least-squares fit against data the model
+    makes at other parameters, so the true gradient is not 0 and every method can be ranked.
+
+    Rule: the data are made at the audited point ``p`` (default: the nominal values) with each differentiated
+    parameter (``parameters``, default all) multiplied by :data:`DATA_SHIFT` (1.05; a parameter whose value is 0
+    stays 0).  ``p_data`` (name -> value) chooses the data parameters instead: the listed ones take the given
+    values, the others the audited point's.  The compared quantities are the model's outputs if it declares any,
+    else every state (``outputs`` chooses), at ``points`` equally spaced times after ``t0`` up to ``t1``
+    (``grid`` chooses).  The returned loss says all this in its description.
+    """
+    from .._checks import parameter_selection, parameter_values, time_span
+
+    span = time_span(t_span, model.t_span)
+    chosen = parameter_selection(model, parameters)
+    point = parameter_values(model, p)
+    data = point.copy()
+    if p_data:
+        unknown = [name for name in p_data if name not in model.parameter_names]
+        if unknown:
+            raise ValueError(f"`p_data`: unknown parameter {unknown[0]!r}; the model's: {', '.join(model.parameter_names)}")
+        for name, value in p_data.items():
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"`p_data`: {name} = {value!r} is not finite")
+            data[model.parameter_names.index(name)] = value
+        note = "data parameters chosen by the user"
+    else:
+        for name in chosen:
+            data[model.parameter_names.index(name)] *= DATA_SHIFT
+        note = (f"the data are made with each differentiated parameter x {DATA_SHIFT:g} (the default for a model "
+                "without data, so that the true gradient is not 0)")
+    if np.array_equal(data, point):
+        raise ValueError("`p_data`: the data parameters equal the audited ones, so the true gradient is 0; "
+                         "choose other values (the zero-gradient experiment is the `trajectory` loss)")
+    if outputs is None:
+        outputs = tuple(model.output_names) or None
+    if grid is None:
+        if not (isinstance(points, int) and points >= 1):
+            raise ValueError(f"`points` must be a positive integer, got {points!r}")
+        grid = tuple(float(t) for t in np.linspace(span[0], span[1], points + 1)[1:])
+    return TrajectoryLoss(outputs=outputs, grid=tuple(grid), data_parameters=data_parameters_at(model, data), note=note)
 
 
 @dataclass(frozen=True)
@@ -366,14 +435,27 @@ def loss_from_model_file(path: str | os.PathLike[str]) -> ExpressionLoss | Integ
     return ExpressionLoss(expression, tuple(float(v) for v in times), name=str(table.get("name", "loss")))
 
 
-def parse_loss(spec: str, model_path: str | None = None) -> AuditLoss:
+def parse_loss(spec: str, model_path: str | None = None, model: Model | None = None,
+               fit_options: Mapping[str, Any] | None = None) -> AuditLoss:
     """A loss from its command-line form.
 
-    ``trajectory`` (the default; the seed's experiment on every state), ``trajectory:V,Ca`` (named states or
-    outputs), ``trajectory:V@0:100:1001`` (a linspace grid instead of the step times), ``data:FILE.csv``,
-    ``integral:EXPR``, ``model`` (the model file's ``[loss]`` table).
+    ``trajectory`` (least squares against the model's own nominal trajectory: at the data parameters the true
+    gradient is exactly 0; also spelled ``trajectory-at-data``), ``trajectory:V,Ca`` (named states or outputs),
+    ``trajectory:V@0:100:1001`` (a linspace grid instead of the step times), ``fit[:OUTPUTS][@START:STOP:COUNT]``
+    (data made at shifted parameters, :func:`fit_loss`; needs ``model``), ``data:FILE.csv``, ``integral:EXPR``,
+    ``model`` (the model file's ``[loss]`` table).  ``fit_options`` go to :func:`fit_loss` (``parameters``,
+    ``p``, ``p_data``).
     """
     text = spec.strip()
+    if text.startswith("trajectory-at-data"):
+        text = "trajectory" + text[len("trajectory-at-data"):]
+    if text.startswith("fit") and (len(text) == 3 or text[3] in ":@"):
+        if model is None:
+            raise ValueError("--loss fit needs the model")
+        shape = parse_loss("trajectory" + text[3:])
+        assert isinstance(shape, TrajectoryLoss)
+        return fit_loss(model, outputs=shape.outputs, grid=None if shape.grid == "steps" else shape.grid,
+                        **(fit_options or {}))
     if text.startswith("trajectory"):
         body, grid_text = text[len("trajectory"):], None
         if "@" in body:
@@ -405,5 +487,5 @@ def parse_loss(spec: str, model_path: str | None = None) -> AuditLoss:
         if model_path is None:
             raise ValueError("--loss model needs a model file (a built-in example has no [loss] table)")
         return loss_from_model_file(model_path)
-    raise ValueError(f"--loss {spec!r}: expected trajectory[:OUTPUTS], trajectory@START:STOP:COUNT, data:FILE.csv, "
-                     "integral:EXPR or model")
+    raise ValueError(f"--loss {spec!r}: expected fit[:OUTPUTS][@START:STOP:COUNT], trajectory[:OUTPUTS][@START:STOP:COUNT] "
+                     "(also trajectory-at-data), data:FILE.csv, integral:EXPR or model")

@@ -151,7 +151,7 @@ def nominal_setting(
     model: Model, loss: AuditLoss, parameters: tuple[str, ...], t_span: tuple[float, float], scheme: str, rtol: float,
     atol: float, max_steps: int = 200_000,
 ) -> NominalSetting:
-    """The output grid and targets of one setting (the seed's nominal solve for a trajectory loss)."""
+    """The output grid and targets of one setting (the nominal solve, for a trajectory loss)."""
     plan = _plan(model, loss, parameters, t_span)
     output_times = None if plan.times is None else np.asarray(plan.times)
     start = time.perf_counter()
@@ -325,5 +325,5 @@ def work_estimate(counts: dict[str, int] | None, tangents: int, units: UnitCosts
 
 
 def default_atol(rtol: float) -> float:
-    """``atol = rtol / 1000`` (the seed's rtol 1e-3, atol 1e-6)."""
+    """``atol = rtol / 1000`` (rtol 1e-3 gives atol 1e-6, the bursting-neuron forum question's settings)."""
     return rtol * 1e-3

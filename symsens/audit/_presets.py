@@ -1,10 +1,15 @@
 """Audit settings of the built-in examples (what ``symsens audit --example NAME`` runs by default).
 
-``calcium-neuron`` is the seed's experiment: Tsitouras 5(4) (with the default implicit schemes beside it) from
-rtol 1e-3 (atol 1e-6, the seed's) down to 1e-6, the loss re-solving with output at the nominal solve's own step
-times and summing squared differences to the nominal solution, gradient over all 13 parameters.  The other
-examples run with the audit's defaults, except Hodgkin–Huxley: a fit of its voltage trace to data made at
-g_Na = 115 (see below), so that the true gradient is not 0 and every method is ranked against the reference.
+``calcium-neuron`` is the experiment of a bursting-neuron gradient question on the Julia Discourse forum
+(ForwardDiff through OrdinaryDiffEq's Tsit5,
+https://discourse.julialang.org/t/when-forwarddiff-ing-through-an-ode-is-unstable/49484): Tsitouras 5(4) (with
+the default implicit schemes beside it) from rtol 1e-3 (atol 1e-6, as there) down to 1e-6, the loss re-solving
+with output at the nominal solve's own step times and summing squared differences to the nominal solution,
+gradient over all 13 parameters.  It deliberately keeps this zero-gradient loss: the true gradient is exactly 0.
+
+Hodgkin–Huxley fits its voltage trace to data made at g_Na = 115 (see below), so that the true gradient is not 0
+and every method is ranked against the reference.  The other examples have no preset loss: ``symsens audit``
+fits them to data made at shifted parameters (:func:`symsens.audit.fit_loss`).
 """
 
 from __future__ import annotations

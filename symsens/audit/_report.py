@@ -6,10 +6,12 @@ Markdown and the HTML say the same thing.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from ._diagnose import stable_norm
+from ._verdict import rtol_text
 
-__all__ = ["write_report", "summary_table", "format_number", "markdown_text"]
+__all__ = ["write_report", "summary_table", "terminal_summary", "format_number", "markdown_text", "wrap_words",
+           "shorten_words", "VERDICT_LABELS"]
 
 # Text that comes from the user (model, parameter, state and output names, the loss description, error
 # messages, anything derived from them) is marked when it enters the document, between these two private-use
@@ -133,27 +137,128 @@ def _error_text(row: dict[str, Any]) -> str:
     return "–"
 
 
-def summary_table(report) -> str:  # type: ignore[no-untyped-def]
-    """One line per result: method, scheme, rtol, |gradient|, error, digits, verdict."""
-    header = f"{'method':<44} {'scheme':<12} {'rtol':>6} {'|gradient|':>11} {'error':>12} {'digits':>6}  verdict"
-    lines = [
-        f"symsens audit: {_plain(report.model_name)}, {_plain(report.loss_description)}",
+#: Verdict category -> its name in the reports, in the order of :data:`symsens.audit._verdict.SEVERITY`.
+VERDICT_LABELS: dict[str, str] = {
+    "failed": "failed",
+    "loss-floor": "biased by the loss floor",
+    "step-size-control": "biased by the step-size controller",
+    "stability-boundary": "amplified at the stability boundary",
+    "stiffness": "attenuated by stiffness",
+    "state-error": "biased by the state error",
+    "inaccurate": "inaccurate (truncation)",
+    "uninformative": "uninformative (reproduce or nearly reproduce their own targets)",
+    "zero-to-rounding": "zero to rounding (the true gradient is 0 to rounding too)",
+    "accurate": "accurate",
+}
+
+
+def wrap_words(text: str, width: int, indent: str = "", first: str = "") -> list[str]:
+    """``text`` wrapped at word boundaries (never inside a word or a hyphenated name) to ``width`` columns."""
+    return textwrap.wrap(text, width=max(width, len(first) + 10, len(indent) + 10), initial_indent=first,
+                         subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+
+
+def shorten_words(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` columns, cut at a word boundary with an ellipsis when too long."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: max(1, width - 1)]
+    space = cut.rfind(" ")
+    if space > 0:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def _ordered_rows(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Rows grouped by verdict category, worst category first; in a group, the least accurate first."""
+    from ._verdict import SEVERITY
+
+    groups = []
+    categories = list(SEVERITY) + sorted({r["category"] for r in rows} - set(SEVERITY))
+    for category in categories:
+        members = [r for r in rows if r["category"] == category]
+        if members:
+            members.sort(key=lambda r: (-1.0 if r["digits"] is None else float(r["digits"]),
+                                        -(r["absolute_error"] if r["absolute_error"] is not None else math.inf)))
+            groups.append((category, members))
+    return groups
+
+
+def _row_error(row: dict[str, Any]) -> str:
+    if row["relative_error"] is not None:
+        return f"relative error {format_number(row['relative_error'], 2)}"
+    if row["absolute_error"] is not None:
+        return f"|g| {format_number(row['absolute_error'])} where the true gradient is 0"
+    return "no gradient"
+
+
+def _header_lines(report, width: int = 110) -> list[str]:  # type: ignore[no-untyped-def]
+    return [
+        f"symsens audit: {_plain(report.model_name)}",
+        *wrap_words(f"loss: {_plain(report.loss_description)}", width, indent="  "),
         f"reference gradient |g*| = {format_number(stable_norm(report.reference_gradient))} "
         f"({'exact' if report.reference_exact else ('verified' if report.reference_verified else 'NOT fully verified')}), "
         f"true loss {format_number(report.loss_at_nominal)}",
-        header, "-" * len(header),
     ]
-    for row in report.results:
-        norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
-        verdict = _plain(row["verdict"])
-        verdict = verdict if len(verdict) <= 90 else verdict[:87] + "..."
-        lines.append(f"{row['method']:<44} {row['scheme']:<12} {row['rtol']:>6.0e} {format_number(norm):>11} "
-                     f"{_error_text(row):>12} {_digits_text(row['digits']):>6}  {verdict}")
+
+
+def summary_table(report, width: int = 160, heading: bool = True) -> str:  # type: ignore[no-untyped-def]
+    """One line per result (method, scheme, rtol, |gradient|, error, digits, verdict), grouped by verdict with
+    the worst group first; a long verdict continues on the next lines, wrapped at word boundaries.  ``heading``:
+    start with the model, the loss and the reference (off when the terminal summary has already said them)."""
+    header = f"{'method':<44} {'scheme':<12} {'rtol':>6} {'|gradient|':>11} {'error':>12} {'digits':>6}  verdict"
+    column = header.index("verdict")
+    lines = [*_header_lines(report, width), ""] if heading else []
+    lines += [header, "-" * len(header)]
+    for category, rows in _ordered_rows(report.results):
+        lines.append(f"[{VERDICT_LABELS.get(category, category)}: {len(rows)}]")
+        for row in rows:
+            norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
+            lead = (f"{_plain(row['method']):<44} {_plain(row['scheme']):<12} {row['rtol']:>6.0e} "
+                    f"{format_number(norm):>11} {_error_text(row):>12} {_digits_text(row['digits']):>6}  ")
+            lines.extend(wrap_words(_plain(row["verdict"]), width, indent=" " * column, first=lead))
     lines.append("")
-    lines.append(f"recommendation ({report.target_digits:g} digits): {_plain(report.recommendation['text'])}")
+    lines.extend(wrap_words(f"recommendation ({report.target_digits:g} digits): {_plain(report.recommendation['text'])}",
+                            width, indent="  "))
+    lines.append(_time_line(report))
+    return "\n".join(lines)
+
+
+def _time_line(report) -> str:  # type: ignore[no-untyped-def]
     timings = report.timings
-    lines.append(f"time: {timings['total']:.1f} s (compile {timings['compile']:.1f}, solves {timings['solves']:.1f}, "
-                 f"reference {timings['reference']:.1f}, diagnosis {timings['diagnosis']:.1f})")
+    return (f"time: {timings['total']:.1f} s (compile {timings['compile']:.1f}, solves {timings['solves']:.1f}, "
+            f"reference {timings['reference']:.1f}, diagnosis {timings['diagnosis']:.1f})")
+
+
+def terminal_summary(report, verbose: bool = False, width: int = 110) -> str:  # type: ignore[no-untyped-def]
+    """What ``symsens audit`` prints: the one-sentence answer first, then the recommendation and one line per
+    verdict (how many runs, the worst of them), worst verdict first; ``verbose`` adds the full table."""
+    answer = getattr(report, "answer", None) or {}
+    lines = wrap_words(_plain(answer.get("text", "")), width, indent="  ", first="ANSWER: ")
+    lines.append("")
+    lines.extend(_header_lines(report, width))
+    lines.extend(wrap_words(f"recommendation ({report.target_digits:g} digits): {_plain(report.recommendation['text'])}",
+                            width, indent="  "))
+    lines.append("")
+    lines.append(f"verdicts ({len(report.results)} runs, worst first):")
+    for category, rows in _ordered_rows(report.results):
+        label = VERDICT_LABELS.get(category, category).split(" (")[0]
+        if category == "accurate":
+            best = max(rows, key=lambda r: r["digits"] if r["digits"] is not None else -1.0)
+            detail = (f"best {_plain(best['method'])} with {_plain(best['scheme'])} at rtol {rtol_text(best['rtol'])} ("
+                      + ("exact" if math.isinf(best["digits"]) else f"{best['digits']:.1f} digits") + ")")
+        else:
+            row = rows[0]
+            detail = (f"worst {_plain(row['method'])} with {_plain(row['scheme'])} at rtol {rtol_text(row['rtol'])} "
+                      f"({_row_error(row)})")
+        lines.extend(wrap_words(f"{label} ({len(rows)}): {detail}", width, indent="      ", first="  - "))
+    lines.append("")
+    if verbose:
+        lines.append(summary_table(report, width=max(width, 150), heading=False))
+    else:
+        lines.append("every run with its verdict: --verbose (or report.md / report.html with --out DIR)")
+        lines.append(_time_line(report))
     return "\n".join(lines)
 
 
@@ -177,6 +282,10 @@ class _Document:
     def figure(self, path: str, caption: str) -> None:
         self.blocks.append(("figure", (path, caption)))
 
+    def answer(self, text: str) -> None:
+        """The one-sentence answer: a quoted paragraph in Markdown, a highlighted box in HTML."""
+        self.blocks.append(("answer", text))
+
     def markdown(self) -> str:
         out: list[str] = []
         for kind, value in self.blocks:
@@ -193,9 +302,14 @@ class _Document:
                 out.append("\n".join(lines))
             elif kind == "figure":
                 out.append(f"![{_md(value[1])}]({value[0]})\n\n*{_md(value[1])}*")
+            elif kind == "answer":
+                out.append("> " + _md(value))
         return "\n\n".join(out) + "\n"
 
-    def html(self, title: str) -> str:
+    def html(self, title: str, images: dict[str, str] | None = None) -> str:
+        """The document as one HTML page; ``images`` maps a figure's file name to the ``src`` to use instead
+        (a ``data:`` URI, so that the page shows its figures wherever it is moved)."""
+        images = images or {}
         out = [
             "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
             f"<title>{html.escape(_plain(_bare(title)))}</title>",
@@ -207,7 +321,10 @@ class _Document:
             "vertical-align:top}th{background:#eef2f8}tr:nth-child(even) td{background:#f8f9fb}"
             "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}figure{margin:1.2em 0}img{max-width:100%;"
             "border:1px solid #e2e6ee}figcaption{font-size:.9em;color:#4a5568}.accurate{color:#276749}"
-            ".bad{color:#9b2c2c}code{background:#f1f3f7;padding:0 .25em}</style></head><body>",
+            ".bad{color:#9b2c2c}code{background:#f1f3f7;padding:0 .25em}"
+            ".answer{font-size:1.12em;background:#f3f7fc;border-left:5px solid #2b6cb0;padding:.7em 1em;margin:1em 0}"
+            ".answer.yes{border-color:#2f855a;background:#f0f8f3}.answer.no{border-color:#c53030;background:#fcf3f3}"
+            "</style></head><body>",
         ]
         for kind, value in self.blocks:
             if kind == "heading":
@@ -237,8 +354,14 @@ class _Document:
                     body.append("<tr>" + "".join(tds) + "</tr>")
                 out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>")
             elif kind == "figure":
-                out.append(f"<figure><img src=\"{html.escape(value[0])}\" alt=\"{html.escape(_bare(value[1]))}\">"
+                source = images.get(value[0], value[0])
+                out.append(f"<figure><img src=\"{html.escape(source)}\" data-file=\"{html.escape(value[0])}\" "
+                           f"alt=\"{html.escape(_bare(value[1]))}\">"
                            f"<figcaption>{html.escape(_bare(value[1]))}</figcaption></figure>")
+            elif kind == "answer":
+                plain = _bare(value)
+                css = " yes" if "Answer.** Yes" in plain else (" no" if "Answer.** No" in plain else "")
+                out.append(f"<p class=\"answer{css}\">{_inline(value)}</p>")
         out.append("</body></html>")
         return "\n".join(out) + "\n"
 
@@ -262,27 +385,28 @@ def _inline_markup(text: str) -> str:
 
 # -- the report --------------------------------------------------------------------------------------------
 def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-untyped-def]
+    from ._glossary import GLOSSARY
+
     doc = _Document()
     doc.heading(1, f"Gradient audit: {_u(report.model_name)}")
+    answer = getattr(report, "answer", None)
+    if answer:
+        doc.answer(f"**Answer.** {_u(answer['text'])}")
+    if "convergence" in figures:
+        doc.figure(figures["convergence"], "Gradient error against tolerance, per scheme and method "
+                   "(relative error; absolute |g| where the true gradient is 0); the ringed point is your setting.")
     doc.paragraph(f"Loss: {_u(report.loss_description)}; time span {report.t_span[0]:g} to {report.t_span[1]:g}; "
-                  f"gradient with respect to {len(report.parameters)} parameters.")
+                  f"gradient with respect to {len(report.parameters)} parameter{'s' if len(report.parameters) != 1 else ''}.")
     doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {_u(report.recommendation['text'])}.")
 
     findings = []
-    names = {"accurate": "accurate", "zero-to-rounding": "zero to rounding (the true gradient is 0 to rounding too)",
-             "uninformative": "uninformative (reproduce or nearly reproduce their own targets)",
-             "loss-floor": "biased by the loss floor", "state-error": "biased by the state error", "step-size-control":
-             "biased by the step-size controller", "stiffness": "attenuated by stiffness", "stability-boundary":
-             "amplified at the stability boundary", "inaccurate": "inaccurate (truncation)", "failed": "failed"}
-    for category, label in names.items():
-        rows = [r for r in report.results if r["category"] == category]
-        if not rows:
-            continue
+    for category, rows in _ordered_rows(report.results):
+        label = VERDICT_LABELS.get(category, category)
         text = f"**{len(rows)} of {len(report.results)}** {label}"
         if category != "accurate":
             worst = max(rows, key=lambda r: r["absolute_error"] if r["absolute_error"] is not None else -1.0)
             if worst["absolute_error"] is not None:
-                text += (f"; the worst: {_u(worst['method'])} with {_u(worst['scheme'])} at rtol {worst['rtol']:g}, "
+                text += (f"; the worst: {_u(worst['method'])} with {_u(worst['scheme'])} at rtol {rtol_text(worst['rtol'])}, "
                          f"error {format_number(worst['absolute_error'])} (|g*| "
                          f"{format_number(float(stable_norm(report.reference_gradient)))})")
         findings.append(text)
@@ -298,26 +422,28 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     ])
 
     doc.heading(2, "Verdicts")
-    counts: dict[str, int] = {}
-    for row in report.results:
-        counts[row["category"]] = counts.get(row["category"], 0) + 1
-    doc.paragraph("Results by verdict: " + ", ".join(f"{_u(k)} {v}" for k, v in sorted(counts.items())) + ".")
-    schemes = list(dict.fromkeys(row["scheme"] for row in report.results))
-    for scheme in schemes:
-        doc.heading(3, _u(scheme))
+    groups = _ordered_rows(report.results)
+    doc.paragraph("Every run, grouped by verdict, the worst first: "
+                  + ", ".join(f"{VERDICT_LABELS.get(c, c).split(' (')[0]} {len(r)}" for c, r in groups) + ".")
+    for category, members in groups:
+        doc.heading(3, f"{VERDICT_LABELS.get(category, category)} ({len(members)})")
         rows = []
-        for row in report.results:
-            if row["scheme"] != scheme:
-                continue
+        for row in members:
             norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
-            rows.append([_u(row["method"]), f"{row['rtol']:.0e}", format_number(row["loss"]), format_number(norm),
-                         _error_text(row), _digits_text(row["digits"]), str(row["steps"] if row["steps"] is not None else "–"),
-                         format_number(row.get("work"), 2), format_number(1e3 * row["seconds"], 3), _u(row["verdict"])])
-        doc.table(["method", "rtol", "loss", "|gradient|", "error", "digits", "steps", "work (flops)", "ms", "verdict"],
-                  rows)
-    if "convergence" in figures:
-        doc.figure(figures["convergence"], "Gradient error against tolerance, per scheme and method "
-                   "(relative error; absolute |g| where the true gradient is 0).")
+            rows.append([_u(row["method"]), _u(row["scheme"]), f"{row['rtol']:.0e}", format_number(row["loss"]),
+                         format_number(norm), _error_text(row), _digits_text(row["digits"]),
+                         str(row["steps"] if row["steps"] is not None else "–"),
+                         format_number(row.get("work"), 2), _u(row["verdict"])])
+        # Wall time is in report.json (`seconds`); the table shows the machine-independent work estimate.
+        doc.table(["method", "scheme", "rtol", "loss", "|gradient|", "error", "digits", "steps", "work (flops)",
+                   "verdict"], rows)
+
+    doc.heading(2, "Gradient methods")
+    doc.paragraph("What each method computes and which tools compute the same gradient "
+                  "(`symsens audit --explain METHOD` prints this).")
+    used = list(dict.fromkeys(row["method"] for row in report.results))
+    doc.table(["method", "what it computes", "the same as"], [
+        [_u(name), GLOSSARY[name][1], GLOSSARY[name][2]] if name in GLOSSARY else [_u(name), "", ""] for name in used])
 
     diagnostics = report.diagnostics
     doc.heading(2, "Diagnosis")
@@ -340,7 +466,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     if dominant:
         share = dominant["share_of_gradient_terms"]
         doc.paragraph(
-            f"Where the gradient comes from ({_u(dominant['method'])}, {_u(dominant['scheme'])}, rtol {dominant['rtol']:g}): the five "
+            f"Where the gradient comes from ({_u(dominant['method'])}, {_u(dominant['scheme'])}, rtol {rtol_text(dominant['rtol'])}): the five "
             f"output times with the largest terms |(dl/dy)_k S_k| are t = "
             + ", ".join(format_number(t, 6) for t in dominant["times"])
             + (f"; they carry {100 * share:.0f}% of the sum of term norms" if share is not None else "")
@@ -427,8 +553,11 @@ def write_report(report, directory: str | os.PathLike[str]) -> dict[str, str]:  
         plt.close(figure)
         figures[name] = path.name
     doc = _build(report, figures)
+    # The HTML carries its figures as data URIs: a moved or e-mailed report.html still shows them.
+    images = {name: "data:image/png;base64," + base64.b64encode((out / name).read_bytes()).decode("ascii")
+              for name in figures.values()}
     paths = {"markdown": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
     paths["markdown"].write_text(doc.markdown(), encoding="utf-8")
-    paths["html"].write_text(doc.html(f"Gradient audit: {report.model_name}"), encoding="utf-8")
+    paths["html"].write_text(doc.html(f"Gradient audit: {report.model_name}", images), encoding="utf-8")
     paths["json"].write_text(json.dumps(report.to_json_dict(), indent=1, allow_nan=False), encoding="utf-8")
     return {**{k: str(v) for k, v in paths.items()}, **{k: str(out / v) for k, v in figures.items()}}

@@ -38,7 +38,7 @@ from ._diagnose import Diagnostics, gradient_error, stable_norm
 from ._methods import MethodRun, SettingRuns
 from ._reference import ReferenceGradient
 
-__all__ = ["verdict", "recommendation", "accurate_digits"]
+__all__ = ["verdict", "recommendation", "accurate_digits", "answer", "rtol_text", "SEVERITY", "CAUSES"]
 
 
 def accurate_digits(relative: float | None, absolute: float | None, reference: ReferenceGradient) -> float:
@@ -280,3 +280,131 @@ def _cost_key(row: dict[str, Any]) -> tuple[float, str, str, float]:
     every run (wall time on a shared machine does not); rows without counts rank last."""
     work = row.get("work")
     return (math.inf if work is None else float(work), row["method"], row["scheme"], -float(row["rtol"]))
+
+
+# -- the one-sentence answer -------------------------------------------------------------------------------
+#: Verdict categories from the worst to the best: the order of the report's groups.
+SEVERITY: tuple[str, ...] = ("failed", "loss-floor", "step-size-control", "stability-boundary", "stiffness",
+                             "state-error", "inaccurate", "uninformative", "zero-to-rounding", "accurate")
+
+#: The main cause named by the answer, per verdict category.
+CAUSES: dict[str, str] = {
+    "loss-floor": "the loss floor (the solver's residuals at the loss times, multiplied by the sensitivities, "
+                  "make the gradient)",
+    "state-error": "the state error at the loss times (the solution, not its sensitivities, is off)",
+    "step-size-control": "the step-size controller (its treatment of the tangents changes the gradient)",
+    "stiffness": "stiffness (the scheme damps the sensitivity to fast rates at large |h lambda|)",
+    "stability-boundary": "the stability boundary (the explicit scheme's steps sit where it amplifies the "
+                          "sensitivities)",
+    "inaccurate": "truncation error (the tolerance is too loose for the gradient)",
+}
+
+
+def rtol_text(rtol: float) -> str:
+    """A tolerance as every audit text writes it (``0.001``, ``1e-05``: Python's ``g`` format, as the
+    recommendation does)."""
+    return f"{float(rtol):g}"
+
+
+def _setting_text(method: str, scheme: str, rtol: float) -> str:
+    return f"{method} with {scheme} at rtol {rtol_text(rtol)}"
+
+
+def _digits_phrase(digits: float) -> str:
+    if math.isinf(digits):
+        return "exactly"
+    whole = int(math.floor(digits + 1e-9))
+    return f"to {whole} digit{'s' if whole != 1 else ''}"
+
+
+def _cheapest_text(advice: dict[str, Any], rows: Sequence[dict[str, Any]], target_digits: float) -> str:
+    """``the cheapest setting with 6 digits is ...`` (or why there is none)."""
+    choice = advice.get("choice") if advice.get("found") else None
+    if choice is None:
+        informative = [r for r in rows if r["digits"] is not None and r["category"] not in ("uninformative", "zero-to-rounding")]
+        best = max(informative, key=lambda r: r["digits"], default=None)
+        text = f"no setting audited reached {target_digits:g} digits"
+        if best is not None and best["digits"] > 0:
+            text += (f" (the most accurate: {_setting_text(best['method'], best['scheme'], best['rtol'])}, "
+                     f"{best['digits']:.1f} digits); try tighter tolerances")
+        return text
+    row = next((r for r in rows if r["method"] == choice["method"] and r["scheme"] == choice["scheme"]
+                and r["rtol"] == choice["rtol"]), None)
+    digits = "" if row is None or row["digits"] is None else (
+        ", exact" if math.isinf(row["digits"]) else f", {row['digits']:.1f} digits")
+    work = "" if row is None or row.get("work") is None else f", about {_flops(row['work'])} flops"
+    return (f"the cheapest setting with {target_digits:g} digits is "
+            f"{_setting_text(choice['method'], choice['scheme'], choice['rtol'])}{digits}{work}")
+
+
+def _flops(work: float) -> str:
+    """A work estimate to two digits: ``7.4e4``."""
+    mantissa, exponent = f"{float(work):.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}" if abs(int(exponent)) > 3 else f"{float(work):.2g}"
+
+
+def _cause(row: dict[str, Any]) -> str:
+    cause = CAUSES.get(row["category"], row["category"])
+    if row["category"] == "loss-floor":
+        # The verdict names the differing steps when they are the mechanism: say so in the answer too.
+        for clause in str(row["verdict"]).split("; "):
+            if "steps instead of" in clause or "took other steps" in clause:
+                cause += ": " + clause.split(", so ")[0]
+                break
+    return cause
+
+
+def answer(rows: Sequence[dict[str, Any]], setting: tuple[str, str, float], advice: dict[str, Any],
+           target_digits: float) -> dict[str, Any]:
+    """The one-sentence answer about the gradient the user computes (``setting`` = method, scheme, rtol).
+
+    Is it trustworthy (category ``accurate``), to how many digits, and if not, the main cause (the verdict's
+    category) and the cheapest setting that is (the recommendation).  Returns ``{"text", "trustworthy"
+    (True, False, or None when the audit cannot tell), "digits", "category", "cause", "setting", "cheapest"}``.
+    """
+    method, scheme, rtol = setting
+    row = next((r for r in rows if r["method"] == method and r["scheme"] == scheme
+                and math.isclose(r["rtol"], rtol)), None)
+    if row is None:
+        raise ValueError(f"`user_setting`: {_setting_text(method, scheme, rtol)} was not audited")
+    yours = f"your gradient ({_setting_text(method, scheme, rtol)})"
+    cheapest = _cheapest_text(advice, rows, target_digits)
+    category, digits = row["category"], row["digits"]
+    trustworthy: bool | None
+    cause = None
+    if category == "accurate":
+        trustworthy = True
+        text = f"Yes: {yours} is trustworthy {_digits_phrase(digits)}"
+        choice = advice.get("choice")
+        if choice is not None and (choice["method"], choice["scheme"], choice["rtol"]) != (method, scheme, row["rtol"]):
+            text += f"; {cheapest}"
+    elif category in ("uninformative", "zero-to-rounding"):
+        trustworthy = None
+        what = "0" if category == "uninformative" and row["absolute_error"] == 0 else (
+            "zero to rounding" if category == "zero-to-rounding" else "bounded by its residuals")
+        text = (f"Cannot tell at these parameters: {yours} is {what} because the true gradient is 0 and the solve "
+                "reproduces its own targets, which says nothing about its sensitivities; audit at shifted "
+                "parameters (data made elsewhere than the audited point) to judge it")
+        if advice.get("found"):
+            text += f"; {cheapest}"
+    elif category == "failed":
+        trustworthy = False
+        text = f"No: {yours} failed ({_failure(row)}); {cheapest}"
+    else:
+        trustworthy = False
+        cause = _cause(row)
+        if row["relative_error"] is not None:
+            size = (f"has {digits:.1f} correct digits (relative error {row['relative_error']:.2g})"
+                    if digits is not None and digits > 0 else
+                    f"has no correct digit (relative error {row['relative_error']:.2g})")
+        else:
+            size = f"is {row['absolute_error']:.3g} in norm where the true gradient is 0"
+        text = f"No: {yours} {size}, fewer than the {target_digits:g} asked for; main cause: {cause}; {cheapest}"
+    return {"text": text + ".", "trustworthy": trustworthy, "digits": digits, "category": category, "cause": cause,
+            "setting": {"method": method, "scheme": scheme, "rtol": row["rtol"]},
+            "cheapest": advice.get("choice") if advice.get("found") else None}
+
+
+def _failure(row: dict[str, Any]) -> str:
+    text = str(row["verdict"])
+    return text[len("failed: "):] if text.startswith("failed: ") else text

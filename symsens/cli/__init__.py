@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .._errors import SymsensError
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning_plainly(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                            line: str | None = None) -> str:
+    """``warnings.formatwarning`` for the command line: ``warning: <message>``, no file and line."""
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symsens`` console script; returns the process exit status."""
     parser = build_parser()
@@ -48,7 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(handler(args) or 0)
+        # On the command line a warning is a sentence for the user, not a source location.
+        plain, warnings.formatwarning = warnings.formatwarning, _format_warning_plainly
+        try:
+            return int(handler(args) or 0)
+        finally:
+            warnings.formatwarning = plain
     except SymsensError as error:
         print(f"symsens {args.command}: error: {error}", file=sys.stderr)
         return 2

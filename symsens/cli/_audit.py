@@ -39,24 +39,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "audit",
         help="is this gradient right? compare every gradient method with a verified reference",
         description=(
-            "Compute the loss gradient with continuous forward sensitivities (with/without error control), discrete "
-            "forward mode (AD through the solver, with its controller variants) and finite differences, for each "
-            "scheme and tolerance; compare with the verified reference; diagnose the differences; write a report."
+            "Answer whether the gradient you compute (--method, --scheme, --rtol) is trustworthy, to how many "
+            "digits, why not, and the cheapest setting that is.  It computes the loss gradient with continuous "
+            "forward sensitivities (with/without error control), discrete forward mode (AD through the solver, "
+            "with its controller variants) and finite differences, for each scheme and tolerance; compares them "
+            "with the verified reference; diagnoses the differences; writes a report."
         ),
     )
     add_model_arguments(parser)
     parser.add_argument("--loss", default=None, metavar="SPEC",
-                        help="trajectory[:OUTPUTS][@T0:T1:N] (default: every state on the nominal solve's own steps), "
+                        help="fit[:OUTPUTS][@T0:T1:N] (the default for a model without data: data made with each "
+                             "differentiated parameter x 1.05), trajectory[:OUTPUTS][@T0:T1:N] (against the nominal "
+                             "trajectory, true gradient 0 at the data parameters; also trajectory-at-data), "
                              "data:FILE.csv, integral:EXPR, or model (the model file's [loss] table)")
+    parser.add_argument("--method", metavar="METHOD",
+                        help="the gradient method you use: the answer is about it (default: the first of --methods)")
+    parser.add_argument("--scheme", metavar="SCHEME",
+                        help="the integration scheme you use (default: the first of --schemes); aliases such as "
+                             "radau5 are accepted")
+    parser.add_argument("--rtol", type=float, metavar="RTOL",
+                        help="the tolerance you use (default: the loosest of --tolerances)")
     parser.add_argument("--schemes", metavar="S1,S2", help="compiled schemes (default tsit5,rodas4,radau-iia-3,bdf)")
     parser.add_argument("--tolerances", metavar="R1,R2", help="rtol values (default 1e-3,...,1e-10; atol = rtol/1000)")
-    parser.add_argument("--methods", metavar="M1,M2", help="gradient methods (default: all)")
+    parser.add_argument("--methods", metavar="M1,M2", help="gradient methods (default: all; see --explain)")
     parser.add_argument("--parameters", metavar="P1,P2", help="differentiate w.r.t. these parameters (default all)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="audit at this parameter value (repeatable; default: the nominal values)")
+    parser.add_argument("--p-data", action="append", default=[], metavar="NAME=VALUE",
+                        help="make the data of a fit or trajectory loss at this parameter value (repeatable; the "
+                             "others take the audited values)")
     parser.add_argument("--t-span", nargs=2, type=float, metavar=("T0", "T1"))
     parser.add_argument("--digits", type=int, default=8, help="digits the reference must verify (default 8)")
     parser.add_argument("--target-digits", type=float, default=6, help="accuracy the recommendation asks for")
     parser.add_argument("--out", metavar="DIR", help="write report.md, report.html, report.json and figures here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--verbose", action="store_true", help="print every run with its verdict, not only a summary")
+    parser.add_argument("--explain", nargs="?", const="", metavar="METHOD",
+                        help="what gradient method METHOD computes and which tools compute the same (without "
+                             "METHOD: list them), then exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -65,18 +85,49 @@ def _names(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def _assignments(items: list[str], flag: str) -> dict[str, float]:
+    """``NAME=VALUE`` strings as a mapping; a ValueError names ``flag``."""
+    values: dict[str, float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"{flag} expects NAME=VALUE, got {item!r}")
+        try:
+            values[name] = float(text)
+        except ValueError:
+            raise ValueError(f"{flag} {item!r}: the value is not a number") from None
+    return values
+
+
+def _with_first(values: list | tuple | None, first: object, default: tuple) -> list:  # type: ignore[type-arg]
+    """``values`` (or ``default``) with ``first`` in it: the user's own setting is always audited."""
+    chosen = list(values) if values is not None else list(default)
+    if first is not None and first not in chosen:
+        chosen.insert(0, first)
+    return chosen
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..audit import audit, parse_loss
+    import dataclasses
+
+    from ..audit import DEFAULT_METHODS, DEFAULT_SCHEMES, DEFAULT_TOLERANCES, TrajectoryLoss, audit, parse_loss
+    from ..audit._audit import canonical_scheme
+    from ..audit._losses import data_parameters_at, fit_loss
     from ..audit._presets import preset_for
 
+    if args.explain is not None:
+        from ..audit._glossary import explain, explain_all
+
+        print(explain(args.explain) if args.explain else explain_all())
+        return 0
     model = resolve_model(args)
+    from .._checks import parameter_values
     from ..model import examples
 
     # A built-in example brings its preset; a model file brings only itself (and perhaps a [loss] table).
     model_file = None if (args.example or args.model in examples()) else args.model
     options = preset_for(model.name) if model_file is None else {}
-    if args.loss is not None:
-        options["loss"] = parse_loss(args.loss, model_file)
     if args.schemes:
         options["schemes"] = _names(args.schemes)
     if args.tolerances:
@@ -90,10 +141,53 @@ def run(args: argparse.Namespace) -> int:
         options["parameters"] = _names(args.parameters)
     if args.t_span:
         options["t_span"] = tuple(args.t_span)
-    loss = options.pop("loss", None)
+    point = _assignments(args.set, "--set")
+    if point:
+        try:
+            parameter_values(model, point)
+        except ValueError as error:
+            raise ValueError(f"--set: {error}") from None
+        options["p"] = point
+    p_data = _assignments(args.p_data, "--p-data")
+
+    # The gradient the user computes: always among the audited settings.
+    scheme = canonical_scheme(args.scheme) if args.scheme else None
+    if args.method:
+        options["methods"] = _with_first(options.get("methods"), args.method, DEFAULT_METHODS)
+    if scheme:
+        options["schemes"] = _with_first([canonical_scheme(n) for n in options.get("schemes", DEFAULT_SCHEMES)],
+                                         scheme, ())
+    if args.rtol is not None:
+        tolerances = list(options.get("tolerances", DEFAULT_TOLERANCES))
+        if not any(abs(t - args.rtol) <= 1e-12 * abs(args.rtol) for t in tolerances):
+            tolerances = sorted(tolerances + [args.rtol], reverse=True)
+        options["tolerances"] = tolerances
+    user_setting = {"method": args.method, "scheme": scheme, "rtol": args.rtol}
+
+    fit_options = {"parameters": options.get("parameters"), "p": options.get("p"), "p_data": p_data or None,
+                   "t_span": options.get("t_span")}
+    if args.loss is not None:
+        options["loss"] = parse_loss(args.loss, model_file, model=model, fit_options=fit_options)
+        if args.loss.strip().startswith("fit"):
+            p_data = {}
+    elif "loss" not in options:
+        # No data and no preset: fit data made at shifted parameters, so that the true gradient is not 0.
+        options["loss"] = fit_loss(model, **fit_options)
+        p_data = {}
+    loss = options.pop("loss")
+    if p_data:
+        if not isinstance(loss, TrajectoryLoss):
+            raise ValueError("--p-data applies to a fit or trajectory loss (the data of other losses are given)")
+        data = parameter_values(model, options.get("p"))
+        for name, value in p_data.items():
+            if name not in model.parameter_names:
+                raise ValueError(f"--p-data: unknown parameter {name!r}; the model's: {', '.join(model.parameter_names)}")
+            data[model.parameter_names.index(name)] = value
+        loss = dataclasses.replace(loss, data_parameters=data_parameters_at(model, data),
+                                   note="data parameters chosen with --p-data")
     progress = None if args.quiet or args.json else ProgressBar()
     report = audit(model, loss, reference_digits=args.digits, target_digits=args.target_digits, progress=progress,
-                   **options)
+                   user_setting=user_setting, **options)
     written = report.write(args.out) if args.out else None
     if args.json:
         record = report.to_json_dict()
@@ -102,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(record, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        print(report.summary_table())
+        print(report.summary(verbose=args.verbose))
         if written:
             print(f"report: {written['html']} (also report.md, report.json and {len(written) - 3} figures)")
     return 0

@@ -32,13 +32,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="parameter value (decimal, taken exactly; repeatable)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop verifying after this many seconds")
     parser.add_argument("--path", choices=["auto", "fast", "mpmath"], default="auto")
-    parser.add_argument("--method", choices=["auto", "radau-iia", "gauss", "taylor"], default="auto")
+    parser.add_argument("--scheme", choices=["auto", "radau-iia", "gauss", "taylor"], default=None,
+                        help="the family of every high-precision run (default auto: chosen by stiffness)")
+    parser.add_argument("--method", dest="deprecated_method", choices=["auto", "radau-iia", "gauss", "taylor"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
 
 
+def _outputs(model, result) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """The model's outputs at the reference times, computed in double precision from the verified states."""
+    if not model.outputs or len(result.t) == 0:
+        return {}
+    import numpy as np
+
+    from ..integrate._solve import _OutputFunction
+
+    p = np.array([float(v) for v in result.p])
+    values = _OutputFunction(model, p)(np.asarray(result.t, dtype=float), np.asarray(result.y, dtype=float))
+    return {name: [float(v) for v in values[i]] for i, name in enumerate(model.output_names)}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..reference import reference
+    from ._solve import scheme_argument
 
     model = resolve_model(args)
     t_span = tuple(args.t_span) if args.t_span else model.t_span
@@ -56,10 +73,15 @@ def run(args: argparse.Namespace) -> int:
     result = reference(
         model, t_span, p=values or None, t_eval=sorted(args.t) if args.t else None, digits=args.digits,
         sensitivity=not args.no_sensitivity, parameters=parameters, time_budget=args.time_budget, path=args.path,
-        method=args.method, progress=sys.stderr.isatty() or not args.json,
+        method=scheme_argument(args, "auto"), progress=sys.stderr.isatty() or not args.json,
     )
+    outputs = _outputs(model, result)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
+        record = result.to_dict()
+        record["output_names"] = list(outputs)
+        # Outputs are evaluated in double precision from the verified states: not themselves verified digits.
+        record["outputs"] = outputs
+        json.dump(record, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0 if result.verified else 1
     print(f"model {model.name}: {result.message}")
@@ -73,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
                     label = f"d{name}/d{pname}"
                     print(f"  {label:>14} = {result.sensitivity_decimal(k, i, j):<40} "
                           f"[{int(result.sensitivity_digits[k, i, j])} digits]")
+        for name, values in outputs.items():
+            print(f"  {name:>14} = {values[k]:<40.17g} [output, in double precision from the states]")
     print("runs:")
     for index, run_record in enumerate(result.runs):
         print(f"  {index}: {run_record.describe()}")

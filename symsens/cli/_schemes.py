@@ -9,7 +9,7 @@
     ``R(z)`` and its properties and asymptotics; ``--plot`` writes the stability region and the decay of
     ``|R'(x)|``, ``|x R'(x)|`` against the exact ``e^x``, ``|x e^x|``.
 
-The JSON keys are a contract (issue 4): ``name``, ``family``, ``stability_function`` (SymPy syntax in ``z``, one-step
+The JSON keys are a contract: ``name``, ``family``, ``stability_function`` (SymPy syntax in ``z``, one-step
 only, else ``null``), ``order``, ``A_stable``, ``L_stable``, ``R_infinity``, ``a_alpha_degrees`` (multistep, else
 ``null``) and ``decay``: ``{"R": [c, e], "dR": [c, e], "zdR": [c, e]}`` (one-step; ``c z**e`` the first non-zero
 term at infinity) or ``{"root": [c, e], "zdroot": [c, e]}`` (multistep; ``|ζ(z)| ~ c |z|**e`` as ``z → -∞``), with
@@ -40,9 +40,22 @@ def _registry() -> Any:
     return _registry
 
 
+def scheme_aliases() -> dict[str, str]:
+    """Alias -> catalogue name, as every command accepts them (``radau5`` -> ``radau-iia-3``)."""
+    from ..integrate._compiled import _ALIASES
+
+    return dict(_ALIASES)
+
+
+def _aliases_of(name: str) -> list[str]:
+    return sorted(alias for alias, target in scheme_aliases().items() if target == name)
+
+
 def _lookup(name: str) -> Any:
-    """``get_scheme(name)``, with close matches added to the error if the registry's message lacks them."""
+    """``get_scheme(name)`` (aliases such as ``radau5`` accepted), with close matches added to the error if the
+    registry's message lacks them."""
     registry = _registry()
+    name = scheme_aliases().get(name.strip().lower(), name) if isinstance(name, str) else name
     try:
         return registry.get_scheme(name)
     except SchemeError as error:
@@ -131,6 +144,7 @@ def scheme_record(scheme: Any, *, details: bool = False) -> dict[str, Any]:
     claimed = getattr(scheme, "order", None)
     record["claimed_order"] = None if claimed is None else int(claimed)
     record["reference"] = str(getattr(scheme, "reference", ""))
+    record["aliases"] = _aliases_of(record["name"])
     return record
 
 
@@ -192,7 +206,8 @@ def _readable_infinity(value: str) -> str:
 
 
 def _table(records: list[dict[str, Any]]) -> str:
-    header = ["name", "family", "stages", "order", "stage", "A-stable", "L-stable", "A(alpha)", "R(∞)", "leading z R'(z) at infinity"]
+    header = ["name", "family", "stages", "order", "stage", "A-stable", "L-stable", "A(alpha)", "R(∞)",
+              "leading z R'(z) at infinity", "aliases"]
     rows = [header]
     for r in records:
         stages = str(r["stages"]) if r["stages"] is not None else f"k={r['steps']}"
@@ -208,6 +223,7 @@ def _table(records: list[dict[str, Any]]) -> str:
             a_alpha,
             "-" if r["R_infinity"] is None else _short(_readable_infinity(r["R_infinity"]), 14),
             _law(r),
+            ", ".join(r.get("aliases") or []) or "-",
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -304,7 +320,10 @@ def register(subparsers: Any) -> None:
         "schemes",
         help="the scheme catalogue with its exact stability analysis",
         description="List every scheme with order, stage order, A-/L-stability, A(alpha), R(inf) and the "
-        "leading term of z R'(z) at infinity, all derived exactly from the coefficients.",
+        "leading term of z R'(z) at infinity, all derived exactly from the coefficients, and its aliases.  Aliases "
+        "are accepted wherever a scheme is named (symsens solve --scheme, stability, audit --scheme/--schemes).  "
+        "The compiled solvers also include bdf: variable-step, variable-order BDF 1-5 (symsens stability bdf1 ... "
+        "bdf5 analyse its fixed-order members).",
     )
     schemes.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     schemes.set_defaults(handler=_schemes_handler)
@@ -315,7 +334,7 @@ def register(subparsers: Any) -> None:
         description="R(z) in closed form, order, A-/L-stability, stiff decay and the leading terms of R, R' and "
         "z R' at infinity (multistep: the dominant root's law), optionally with a figure.",
     )
-    stability.add_argument("scheme", metavar="SCHEME", help="scheme name, e.g. radau-iia-3, gauss-2, bdf3")
+    stability.add_argument("scheme", metavar="SCHEME", help="scheme name or alias, e.g. radau-iia-3 (radau5), gauss-2, bdf3")
     stability.add_argument("--json", action="store_true", help="print JSON")
     stability.add_argument("--latex", action="store_true", help="also print R(z) and R'(z) in LaTeX")
     stability.add_argument("--plot", metavar="FILE", help="write the stability region and decay figure to FILE")

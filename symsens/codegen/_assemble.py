@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..derive import SensitivitySystem, common_subexpressions, sensitivity_system
-from ..model import Model
+from ..model._model import Model
 from ._printer import CodegenError, ConstantTable, CxxPrinter
 from ._runtime import warm_sympy_tables
 from ._text import source_text
@@ -77,6 +76,8 @@ class _Routine:
 
     def assign(self, targets: Sequence[str], expressions: Sequence[sp.Expr], *, cse: bool = True) -> None:
         """``targets[k] = expressions[k]`` with shared temporaries (structural zeros written as ``T(0)``)."""
+        from ..derive import common_subexpressions
+
         expressions = [sp.sympify(e) for e in expressions]
         if cse and any(not e.is_Atom for e in expressions):
             result = common_subexpressions(expressions, prefix="x")
@@ -130,8 +131,11 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
     :func:`symsens.codegen._text.source_text`; symbols become array elements (``y[i]``, ``p[j]``) and the
     printer knows a fixed set of functions, so nothing a model says is ever compiled as code.
     """
+    # Imported here: a process that only loads cached libraries never needs the derivation package.
+    from ..derive import sensitivity_system
+
     warm_sympy_tables()
-    system: SensitivitySystem = sensitivity_system(model, parameters)
+    system = sensitivity_system(model, parameters)
     n, n_p = model.n_states, system.n_parameters
     constants = ConstantTable()
     sig_state = "const T& t, const T* y, const T* p, T* out"

@@ -79,13 +79,55 @@ class Compiler:
     version: str
 
 
-@cached_once(maxsize=8)
-def _compiler_identity(path: str) -> str:
+def _run_version(path: str) -> str:
+    """The first line of ``path --version`` (the path itself when the compiler prints nothing)."""
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise CodegenError(f"the C++ compiler {path!r} could not be run: {error}") from error
     return (result.stdout or result.stderr).splitlines()[0] if (result.stdout or result.stderr) else path
+
+
+def _compiler_stamp(path: str) -> str | None:
+    """What identifies the compiler file behind ``path`` without running it: the path, the file it resolves
+    to, and that file's device, inode, size, modification and change times.  Installing, upgrading or
+    switching the compiler (alternatives, a new symlink target) changes it.  None when the file cannot be read.
+    """
+    try:
+        resolved = os.path.realpath(path)
+        info = os.stat(resolved)
+    except OSError:
+        return None
+    return "\0".join(str(part) for part in (
+        path, resolved, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+    ))
+
+
+@cached_once(maxsize=8)
+def _compiler_identity(path: str) -> str:
+    """The first line of ``path --version``, remembered in the kernel cache per compiler file (see
+    :func:`_compiler_stamp`).
+
+    Running the compiler costs tens of milliseconds, more than everything else a cache hit does, so a
+    process that only loads cached libraries reads the line recorded by the first process that ran it.  The
+    record is only an input of cache keys: a missing, unreadable or unwritable one means running the compiler.
+    """
+    stamp = _compiler_stamp(path)
+    record: Path | None = None
+    if stamp is not None:
+        try:
+            record = cache_directory() / "compilers" / f"{hashlib.sha256(stamp.encode()).hexdigest()}.txt"
+            text = record.read_text()
+            if text and "\n" not in text and len(text) < 1000:
+                return text
+        except (OSError, UnicodeError, CodegenError):
+            pass
+    version = _run_version(path)
+    if record is not None and "\n" not in version:
+        with _suppress_os_error():
+            record.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(record, version)
+    return version
 
 
 def find_compiler() -> Compiler:

@@ -3,6 +3,13 @@
 ``compile_model`` = generate (``_assemble``) -> build (``_build``, cached) -> load (ctypes); each step can be
 repeated safely.  The C ABI is a thin ``extern "C"`` layer over the ``double`` instantiation of the templated
 routines; the same ABI is what :func:`write_standalone` hands to users who embed the model elsewhere.
+
+Two cache levels: the library cache of ``_build`` is keyed by the generated sources themselves, and in front
+of it a model-level index (:func:`cached_build`) is keyed by :func:`model_fingerprint`, which is computed
+from the model's exact expressions and a digest of the generator's code, without generating anything.  A
+process whose libraries are cached therefore runs no SymPy derivation, no code generation and no runtime
+header construction; it hashes a few hundred kilobytes of generator sources once, checks the library's
+recorded SHA-256 and loads it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import hashlib
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +27,15 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from ..model import Model
-from ._assemble import ModelSource, generate_model_source
+from .._once import cached_once
+from ..model._model import Model
+from ._assemble import ModelSource
 from ._build import (
     _read_roots, _suppress_os_error, _write_atomically, build_library, find_compiler, library_intact,
     library_sha256, load_library,
 )
 from ._printer import CodegenError
-from ._runtime import runtime_header, warm_sympy_tables
+from ._runtime import runtime_header
 from ._text import file_stem, source_text
 
 __all__ = ["Kernels", "compile_model", "write_standalone", "c_api_source", "cached_build", "model_fingerprint"]
@@ -64,6 +73,14 @@ def c_api_source(prefix: str = "symsens") -> str:
             )
     lines += ["", '}  // extern "C"', ""]
     return "\n".join(lines)
+
+
+def generate_model_source(model: Model, parameters: Sequence[str] | None = None) -> ModelSource:
+    """:func:`symsens.codegen.generate_model_source`, imported on first use: it pulls in the derivation
+    package, which a process that only loads cached libraries never needs."""
+    from ._assemble import generate_model_source as generate
+
+    return generate(model, parameters)
 
 
 def _c_header(prefix: str, source: ModelSource) -> str:
@@ -187,28 +204,152 @@ def _declare(library: ctypes.CDLL) -> None:
             function.argtypes = [_DOUBLE_P, _DOUBLE_P]
 
 
-def model_fingerprint(model: Model, parameters: Sequence[str] | None, purpose: str) -> str:
-    """SHA-256 of everything the generated code depends on: the model's exact content, the sensitivity
-    parameters, what the library is for (``purpose`` must digest any further sources, e.g. solver headers),
-    the runtime header, the symsens version (generator) and the compiler."""
+# What the generated C++ of a model is a function of, besides the model: the generator's own code (the printer,
+# assembler, derivation and CSE, the runtime header and its exprel tables, the scheme catalogue, the solver
+# drivers and their headers) and the versions of SymPy and mpmath that run it.  Paths relative to the package.
+_GENERATOR_SOURCES: tuple[str, ...] = (
+    "codegen", "derive", "schemes", "model/_functions.py", "integrate/_compiled.py", "integrate/cpp",
+    "_precision.py",
+)
+_GENERATOR_SUFFIXES = (".py", ".hpp", ".h", ".cpp")
+
+
+def _generator_files(package: Path) -> list[Path]:
+    """The files of ``_GENERATOR_SOURCES`` under ``package`` (the symsens directory), in a fixed order."""
+    files: list[Path] = []
+    for entry in _GENERATOR_SOURCES:
+        path = package / entry
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*") if p.suffix in _GENERATOR_SUFFIXES and "__pycache__" not in p.parts
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _source_digest(package: Path) -> str:
+    """SHA-256 of the generator's files under ``package``: each one's relative name and bytes."""
+    digest = hashlib.sha256()
+    for file in _generator_files(package):
+        digest.update(file.relative_to(package).as_posix().encode() + b"\0")
+        try:
+            digest.update(file.read_bytes())
+        except OSError:  # a frozen installation without sources: the versions still key the cache
+            digest.update(b"<unreadable>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@cached_once()
+def _generator_digest() -> str:
+    """SHA-256 of the code generator: its files (:func:`_source_digest`) and the versions of symsens, Python,
+    SymPy and mpmath.
+
+    It stands for the runtime header, the tableaux and the drivers in the model-level cache key, so a cache
+    hit computes none of them (the runtime header alone takes SymPy about a second), and an edited generator
+    (a development checkout) never finds libraries generated by its previous version.  Reading and hashing
+    the files takes a few milliseconds, once per process.
+    """
+    import sys
+
+    import mpmath
+
     from .. import __version__
 
-    warm_sympy_tables()
+    versions = (__version__, f"{sys.version_info[0]}.{sys.version_info[1]}", sp.__version__, mpmath.__version__)
+    text = "\0".join((*versions, _source_digest(Path(__file__).resolve().parent.parent)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(expr: object, memo: dict[int, tuple[object, str]]) -> str:
+    """An exact text of a SymPy expression: equal texts mean equal expressions (SymPy's structural equality).
+
+    Each node is its class (module and qualified name) and its ``_hashable_content()``, the tuple SymPy itself
+    compares for equality (a symbol's name and assumptions, a float's mantissa, exponent and precision, a
+    rational's numerator and denominator, the arguments of everything else), recursively.  This is what
+    ``sympy.srepr`` conveys, at a fraction of its cost (no printer dispatch).  ``memo`` maps ``id`` of SymPy
+    nodes already written in this call to the node and its text (subexpressions shared by several equations);
+    holding the node keeps its ``id`` from being reused by another object during the call.
+    """
+    if isinstance(expr, sp.Basic):
+        known = memo.get(id(expr))
+        if known is not None:
+            return known[1]
+        kind = type(expr)
+        parts = ",".join(_canonical(part, memo) for part in expr._hashable_content())
+        text = f"{kind.__module__}:{kind.__qualname__}({parts})"
+        memo[id(expr)] = (expr, text)
+        return text
+    if isinstance(expr, (tuple, list)):
+        return "[" + ",".join(_canonical(part, memo) for part in expr) + "]"
+    # Names, assumption flags, the integers of a float's mantissa: their repr is exact, and the type tag keeps
+    # e.g. the string '1' apart from the integer 1.
+    return f"{type(expr).__name__}:{expr!r}"
+
+
+# id(model) -> (weak reference to it, its digest): remembered per model object, not per equal model, so the
+# digest never depends on which of two equal-comparing models was seen first.
+_model_digests: dict[int, tuple[weakref.ref[Model], str]] = {}
+_model_digests_lock = threading.Lock()
+
+
+def _model_digest(model: Model) -> str:
+    """SHA-256 of everything of ``model`` its generated C++ depends on: name (it appears in comments), time,
+    states and parameters (names and order, as symbols with their assumptions), the equations with the
+    intermediates substituted, the initial conditions, and the intermediates themselves.  Nominal values,
+    outputs, the description and the time span are run-time inputs or never reach generated code.
+    Remembered for the lifetime of the model object."""
+    with _model_digests_lock:
+        known = _model_digests.get(id(model))
+    if known is not None and known[0]() is model:
+        return known[1]
+    value = _compute_model_digest(model)
+    key = id(model)
+
+    def forget(_: object) -> None:
+        with _model_digests_lock:
+            if key in _model_digests and _model_digests[key][0]() is None:
+                del _model_digests[key]
+
+    with _model_digests_lock:
+        _model_digests[key] = (weakref.ref(model, forget), value)
+    return value
+
+
+def _compute_model_digest(model: Model) -> str:
+    memo: dict[int, tuple[object, str]] = {}
     digest = hashlib.sha256()
+    parts = [
+        repr(model.name), _canonical(model.time, memo), _canonical(model.states, memo),
+        _canonical(model.parameters, memo), _canonical(model.rhs, memo), _canonical(model.initial_conditions, memo),
+        _canonical([list(pair) for pair in model.intermediates], memo),
+    ]
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: Model, parameters: Sequence[str] | None, purpose: str) -> str:
+    """The model-level cache key: SHA-256 of everything the generated code and its library depend on.
+
+    That is the model (:func:`_model_digest`: its exact equations, symbols and name), the sensitivity
+    parameters in order, what the library is for (``purpose`` names the driver and must digest any sources
+    of its own that are not part of the generator, e.g. the reference solver's headers), the generator
+    (:func:`_generator_digest`: its code, which determines the runtime header, the tableaux and the drivers,
+    and the symsens, SymPy and mpmath versions), and the compiler's identity and flags.  Computing it runs no
+    code generation and no SymPy derivation: a few milliseconds.
+    """
+    from ._build import DEFAULT_FLAGS
+
     selected = list(parameters) if parameters is not None else list(model.parameter_names)
+    compiler = find_compiler()
+    digest = hashlib.sha256()
     for part in (
-        __version__,
-        purpose,
-        hashlib.sha256(runtime_header().encode()).hexdigest(),
-        find_compiler().version,
-        model.time.name,
-        repr(model.state_names),
-        repr(model.parameter_names),
-        repr(selected),
-        *(sp.srepr(e) for e in model.rhs),
-        *(sp.srepr(e) for e in model.initial_conditions),
+        "model-index-3", _generator_digest(), compiler.path, compiler.version, " ".join(DEFAULT_FLAGS), purpose,
+        _model_digest(model), repr(selected),
     ):
-        digest.update(part.encode())
+        digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -1,5 +1,11 @@
 """Exact symbolic derivation: Jacobians, forward sensitivity equations, loss gradients, CSE, printing."""
 
+from ._adjoint import AdjointSystem as AdjointSystem
+from ._adjoint import adjoint_symbol as adjoint_symbol
+from ._adjoint import adjoint_system as adjoint_system
+from ._adjoint import adjoint_to_json_dict as adjoint_to_json_dict
+from ._adjoint import adjoint_to_latex as adjoint_to_latex
+from ._adjoint import adjoint_to_text as adjoint_to_text
 from ._cse import CSEResult as CSEResult
 from ._cse import common_subexpressions as common_subexpressions
 from ._cse import operation_count as operation_count
@@ -31,6 +37,12 @@ __all__ = [
     "sensitivity_system",
     "sensitivity_symbol",
     "SensitivitySystem",
+    "adjoint_system",
+    "adjoint_symbol",
+    "AdjointSystem",
+    "adjoint_to_text",
+    "adjoint_to_latex",
+    "adjoint_to_json_dict",
     "Loss",
     "LossGradient",
     "least_squares",

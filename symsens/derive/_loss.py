@@ -85,7 +85,7 @@ def least_squares(
     """``l = sum_i w_i (g_i(t, y, p) - d_i)^2`` summed over output times.
 
     ``outputs`` names model outputs or states (default: every state, as in a fit to full-state data or the
-    seed's comparison with a nominal trajectory).  The data symbols are ``data_<name>``.
+    comparison with a nominal trajectory of the bursting-neuron forum question).  The data symbols are ``data_<name>``.
     """
     names = list(outputs) if outputs is not None else list(model.state_names)
     if not names:

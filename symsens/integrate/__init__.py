@@ -1,8 +1,41 @@
-"""Integrators: compiled C++ (scalar-generic: plain, continuous forward, discrete forward mode) and NumPy/SciPy."""
+"""Integrators: compiled C++ (scalar-generic: plain, continuous forward, discrete forward mode) and NumPy/SciPy.
 
-from ._solution import Solution as Solution
-from ._solution import SolverStats as SolverStats
-from ._solve import SENSITIVITY_MODES as SENSITIVITY_MODES
-from ._solve import solve as solve
+Names are imported on first use (module ``__getattr__``): ``symsens.solve`` needs neither the adjoint
+integrators nor SciPy's ``integrate``, so a solve does not pay for importing them.
+"""
 
-__all__ = ["solve", "Solution", "SolverStats", "SENSITIVITY_MODES"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._adjoint import ADJOINT_VARIANTS as ADJOINT_VARIANTS
+    from ._adjoint import AdjointRun as AdjointRun
+    from ._adjoint import adjoint_gradient as adjoint_gradient
+    from ._solution import Solution as Solution
+    from ._solution import SolverStats as SolverStats
+    from ._solve import SENSITIVITY_MODES as SENSITIVITY_MODES
+    from ._solve import solve as solve
+
+__all__ = [
+    "solve", "Solution", "SolverStats", "SENSITIVITY_MODES", "adjoint_gradient", "AdjointRun", "ADJOINT_VARIANTS",
+]
+
+# public name -> the submodule defining it
+_LAZY: dict[str, str] = {
+    "solve": "._solve", "SENSITIVITY_MODES": "._solve", "Solution": "._solution", "SolverStats": "._solution",
+    "adjoint_gradient": "._adjoint", "AdjointRun": "._adjoint", "ADJOINT_VARIANTS": "._adjoint",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

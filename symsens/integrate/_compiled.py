@@ -31,7 +31,7 @@ import ctypes
 import hashlib
 from collections.abc import Sequence
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -100,19 +100,42 @@ class StatsStruct(ctypes.Structure):
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """How a method name maps to a C++ stepper: its family, header and the tableau initialiser."""
+    """How a method name maps to a C++ stepper: its family, header, stepper and the tableau initialiser.
+
+    Everything but ``tableau_code`` is a constant of the method (``_METHOD_FACTS``), so asking for a spec is
+    free; ``tableau_code`` is printed from the scheme catalogue (exact SymPy coefficients) on first access,
+    which only a build does, and that printing checks the constants against the catalogue.
+    """
 
     name: str
-    family: str           # "explicit", "dirk" (SDIRK/ESDIRK), "radau", "rosenbrock" or "bdf"
+    family: str           # "explicit", "dirk" (SDIRK/ESDIRK), "radau", "rosenbrock", "bdf" or "exponential"
     header: str
     stepper: str          # C++ expression constructing the stepper for scalar T and dimension `dimension`
-    tableau_code: str     # C++ defining `template <class T> ... make_tableau()`
     order: int
     error_order: int | None  # None: no embedded estimate (fixed steps only)
     # Recommended PI-controller settings of the family (what the stepper tests were tuned with); the keys are
     # those of ``symsens.solve(controller=...)``.  For every family today this equals the defaults of
     # ``_solve.py`` with q = error_order (0.9, 0.2, 10, 0.7/q, 0.4/q); BDF ignores beta1/beta2 (its own
     # order and step selection, scipy's), and its ``error_order`` (2, order 1 at the start) only seeds them.
+    controller: Mapping[str, float] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def tableau_code(self) -> str:
+        """C++ defining ``template <class T> ... make_tableau()`` (and its constants)."""
+        return _tableau_code(self.name)
+
+
+@dataclass(frozen=True)
+class _BuiltTableau:
+    """A method as printed from the scheme catalogue: the tableau code and what the catalogue says of it."""
+
+    name: str
+    family: str
+    header: str
+    stepper: str
+    tableau_code: str
+    order: int
+    error_order: int | None
     controller: Mapping[str, float] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -145,8 +168,8 @@ def _embedded_error_order(scheme) -> int | None:  # type: ignore[no-untyped-def]
     return min(scheme.order, embedded) + 1
 
 
-@cached_once()  # printing the tableau costs ~1 ms per call (verner7); the spec is immutable
-def _explicit_spec(name: str) -> MethodSpec:
+@cached_once()  # printing the tableau costs ~1 ms per call (verner7); the result is immutable
+def _explicit_spec(name: str) -> _BuiltTableau:
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme(name)
@@ -180,7 +203,7 @@ def _explicit_spec(name: str) -> MethodSpec:
         "}",
     ]
     preamble = _constants_preamble(constants)
-    return MethodSpec(
+    return _BuiltTableau(
         name=name,
         family="explicit",
         header="symsens_erk.hpp",
@@ -213,7 +236,7 @@ def _tableau_function(struct: str, fields: list[str], constants: ConstantTable) 
     return _constants_preamble(constants) + "\n".join(lines) + "\n"
 
 
-def _dirk_spec(name: str) -> MethodSpec:
+def _dirk_spec(name: str) -> _BuiltTableau:
     """SDIRK / ESDIRK: ``symsens::DiagonallyImplicitRungeKutta<T>`` (symsens_dirk.hpp)."""
     from ..schemes._registry import get_scheme
 
@@ -245,7 +268,7 @@ def _dirk_spec(name: str) -> MethodSpec:
         f"tab.e = {{{_coefficient_table(e, constants)}}};",
         f"tab.c = {{{_coefficient_table(list(scheme.c), constants)}}};",
     ]
-    return MethodSpec(
+    return _BuiltTableau(
         name=name, family="dirk", header="symsens_dirk.hpp",
         stepper="symsens::DiagonallyImplicitRungeKutta<T>(make_tableau<T>(), dimension, o)",
         tableau_code=_tableau_function("symsens::DiagonallyImplicitTableau<T>", fields, constants),
@@ -253,7 +276,7 @@ def _dirk_spec(name: str) -> MethodSpec:
     )
 
 
-def _rosenbrock_spec(name: str) -> MethodSpec:
+def _rosenbrock_spec(name: str) -> _BuiltTableau:
     """Rosenbrock (Hairer–Wanner form): ``symsens::Rosenbrock<T>`` (symsens_rosenbrock.hpp)."""
     from ..schemes._registry import get_scheme
 
@@ -274,7 +297,7 @@ def _rosenbrock_spec(name: str) -> MethodSpec:
         f"tab.c = {{{_coefficient_table(list(scheme.alpha_sum), constants)}}};",
         f"tab.gamma_sum = {{{_coefficient_table(list(scheme.gamma_sum), constants)}}};",
     ]
-    return MethodSpec(
+    return _BuiltTableau(
         name=name, family="rosenbrock", header="symsens_rosenbrock.hpp",
         # model_autonomous: the driver's constant, true when t does not occur in f (then f_t = 0 is not evaluated).
         stepper="symsens::Rosenbrock<T>(make_tableau<T>(), dimension, o, model_autonomous)",
@@ -337,7 +360,7 @@ def _radau_constants(digits: int = 60) -> dict[str, list[sp.Float]]:
         }
 
 
-def _radau_spec(name: str) -> MethodSpec:
+def _radau_spec(name: str) -> _BuiltTableau:
     """Radau IIA, 3 stages, order 5 (RADAU5): ``symsens::RadauIIA3<T>`` (symsens_radau.hpp)."""
     from ..schemes._registry import get_scheme
 
@@ -357,7 +380,7 @@ def _radau_spec(name: str) -> MethodSpec:
         f"tab.e = {{{_coefficient_table(k['e'], constants)}}};",
         "tab.error_order = 4;",
     ]
-    return MethodSpec(
+    return _BuiltTableau(
         name=name, family="radau", header="symsens_radau.hpp",
         stepper="symsens::RadauIIA3<T>(make_tableau<T>(), dimension, o)",
         tableau_code=_tableau_function("symsens::RadauTableau<T>", fields, constants),
@@ -365,9 +388,9 @@ def _radau_spec(name: str) -> MethodSpec:
     )
 
 
-def _bdf_spec(name: str) -> MethodSpec:
+def _bdf_spec(name: str) -> _BuiltTableau:
     """Variable-step, variable-order (1-5) NDF/BDF as scipy's BDF: ``symsens::Bdf<T>`` (symsens_bdf.hpp)."""
-    return MethodSpec(
+    return _BuiltTableau(
         name=name, family="bdf", header="symsens_bdf.hpp",
         stepper="symsens::Bdf<T>(dimension, symsens::BdfSettings{}, symsens::bdf_coefficients<T>(true))",
         tableau_code="",  # the coefficients are rational and formed in T by the header
@@ -379,13 +402,13 @@ def _bdf_spec(name: str) -> MethodSpec:
 EXPONENTIAL_METHODS: tuple[str, ...] = ("exprb-euler", "exprb32")
 
 
-def _exponential_spec(name: str) -> MethodSpec:
+def _exponential_spec(name: str) -> _BuiltTableau:
     """exprb-euler (order 2) / exprb32 (order 3), both with the exprb32 embedded estimate (error ~ h^3)."""
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme(name)
     third = "true" if scheme.propagates_higher else "false"
-    return MethodSpec(
+    return _BuiltTableau(
         name=name, family="exponential", header="symsens_exponential.hpp",
         stepper="symsens::ExponentialRosenbrock<T>(make_tableau<T>(), dimension, model_autonomous)",
         tableau_code=(
@@ -396,34 +419,86 @@ def _exponential_spec(name: str) -> MethodSpec:
     )
 
 
-def method_spec(name: str) -> MethodSpec:
-    """The compiled implementation of method ``name``; ValueError naming the methods available."""
-    if name in EXPLICIT_METHODS:
-        return _explicit_spec(name)
-    if name in EXPONENTIAL_METHODS:
-        return _exponential_spec(name)
-    if name in IMPLICIT_METHODS:
-        return _implicit_spec(name)
-    raise ValueError(
-        f"method {name!r} has no compiled integrator; available: "
-        f"{', '.join(EXPLICIT_METHODS + IMPLICIT_METHODS + EXPONENTIAL_METHODS)}"
-    )
+# The constants of every compiled method, so that a solve whose library is cached never prints a tableau (SymPy)
+# or imports the scheme catalogue: family -> (header, stepper); method -> (family, order, error order).
+# ``_tableau_code`` checks them against the catalogue whenever it prints a tableau, i.e. at every build.
+_FAMILY_CODE: dict[str, tuple[str, str]] = {
+    "explicit": ("symsens_erk.hpp", "symsens::ExplicitRungeKutta<T>(make_tableau<T>(), dimension)"),
+    "dirk": ("symsens_dirk.hpp", "symsens::DiagonallyImplicitRungeKutta<T>(make_tableau<T>(), dimension, o)"),
+    # model_autonomous: the driver's constant, true when t does not occur in f (then f_t = 0 is not evaluated).
+    "rosenbrock": ("symsens_rosenbrock.hpp",
+                   "symsens::Rosenbrock<T>(make_tableau<T>(), dimension, o, model_autonomous)"),
+    "radau": ("symsens_radau.hpp", "symsens::RadauIIA3<T>(make_tableau<T>(), dimension, o)"),
+    "bdf": ("symsens_bdf.hpp",
+            "symsens::Bdf<T>(dimension, symsens::BdfSettings{}, symsens::bdf_coefficients<T>(true))"),
+    "exponential": ("symsens_exponential.hpp",
+                    "symsens::ExponentialRosenbrock<T>(make_tableau<T>(), dimension, model_autonomous)"),
+}
+_METHOD_FACTS: dict[str, tuple[str, int, int | None]] = {
+    "euler": ("explicit", 1, None), "heun": ("explicit", 2, 2), "rk4": ("explicit", 4, None),
+    "bs3": ("explicit", 3, 3), "dopri5": ("explicit", 5, 5), "tsit5": ("explicit", 5, 5),
+    "verner6": ("explicit", 6, 6), "verner7": ("explicit", 7, 7),
+    "radau-iia-3": ("radau", 5, 4), "radau5": ("radau", 5, 4),
+    "tr-bdf2": ("dirk", 2, 3), "kvaerno3": ("dirk", 3, 3), "kvaerno4": ("dirk", 4, 4), "kvaerno5": ("dirk", 5, 5),
+    "sdirk4": ("dirk", 4, 4), "sdirk2": ("dirk", 2, None),
+    "ros2": ("rosenbrock", 2, 2), "ros3p": ("rosenbrock", 3, 3), "rodas3": ("rosenbrock", 3, 3),
+    "rodas4": ("rosenbrock", 4, 4), "rodas5p": ("rosenbrock", 5, 5),
+    "bdf": ("bdf", 5, 2),
+    "exprb-euler": ("exponential", 2, 3), "exprb32": ("exponential", 3, 3),
+}
 
 
 @cached_once()
-def _implicit_spec(name: str) -> MethodSpec:
+def _method_spec(name: str) -> MethodSpec:
+    family, order, error_order = _METHOD_FACTS[name]
+    header, stepper = _FAMILY_CODE[family]
+    return MethodSpec(name=name, family=family, header=header, stepper=stepper, order=order,
+                      error_order=error_order, controller=_pi_controller(error_order, order))
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The compiled implementation of method ``name``; ValueError naming the methods available."""
+    if name not in _METHOD_FACTS:
+        raise ValueError(
+            f"method {name!r} has no compiled integrator; available: "
+            f"{', '.join(EXPLICIT_METHODS + IMPLICIT_METHODS + EXPONENTIAL_METHODS)}"
+        )
+    return _method_spec(name)
+
+
+@cached_once()
+def _tableau_code(name: str) -> str:
+    """The tableau of method ``name`` printed from the catalogue, after checking the catalogue agrees with the
+    method's constants (a scheme edited in the catalogue must be edited in ``_METHOD_FACTS`` too)."""
     canonical = _ALIASES.get(name, name)
-    if canonical in _DIRK_METHODS:
-        spec = _dirk_spec(canonical)
-    elif canonical in _ROSENBROCK_METHODS:
-        spec = _rosenbrock_spec(canonical)
-    elif canonical == "radau-iia-3":
-        spec = _radau_spec(canonical)
-    elif canonical == "bdf":
-        spec = _bdf_spec(canonical)
-    else:  # pragma: no cover - IMPLICIT_METHODS and the families above are kept in step
-        raise ValueError(f"method {name!r} has no compiled integrator")
-    return spec if canonical == name else replace(spec, name=name)
+    if canonical in EXPLICIT_METHODS:
+        built = _explicit_spec(canonical)
+    elif canonical in EXPONENTIAL_METHODS:
+        built = _exponential_spec(canonical)
+    else:
+        built = _implicit_spec(canonical)
+    spec = method_spec(name)
+    stated = (spec.family, spec.header, spec.stepper, spec.order, spec.error_order, dict(spec.controller))
+    derived = (built.family, built.header, built.stepper, built.order, built.error_order, dict(built.controller))
+    if stated != derived:
+        raise CodegenError(
+            f"method {name!r}: the compiled-method table says (family, header, stepper, order, error order, "
+            f"controller) = {stated}, the scheme catalogue {derived}; update _METHOD_FACTS"
+        )
+    return built.tableau_code
+
+
+@cached_once()
+def _implicit_spec(name: str) -> _BuiltTableau:
+    if name in _DIRK_METHODS:
+        return _dirk_spec(name)
+    if name in _ROSENBROCK_METHODS:
+        return _rosenbrock_spec(name)
+    if name == "radau-iia-3":
+        return _radau_spec(name)
+    if name == "bdf":
+        return _bdf_spec(name)
+    raise ValueError(f"method {name!r} has no compiled integrator")  # pragma: no cover - tables kept in step
 
 
 _DRIVER_COMMON = r"""
@@ -597,6 +672,20 @@ def _solver_header_sources() -> dict[str, str]:
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
+
+def _solver_purpose(method: str, autonomous: bool) -> str:
+    """What a solver library is, for the model-level cache key (:func:`symsens.codegen._kernels.model_fingerprint`).
+
+    The key's generator digest already covers this module (the drivers, the method table, the tableau
+    printers), the solver headers in ``cpp/`` and the scheme catalogue; this names the method, whether the
+    model is autonomous (a constant of the driver) and digests the driver text, stepper and units as
+    substituted, so it changes with anything the driver's C++ is made from.
+    """
+    spec = method_spec(method)
+    text = "\0".join((_DRIVER_COMMON, _DRIVER, _DRIVER_DUAL, spec.header, spec.stepper, *_DRIVER_UNITS))
+    return f"solver:{method}:autonomous={autonomous}:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 # The driver is two translation units, compiled side by side: the plain and forward modes, and the dual-number
 # (discrete) modes, which are most of the compile time.
 _DRIVER_UNITS = ("driver.cpp", "driver_dual.cpp")
@@ -661,22 +750,18 @@ class CompiledSolver:
 @cached_once(maxsize=64)
 def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> CompiledSolver:
     spec = method_spec(method)
-    headers = _solver_header_sources()
     # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
     expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
     autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
 
     def sources(source):  # type: ignore[no-untyped-def]
+        # Only on a cache miss: printing the tableau and the runtime header is SymPy work.
         common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
         common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
         return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
-                "driver.cpp": _DRIVER, "driver_dual.cpp": _DRIVER_DUAL, **headers}
+                "driver.cpp": _DRIVER, "driver_dual.cpp": _DRIVER_DUAL, **_solver_header_sources()}
 
-    # The purpose enters the model-level cache index: it must change whenever the solver's C++ changes.
-    purpose = f"solver:{method}:" + hashlib.sha256(
-        ("".join(headers[k] for k in sorted(headers)) + spec.tableau_code + spec.stepper + _DRIVER
-         + _DRIVER_COMMON + _DRIVER_DUAL + str(autonomous)).encode()
-    ).hexdigest()
+    purpose = _solver_purpose(method, autonomous)
     source, path, _ = cached_build(model, list(parameters), purpose, sources, _DRIVER_UNITS)
     library = load_library(path)
     function = library.symsens_solve

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,9 @@ class Solution:
     stats : SolverStats
     options : dict
         The solver settings used (rtol, atol, ...), for reports.
+    outputs : dict name -> ndarray (K,)
+        The model's ``[outputs]`` evaluated at ``t`` (from ``y`` and the parameters of the solve), in the model's
+        order; empty when the model declares none.  Computed on first access.  ``output_names`` lists them.
     """
 
     t: np.ndarray
@@ -85,6 +89,22 @@ class Solution:
     options: dict[str, Any]
     t_failure: float | None = None
     state_names: tuple[str, ...] = ()
+    output_function: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = field(default=None, repr=False,
+                                                                                  compare=False)
+    output_names: tuple[str, ...] = ()
+
+    @property
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The model's outputs at the output times: ``{name: array of len(t)}`` (see the class docstring)."""
+        cached = self.__dict__.get("_outputs")
+        if cached is None:
+            if self.output_function is None or not self.output_names:
+                cached = {}
+            else:
+                values = np.asarray(self.output_function(self.t, self.y), dtype=float).reshape(len(self.output_names), len(self.t))
+                cached = {name: values[i] for i, name in enumerate(self.output_names)}
+            object.__setattr__(self, "_outputs", cached)
+        return dict(cached)
 
     @property
     def success(self) -> bool:

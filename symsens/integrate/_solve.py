@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import Any
 
@@ -252,16 +253,46 @@ def solve(
         for name, given in compiled_only.items():
             if given:
                 raise ValueError(f"`{name}` needs backend=\"compiled\" (SciPy's integrators have no such option)")
-        return solve_numpy(
+        return _with_outputs(solve_numpy(
             model, (t0, t1), p=p_values, y0=y0_values, method=method, rtol=rtol, atol=atol, t_eval=t_eval_values,
             sensitivity=sensitivity, parameters=chosen, sensitivity_in_norm=sensitivity_in_norm,
             first_step=first_step, max_step=max_step, max_steps=max_steps,
-        )
-    return _solve_compiled(
+        ), model, p_values)
+    return _with_outputs(_solve_compiled(
         model, t0, t1, p_values, y0_values, method, rtol, atol, t_eval_values, sensitivity, chosen,
         sensitivity_in_norm, differentiate_steps, first_step, max_step, fixed_step, replay,
         step_onto_outputs, max_steps, controller,
-    )
+    ), model, p_values)
+
+
+class _OutputFunction:
+    """``g(t, y, p)`` of a model's ``[outputs]`` at fixed parameters, built on first use (picklable)."""
+
+    def __init__(self, model: Model, p: np.ndarray) -> None:
+        self.model = model
+        self.p = np.asarray(p, dtype=float).copy()
+        self._function: Any = None
+
+    def __call__(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        from ..derive._numeric import numpy_function
+
+        m = self.model
+        if self._function is None:
+            self._function = numpy_function([expr for _, expr in m.outputs], [m.time, *m.states, *m.parameters])
+        t = np.asarray(t, dtype=float)
+        y = np.asarray(y, dtype=float).reshape(len(t), -1)
+        args = [t, *(y[:, i] for i in range(m.n_states)), *(np.full(len(t), v) for v in self.p)]
+        return self._function(*args)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "p": self.p, "_function": None}
+
+
+def _with_outputs(solution: Solution, model: Model, p: np.ndarray) -> Solution:
+    """``solution`` able to evaluate the model's outputs (lazily: most solves never ask for them)."""
+    if not model.outputs:
+        return solution
+    return replace(solution, output_function=_OutputFunction(model, p), output_names=tuple(model.output_names))
 
 
 def _solve_compiled(

@@ -266,13 +266,14 @@ def _boltzmann(V: sp.Symbol, a: str, b: str) -> sp.Expr:
 
 
 def calcium_neuron() -> Model:
-    """STG calcium neuron (Liu, Golowasch, Marder & Abbott 1998) exactly as the seed's code defines it.
+    """STG calcium neuron (Liu, Golowasch, Marder & Abbott 1998) exactly as the code of a forum question defines it.
 
     After Z. Liu, J. Golowasch, E. Marder and L. F. Abbott, "A model neuron with activity-dependent
     conductances regulated by multiple calcium sensors", *J. Neurosci.* 18 (1998) 2309-2320, as coded in
     the ``CalciumNeuron`` model of the public Julia repository Dhruva2/MyModelMenagerie.jl
-    (``src/models/STG_Liu.jl``, "STG calcium model (Liu 1998)"), the model whose forward-mode gradient the
-    seed question found to be 1.45e6 instead of 0.  Specified in ``shared/models/calcium-neuron.md``; the
+    (``src/models/STG_Liu.jl``, "STG calcium model (Liu 1998)"), the model whose forward-mode gradient a
+    Julia Discourse question (https://discourse.julialang.org/t/when-forwarddiff-ing-through-an-ode-is-unstable/49484)
+    found to be 1.45e6 instead of 0.  Specified in ``shared/models/calcium-neuron.md``; the
     equations are that code's, unchanged.  Units mV and ms; no capacitance factor (C = 1); no injected
     current.  Currents in the inward-positive form g (E - V)::
 
@@ -294,7 +295,7 @@ def calcium_neuron() -> Model:
     and the right-hand side becomes NaN.  (An earlier version of the source clamped the ratio with
     ``max(3000/Ca, 1e-5)``.)  At the nominal values Ca stays in [0.05, 28.7].
 
-    Parameters in this order (the seed takes the gradient over all 13): eNa = 50, eh = -20, eK = -80,
+    Parameters in this order (the forum question takes the gradient over all 13): eNa = 50, eh = -20, eK = -80,
     eleak = -50 (mV), tauCa = 20 (ms), gNa = 100, gCaS = 3, gCaT = 1.3, gKa = 5, gKCa = 10, gKdr = 20,
     gh = 0.5, gleak = 0.01.  States in this order with initial values: V = -60, Ca = 0.05 and the gates
     mNa, hNa, mCaS, hCaS, mCaT, hCaT, mIh, mKa, hKa, mKCa, mKdr all 0.  t in (0, 500).  At these values

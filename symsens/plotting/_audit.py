@@ -55,6 +55,16 @@ def convergence_figure(report: Any) -> Figure:
             if zeros.any():
                 ax.loglog(tol[zeros], np.full(zeros.sum(), floor), ls="none", marker=marker, ms=7, mfc="white",
                           mec=color)
+        user = getattr(report, "user_setting", None) or {}
+        if user.get("scheme") == scheme:
+            # Ring the gradient the user computes: the one the answer at the top of the report is about.
+            mine = next((r for r in report.results if r["scheme"] == scheme and r["method"] == user.get("method")
+                         and r["rtol"] == user.get("rtol")), None)
+            value = None if mine is None else (mine["relative_error"] if mine["relative_error"] is not None
+                                               else mine["absolute_error"])
+            if value is not None and math.isfinite(value):
+                ax.loglog([mine["rtol"]], [floor if value == 0 else value], ls="none", marker="o", ms=15, mfc="none",
+                          mec="k", mew=1.6, label="your setting")
         ax.invert_xaxis()
         ax.set_title(scheme)
         ax.set_xlabel("rtol")
@@ -63,7 +73,12 @@ def convergence_figure(report: Any) -> Figure:
     for ax in axes[len(schemes):]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, frameon=False)
+    for ax in axes[1:len(schemes)]:  # "your setting" is drawn in its scheme's panel only
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
     figure.suptitle(f"{report.model_name}: gradient error against tolerance" +
                     ("\n(true gradient 0; open markers at the bottom: exactly 0)" if zero_reference else ""), fontsize=11)
     return figure

@@ -9,7 +9,7 @@ size is limited by stability, not accuracy), and there
 * after ``n`` steps the sensitivity is ``n R^{n-1} R'`` with ``|R| ≈ 1``: it *grows* like ``n`` while the exact
   ``n e^{n x_b}`` decays — the amplification is ``≈ n |R'(x_b)| e^{-n x_b}``.
 
-This is the regime of the seed's bursting neuron (Tsit5 through a stiff spike): exploding rather than vanishing
+This is the regime of the bursting neuron of the forum question (Tsit5 through a stiff spike): exploding rather than vanishing
 gradients.  Measured here with the compiled explicit integrators (fixed step, discrete mode) on ``y' = λ y``.
 """
 

@@ -1,11 +1,11 @@
-"""The seed's experiment: the gradient of a zero-loss at the nominal parameters of a bursting neuron.
+"""A bursting-neuron gradient question, reproduced: the gradient of a zero loss at the nominal parameters.
 
-Run: ``python examples/seed_calcium_neuron.py``.  The calcium neuron (Liu et al. 1998, as the seed's code
-defines it) is solved with Tsitouras 5(4) at rtol 1e-3, atol 1e-6 over (0, 500).  The loss re-solves with output
+Run: ``python examples/bursting_neuron_gradient.py``.  The calcium neuron (Liu et al. 1998, as the code of a Julia Discourse question
+defines it: https://discourse.julialang.org/t/when-forwarddiff-ing-through-an-ode-is-unstable/49484) is solved with Tsitouras 5(4) at rtol 1e-3, atol 1e-6 over (0, 500).  The loss re-solves with output
 at the nominal solve's own step times and sums the squared differences to the nominal solution, so at the nominal
 parameters the true loss and gradient are 0.  The discrete forward mode (forward-mode AD through the solver)
 gives that 0 exactly when the controller's norm sees values only, and a gradient of norm ~1e6 when it sees the
-tangents too (the seed reported 1.45e6), because the differentiated solve then takes other steps.
+tangents too (the question reported 1.45e6), because the differentiated solve then takes other steps.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The seed's bursting-neuron gradient, audited: ``python examples/audit_seed.py [FIGURE_DIR]``.
+"""The bursting-neuron gradient of the Julia Discourse question, audited:
+``python examples/audit_bursting_neuron.py [FIGURE_DIR]``.
 
-Audits the calcium neuron (Liu et al. 1998; 13 states, 13 parameters) in the seed's experiment: Tsitouras 5(4)
+Audits the calcium neuron (Liu et al. 1998; 13 states, 13 parameters) in the experiment of the forum question
+(https://discourse.julialang.org/t/when-forwarddiff-ing-through-an-ode-is-unstable/49484): Tsitouras 5(4)
 at rtol 1e-3, atol 1e-6 over (0, 500 ms), the loss re-solving with output at the nominal solve's own step times.
-Prints the verdicts and writes the report to ``audit-seed/``; with FIGURE_DIR, also copies the three figures the
-docs show there as ``audit-seed-*.png``.
+Prints the verdicts and writes the report to ``audit-bursting-neuron/``; with FIGURE_DIR, also copies the three figures the
+docs show there as ``audit-bursting-*.png``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ report = audit(model, TrajectoryLoss(), t_span=(0.0, 500.0), schemes=["tsit5"], 
 for method in ("discrete", "discrete-tangent-norm"):
     row = report.result(method, "tsit5", 1e-3)
     print(f"{method:>22}: loss {row['loss']:.4g}, |gradient| {np.linalg.norm(row['gradient']):.4g} "
-          f"(seed: 1.45e6 with the tangents in the norm) -> {row['verdict']}")
-written = report.write("audit-seed")
+          f"(the forum question: 1.45e6 with ForwardDiff) -> {row['verdict']}")
+written = report.write("audit-bursting-neuron")
 print(f"report: {written['html']}")
 if len(sys.argv) > 1:
     target = Path(sys.argv[1])
     for name in ("convergence", "loss_floor", "steps", "sensitivity"):
         if name in written:
-            shutil.copy(written[name], target / f"audit-seed-{name.replace('_', '-')}.png")
+            shutil.copy(written[name], target / f"audit-bursting-{name.replace('_', '-')}.png")
