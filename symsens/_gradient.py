@@ -7,6 +7,8 @@
                                             (:mod:`symsens.integrate._adjoint`, SciPy integrators)
 ``adjoint-backsolve``                       continuous adjoint, state re-integrated backwards with the adjoint
                                             (Chen et al. 2018); unstable on stiff problems
+``adjoint-discrete``                        reverse mode through a compiled explicit Runge–Kutta solve's accepted
+                                            steps (:mod:`symsens.integrate._discrete_adjoint`; default ``tsit5``)
 ``forward`` ... ``finite-differences``      the methods of the audit (:data:`symsens.audit.GRADIENT_METHODS`),
                                             run by the audit's own machinery (compiled integrators)
 ==========================================  ==================================================================
@@ -37,10 +39,11 @@ __all__ = ["gradient", "true_gradient", "objective", "GradientResult", "TrueGrad
 _ADJOINT_METHODS: dict[str, str] = {"adjoint-interpolating": "interpolating", "adjoint-backsolve": "backsolve"}
 
 #: Every method :func:`gradient` knows: the two continuous adjoints, then the audit's methods.
-GRADIENT_METHOD_NAMES: tuple[str, ...] = (*_ADJOINT_METHODS, *GRADIENT_METHODS)
+GRADIENT_METHOD_NAMES: tuple[str, ...] = tuple(dict.fromkeys((*_ADJOINT_METHODS, *GRADIENT_METHODS)))
 
 _DEFAULT_ADJOINT_SCHEME = "radau"
 _DEFAULT_AUDIT_SCHEME = "rodas4"
+_DEFAULT_DISCRETE_ADJOINT_SCHEME = "tsit5"
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,7 +261,8 @@ def gradient(
         return _adjoint(model, loss, plan, p_values, p_data, span, chosen, method, scheme, rtol, atol, a_rtol, a_atol)
     if adjoint_rtol is not None or adjoint_atol is not None:
         raise ValueError(f"`adjoint_rtol`/`adjoint_atol` apply to the adjoint methods only, not to {method!r}")
-    scheme = _DEFAULT_AUDIT_SCHEME if scheme is None else scheme
+    if scheme is None:
+        scheme = _DEFAULT_DISCRETE_ADJOINT_SCHEME if method == "adjoint-discrete" else _DEFAULT_AUDIT_SCHEME
     from .integrate._compiled import method_spec
 
     try:
@@ -267,6 +271,9 @@ def gradient(
         raise ValueError(f"`scheme`: {error}") from None
     if spec.error_order is None:
         raise ValueError(f"`scheme`: {scheme!r} has no error estimate, so it cannot run adaptively")
+    if method == "adjoint-discrete" and spec.family != "explicit":
+        raise ValueError(f"`scheme`: the discrete adjoint covers the explicit Runge–Kutta schemes (tsit5, dopri5, "
+                         f"verner7, ...); {scheme!r} is {spec.family!r}")
     return _audit_method(model, loss, p_values, span, chosen, method, scheme, rtol, atol)
 
 
@@ -282,6 +289,8 @@ def _audit_method(model: Model, loss: AuditLoss, p: np.ndarray, span: tuple[floa
     run = setting.runs[0]
     statistics = {"forward": {**(run.counts or {}), "accepted_steps": run.accepted_steps,
                               "rejected_steps": run.rejected_steps}}
+    if run.details:
+        statistics["discrete_adjoint"] = dict(run.details)
     gradient_value = None if run.gradient is None else np.asarray(run.gradient, dtype=float)
     return GradientResult(run.loss, gradient_value, chosen, method, scheme, run.status, run.message, rtol, atol,
                           statistics=statistics, seconds=time.perf_counter() - start)

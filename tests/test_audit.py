@@ -373,3 +373,18 @@ def test_concurrent_audits_on_a_cold_cache(tmp_path: Path, monkeypatch: pytest.M
         assert [r["gradient"].tolist() for r in other.results] == [r["gradient"].tolist() for r in first.results]
         assert other.recommendation["choice"] == first.recommendation["choice"]
     assert _runtime.runtime_header.cache_info().misses == 1
+
+
+def test_exploding_tangents_are_not_called_a_state_error() -> None:
+    """Hodgkin-Huxley with BDF at rtol 1e-3: differentiating the step sizes makes the gradient ~1e10 times too
+    large.  The state-error part of the error is weighed with the reference sensitivities S*, so the blow-up is
+    put down to the step-size controller (its values-only sibling is 1e9 times closer), not to the state."""
+    from symsens.audit._presets import preset_for
+
+    preset = preset_for("hodgkin-huxley")
+    report = audit(symsens.load_model("hodgkin-huxley"), preset["loss"], parameters=preset["parameters"],
+                   schemes=["bdf"], tolerances=[1e-3], methods=["discrete", "discrete-differentiated-steps"])
+    exploding = report.result("discrete-differentiated-steps", "bdf", 1e-3)
+    assert exploding["relative_error"] > 1e3
+    assert exploding["category"] == "step-size-control", exploding["verdict"]
+    assert report.result("discrete", "bdf", 1e-3)["relative_error"] < 1

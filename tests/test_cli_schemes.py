@@ -124,3 +124,23 @@ def test_text_shows_infinity_not_sympy_zoo() -> None:
     assert "zoo" not in table
     rk4_line = next(line for line in table.splitlines() if line.startswith("rk4"))
     assert "∞" in rk4_line
+
+
+def test_catalogue_is_read_back_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact analysis is computed once and read back (no SymPy work on the second call); a damaged cache
+    file is ignored, not trusted."""
+    from symsens.cli import _schemes
+
+    monkeypatch.setenv("SYMSENS_CACHE_DIR", str(tmp_path))
+    first = _schemes.catalogue_records()
+    (cached,) = (tmp_path / "schemes").glob("catalogue-*.json")
+
+    def no_analysis(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the catalogue was analysed again")
+
+    monkeypatch.setattr(_schemes, "scheme_record", no_analysis)
+    assert _schemes.catalogue_records() == json.loads(json.dumps(first))
+    cached.write_text("{not json", encoding="utf-8")
+    monkeypatch.undo()
+    monkeypatch.setenv("SYMSENS_CACHE_DIR", str(tmp_path))
+    assert _schemes.catalogue_records() == json.loads(json.dumps(first))

@@ -295,3 +295,13 @@ def test_wrong_sign_list_in_the_theory_doc_matches_the_exact_analysis() -> None:
         coefficient, exponent = decay_asymptotics(get_scheme(name))["dR"]
         sign_at_minus_infinity = sp.sign(coefficient) * (-1) ** int(exponent)
         assert (sign_at_minus_infinity < 0) == (name in listed), name
+
+
+def test_cli_shows_progress_and_takes_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["vanishing", "--schemes", "backward-euler", "--explicit", "euler", "--steps", "1",
+                   "--model", "stiff-linear", "--parameter", "lam", "--scheme", "radau5"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    # every piece of work is announced on standard error: compile, the sweep, the exponents, the explicit scheme
+    assert "4/4" in err and "backward-euler, 1 step" in err and "euler at the stability boundary" in err
+    assert "radau" in out

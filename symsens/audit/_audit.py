@@ -25,8 +25,8 @@ from ..model import Model
 from ._diagnose import diagnose, gradient_error
 from ._losses import AuditLoss, TrajectoryLoss
 from ._methods import (
-    DEFAULT_METHODS, SettingRuns, _plan, default_atol, method_options, nominal_setting, run_setting, unit_costs,
-    work_estimate,
+    DEFAULT_METHODS, SettingRuns, _plan, default_atol, is_explicit_scheme, method_options, nominal_setting,
+    run_setting, unit_costs, work_estimate,
 )
 from ._reference import ReferenceGradient, reference_gradients
 from ._verdict import answer, recommendation, verdict
@@ -71,7 +71,10 @@ class AuditReport:
 
     ``results`` has one row per method x scheme x tolerance: ``method``, ``scheme``, ``rtol``, ``atol``,
     ``gradient``, ``relative_error`` (None when the true gradient is 0), ``absolute_error``, ``digits``,
-    ``verdict``, ``category``, ``loss``, ``seconds``, ``steps``.  ``diagnostics`` holds the numbers of every
+    ``verdict``, ``category``, ``loss``, ``seconds``, ``steps``; and for the adjoint methods (None otherwise)
+    ``integrator`` (what ran: SciPy's for the continuous adjoints), ``adjoint_rtol``, ``adjoint_atol``,
+    ``y0_reconstruction_error``, ``max_reconstruction_error``, ``backward_growth_rate``, ``backward_span``
+    (backsolve) and ``checkpoints`` (adjoint-discrete).  ``diagnostics`` holds the numbers of every
     diagnostic (:mod:`symsens.audit._diagnose`); :meth:`write` renders the report with its figures.
 
     ``user_setting`` is the gradient the user computes (method, scheme, rtol) and ``answer`` the one-sentence
@@ -169,6 +172,9 @@ def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], 
     for name in methods:
         method_options(name)
     schemes = tuple(canonical_scheme(name) for name in schemes)
+    if "adjoint-discrete" in methods and not any(is_explicit_scheme(name) for name in schemes):
+        raise ValueError("`methods`: adjoint-discrete covers explicit Runge–Kutta schemes only (tsit5, dopri5, "
+                         f"verner7, ...), and none of `schemes` ({', '.join(schemes)}) is one")
     for name in schemes:
         try:
             spec = method_spec(name)
@@ -217,6 +223,8 @@ def _user_setting(user_setting: Any, methods: tuple[str, ...], schemes: tuple[st
         raise ValueError(f"`user_setting`: method {method!r} is not among the audited `methods` ({', '.join(methods)})")
     if scheme not in schemes:
         raise ValueError(f"`user_setting`: scheme {scheme!r} is not among the audited `schemes` ({', '.join(schemes)})")
+    if method == "adjoint-discrete" and not is_explicit_scheme(scheme):
+        raise ValueError(f"`user_setting`: adjoint-discrete runs on explicit Runge–Kutta schemes only, not {scheme!r}")
     if rtol is None:
         rtol = max(tolerances)
     else:
@@ -269,7 +277,9 @@ def audit(
     p : parameter values (all, in model order, or a mapping over the nominal values).
     t_span : (t0, t1), optional; default the model's.
     parameters : names to differentiate with respect to (default all), in gradient order.
-    methods : gradient methods (:data:`symsens.audit.GRADIENT_METHODS`).
+    methods : gradient methods (:data:`symsens.audit.GRADIENT_METHODS`); default every method but the adjoints
+        (``adjoint-interpolating``, ``adjoint-backsolve``, ``adjoint-discrete``), which run in Python and are
+        added by name.
     schemes : compiled integrators (default Tsit5, Rodas4, Radau IIA 5, BDF).
     tolerances : rtol values; ``atol`` is ``rtol / 1000`` unless given (a number or a function of rtol).
     reference_digits : digits the reference must verify.
@@ -365,7 +375,8 @@ def audit(
             ref = reference_of.get(id(nominal))
             futures_list.append(pool.submit(
                 run_setting, model, loss, chosen, t_span, tuple(p_values), nominal, methods,
-                None if ref is None else ref.y, None if ref is None else ref.targets, max_steps))
+                None if ref is None else ref.y, None if ref is None else ref.targets, max_steps,
+                None if ref is None else ref.sensitivities))
         settings = []
         for (scheme, rtol), future in zip(tasks, futures_list):
             settings.append(future.result())
@@ -395,7 +406,7 @@ def audit(
                              "absolute_error": None, "digits": None, "exact": False,
                              "verdict": f"failed: {setting.failure}", "category": "failed", "loss": None,
                              "seconds": setting.nominal_seconds, "work": None, "steps": None,
-                             "rejected_steps": None})
+                             "rejected_steps": None, **_adjoint_fields(None, diagnostics)})
             continue
         for run in setting.runs:
             category, sentence, digits = verdict(run, setting, reference, diagnostics, target_digits,
@@ -409,6 +420,7 @@ def audit(
                 "verdict": sentence, "category": category, "loss": run.loss, "seconds": run.seconds,
                 "work": work_estimate(run.counts, run.tangents, units),
                 "steps": run.accepted_steps, "rejected_steps": run.rejected_steps,
+                **_adjoint_fields(run, diagnostics),
             })
     advice = recommendation(rows, target_digits)
     the_answer = answer(rows, user, advice, target_digits)
@@ -440,6 +452,26 @@ def audit(
         _references=tuple(references),
         _series=diagnostics.series,
     )
+
+
+def _adjoint_fields(run: Any, diagnostics: Any) -> dict[str, Any]:
+    """The adjoint columns of a result row (None for the other methods): the integrator that ran, the backward
+    pass's tolerances, backsolve's reconstruction errors, growth rate and longest backward span, and the
+    discrete adjoint's checkpoint schedule."""
+    fields: dict[str, Any] = dict.fromkeys(("integrator", "adjoint_rtol", "adjoint_atol", "y0_reconstruction_error",
+                                            "max_reconstruction_error", "backward_growth_rate", "backward_span",
+                                            "checkpoints"))
+    if run is None or not run.method.startswith("adjoint-"):
+        return fields
+    fields.update(integrator=run.integrator, adjoint_rtol=run.adjoint_rtol, adjoint_atol=run.adjoint_atol,
+                  y0_reconstruction_error=run.y0_reconstruction_error,
+                  max_reconstruction_error=run.max_reconstruction_error, backward_span=run.backward_span)
+    if run.method == "adjoint-backsolve":
+        growth = diagnostics.summary.get("backward_growth") or {}
+        fields["backward_growth_rate"] = growth.get("max_rate")
+    if run.method == "adjoint-discrete" and run.details:
+        fields["checkpoints"] = {k: run.details[k] for k in ("checkpoint_every", "checkpoints", "stored_numbers")}
+    return fields
 
 
 def _trajectory(model: Model, t_span: tuple[float, float], p: np.ndarray, schemes: Sequence[str],

@@ -15,6 +15,11 @@ figure needs:
   sequences of the plain and the differentiated solves differ (count, first differing step).
 * **convergence** — the gradient error against tolerance per method and scheme with the fitted rate
   ``d log(error) / d log(rtol)``, or the finding that it does not converge.
+* **backward growth** (when ``adjoint-backsolve`` ran) — the growth rate of the backward state solve:
+  integrating ``y' = f`` from ``t1`` back to ``t0`` is ``dy/ds = -f`` in ``s = t1 - t``, whose Jacobian is
+  ``-J``, so a perturbation grows like ``exp(max Re(-lambda) s)``; the rate is
+  ``max_t max_i Re(-lambda_i(J(t, y(t))))`` over the eigenvalues of ``df/dy`` along the trajectory (a
+  dissipative forward problem, ``Re lambda < 0``, is unstable backwards with exactly that rate).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ..model import Model
 from ._methods import MethodRun, SettingRuns
 from ._reference import ReferenceGradient
 
-__all__ = ["stable_norm", "Diagnostics", "diagnose", "stability_evaluator", "gradient_error"]
+__all__ = ["stable_norm", "Diagnostics", "diagnose", "stability_evaluator", "gradient_error", "backward_growth"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +144,26 @@ def _first_difference(a: np.ndarray | None, b: np.ndarray | None) -> float | Non
 
 
 @quiet_floating_point
+def backward_growth(model: Model, times: np.ndarray, y: np.ndarray, p: np.ndarray,
+                    limit: int = 5000) -> dict[str, Any] | None:
+    """``{"max_rate", "time_of_max", "median_rate"}``: ``max_i Re(-lambda_i)`` of ``df/dy`` along the states
+    (every eigenvalue, not only the stiffest), its maximum over time, where, and its median over time."""
+    if len(times) > limit:
+        pick = np.unique(np.linspace(0, len(times) - 1, limit).round().astype(int))
+        times, y = times[pick], y[pick]
+    n = model.n_states
+    function = _jacobian_function(model)
+    values = function(times, *(y[:, i] for i in range(n)), *(np.full(len(times), v) for v in p))
+    matrices = np.moveaxis(np.asarray(values, dtype=float).reshape(n, n, len(times)), 2, 0)
+    finite = np.all(np.isfinite(matrices), axis=(1, 2))
+    if not np.any(finite):
+        return None
+    rates = np.max((-np.linalg.eigvals(matrices[finite])).real, axis=1)
+    k = int(np.argmax(rates))
+    return {"max_rate": float(rates[k]), "time_of_max": float(np.asarray(times)[finite][k]),
+            "median_rate": float(np.median(rates))}
+
+
 def diagnose(
     model: Model,
     p: np.ndarray,
@@ -365,5 +390,7 @@ def diagnose(
                                 "tolerances": tol.tolist(), "errors": [None if not np.isfinite(e) else float(e) for e in err]})
             series["convergence"].append({"scheme": scheme, "method": method, "rtol": tol, "error": err})
     summary["convergence"] = convergence
+    if trajectory is not None and any(r.method == "adjoint-backsolve" for s in settings for r in s.runs):
+        summary["backward_growth"] = backward_growth(model, trajectory[0], trajectory[1], p)
     summary["parameters"] = list(parameter_names)
     return Diagnostics(summary, series)

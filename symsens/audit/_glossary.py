@@ -58,6 +58,33 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
         "a plain solve with the same scheme and tolerance",
         "the usual cheap check; FiniteDiff.jl, scipy.optimize.approx_fprime (one-sided)",
     ),
+    "adjoint-interpolating": (
+        "continuous adjoint, state from the forward solve's interpolant",
+        "integrates lambda' = -J^T lambda - (dg/dy)^T backwards from t1 with a jump (dl/dy)^T at each data time "
+        "and the quadrature of F_p^T lambda, with y(t) from the forward solve's dense output; runs SciPy's "
+        "integrator for the scheme (Radau for implicit schemes, BDF for bdf, RK45/DOP853/RK23 for explicit ones) "
+        "with adjoint_rtol = rtol and adjoint_atol = atol",
+        "CVODES's adjoint module (checkpoints and interpolation); DiffEqSensitivity's InterpolatingAdjoint; "
+        "symsens.gradient(method=\"adjoint-interpolating\")",
+    ),
+    "adjoint-backsolve": (
+        "continuous adjoint, state re-integrated backwards",
+        "the same adjoint equations, but y is recovered by integrating y' = f backwards from y(t1) together with "
+        "lambda (reset to the forward value at each data time); where the forward problem is dissipative the "
+        "backward state solve grows like exp(max Re(-lambda) (t1 - t)), and the audit reports how far the "
+        "reconstructed y(t0) lands from y0",
+        "torchdiffeq's odeint_adjoint, diffrax's BacksolveAdjoint, DiffEqSensitivity's BacksolveAdjoint "
+        "(Chen et al. 2018)",
+    ),
+    "adjoint-discrete": (
+        "reverse mode through the solver's accepted steps (discrete adjoint), explicit Runge–Kutta",
+        "the exact reverse-mode derivative of the compiled explicit Runge–Kutta solve with its accepted step "
+        "sizes held (the same number as `discrete`, computed backwards): stage by stage with J^T and F_p^T "
+        "products, the Hermite outputs included, with a checkpoint every k steps and the stages in between "
+        "recomputed",
+        "reverse-mode AD through the solver: diffrax's RecursiveCheckpointAdjoint, JAX grad through a fixed "
+        "step sequence, FATODE's ERK adjoint",
+    ),
 }
 
 

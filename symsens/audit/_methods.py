@@ -19,7 +19,25 @@ method                                      what it computes
 ``discrete-tangent-norm-differentiated-steps``  both switches
 ``finite-differences``                      central differences of the loss, step ``h_j = rtol^(1/3) |p_j|``
                                             (``|p_j| = 0``: 1), each side a plain solve of the same setting
+``adjoint-interpolating``                   continuous adjoint, state from the forward solve's interpolant
+                                            (:mod:`symsens.integrate._adjoint`, SciPy integrators)
+``adjoint-backsolve``                       continuous adjoint, state re-integrated backwards with the adjoint
+``adjoint-discrete``                        reverse mode through the compiled explicit Runge–Kutta solve's
+                                            accepted steps (steps held), with checkpointing
+                                            (:mod:`symsens.integrate._discrete_adjoint`)
 ==========================================  ==================================================================
+
+How a setting's scheme maps to the adjoints.  The continuous adjoints run SciPy's ``solve_ivp``, not the
+compiled scheme: :func:`adjoint_integrator` picks ``BDF`` for ``bdf``, ``Radau`` for every other implicit
+family (Radau IIA, SDIRK/ESDIRK, Rosenbrock, exponential), and for explicit schemes ``RK23`` (order <= 3),
+``RK45`` (order 4-5) or ``DOP853`` (order >= 6); the row's ``integrator`` names what ran.  Their backward pass
+uses the setting's tolerances (``adjoint_rtol = rtol``, ``adjoint_atol = atol``, recorded per row).  The targets
+and output times are the setting's own (the compiled nominal solve's), so every method of a setting fits the
+same data.  ``adjoint-discrete`` runs on explicit schemes only (the compiled solve's recorded steps, replayed in
+NumPy); with an implicit scheme it is skipped (no row).
+
+The adjoints run in Python/SciPy, so they are not in :data:`DEFAULT_METHODS` (the default audit keeps its run
+time); ask for them with ``methods=`` or ``symsens audit --methods``/``--method``.
 """
 
 from __future__ import annotations
@@ -37,7 +55,7 @@ from ..integrate import solve
 from ..model import Model
 from ._losses import AuditLoss, LossPlan, TrajectoryLoss, loss_plan
 
-__all__ = ["GRADIENT_METHODS", "DEFAULT_METHODS", "MethodRun", "SettingRuns", "NominalSetting", "nominal_setting", "run_setting",
+__all__ = ["GRADIENT_METHODS", "DEFAULT_METHODS", "ADJOINT_METHODS", "adjoint_integrator", "is_explicit_scheme", "MethodRun", "SettingRuns", "NominalSetting", "nominal_setting", "run_setting",
            "method_options", "UnitCosts", "unit_costs", "work_estimate"]
 
 GRADIENT_METHODS: dict[str, dict[str, Any]] = {
@@ -50,10 +68,42 @@ GRADIENT_METHODS: dict[str, dict[str, Any]] = {
         "sensitivity": "discrete", "sensitivity_in_norm": True, "differentiate_steps": True,
     },
     "finite-differences": {},
+    "adjoint-interpolating": {"adjoint": "interpolating"},
+    "adjoint-backsolve": {"adjoint": "backsolve"},
+    "adjoint-discrete": {"adjoint": "discrete"},
 }
-"""Method name -> ``symsens.solve`` options (finite differences use plain solves)."""
+"""Method name -> ``symsens.solve`` options (finite differences use plain solves; the adjoints: their variant)."""
 
-DEFAULT_METHODS: tuple[str, ...] = tuple(GRADIENT_METHODS)
+ADJOINT_METHODS: tuple[str, ...] = ("adjoint-interpolating", "adjoint-backsolve", "adjoint-discrete")
+
+#: The audit's default methods: every method but the adjoints (which run in Python; see the module docstring).
+DEFAULT_METHODS: tuple[str, ...] = tuple(name for name in GRADIENT_METHODS if name not in ADJOINT_METHODS)
+
+
+def adjoint_integrator(scheme: str) -> str:
+    """The SciPy ``solve_ivp`` method the continuous adjoints run for the compiled scheme ``scheme``: ``BDF`` for
+    ``bdf``, ``Radau`` for the other implicit families, ``RK23``/``RK45``/``DOP853`` for explicit schemes of order
+    <= 3, 4-5, >= 6.  A ValueError names ``scheme`` when it has no compiled integrator."""
+    from ..integrate._compiled import _ALIASES, method_spec
+
+    name = _ALIASES.get(scheme, scheme)
+    try:
+        spec = method_spec(name)
+    except Exception as error:
+        raise ValueError(f"`scheme`: {error}") from None
+    if spec.family == "explicit":
+        return "RK23" if spec.order <= 3 else ("RK45" if spec.order <= 5 else "DOP853")
+    return "BDF" if spec.family == "bdf" else "Radau"
+
+
+def is_explicit_scheme(scheme: str) -> bool:
+    """True when ``scheme`` has a compiled explicit Runge–Kutta integrator (what ``adjoint-discrete`` covers)."""
+    from ..integrate._compiled import _ALIASES, method_spec
+
+    try:
+        return method_spec(_ALIASES.get(scheme, scheme)).family == "explicit"
+    except Exception:
+        return False
 
 
 def method_options(name: str) -> dict[str, Any]:
@@ -96,6 +146,17 @@ class MethodRun:
     # of tangent directions each solve carried: the inputs of a machine-independent cost (see ``work_estimate``).
     counts: dict[str, int] | None = None
     tangents: int = 0
+    # Adjoint methods: the integrator that ran (SciPy's for the continuous adjoints, the compiled scheme for the
+    # discrete one), the backward pass's tolerances, and for backsolve how far the backward-reconstructed state
+    # lands from the forward one (relative, at t0 and the largest over the restarts) and the longest backward
+    # span without a reset of the state.  ``details``: the discrete adjoint's checkpoint schedule and work.
+    integrator: str | None = None
+    adjoint_rtol: float | None = None
+    adjoint_atol: float | None = None
+    y0_reconstruction_error: float | None = None
+    max_reconstruction_error: float | None = None
+    backward_span: float | None = None
+    details: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,12 +242,17 @@ def run_setting(
     reference_y: np.ndarray | None = None,
     reference_targets: np.ndarray | None = None,
     max_steps: int = 200_000,
+    reference_sensitivities: np.ndarray | None = None,
 ) -> SettingRuns:
     """Run every gradient method in one setting (a pure function of picklable arguments, so an executor can run
     settings in other processes).
 
     ``reference_y`` / ``reference_targets``: the reference states and targets at the output times, to split
     each run's gradient error into its loss-floor part; both None when the true residuals are identically 0.
+    ``reference_sensitivities``: the reference ``S*`` there (K x n x P).  With them the loss-floor part is
+    ``sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S*_k``: what the run's state error does to the gradient when the
+    sensitivities are right.  (With the run's own ``S_k`` an exploding tangent would make that part as large
+    as the whole error and be mistaken for a state error.)
     """
     plan = _plan(model, loss, parameters, t_span)
     p_values = np.asarray(p, dtype=float)
@@ -205,6 +271,15 @@ def run_setting(
                                             scheme, rtol, atol, common))
             continue
         options = method_options(method)
+        if "adjoint" in options:
+            if options["adjoint"] == "discrete":
+                if is_explicit_scheme(scheme):
+                    runs.append(_discrete_adjoint(plan, solve_model, t_span, p_values, parameters, output_times,
+                                                  targets, scheme, rtol, atol, common))
+                continue   # explicit Runge–Kutta only: no row for other schemes
+            runs.append(_continuous_adjoint(plan, t_span, p_values, parameters, output_times, targets, scheme,
+                                            rtol, atol, options["adjoint"]))
+            continue
         start = time.perf_counter()
         solution = solve(solve_model, t_span, p=p_values, t_eval=output_times, parameters=parameters,
                          **options, **common)
@@ -222,8 +297,13 @@ def run_setting(
             floor_bias = contributions.sum(axis=0)
             if reference_y is not None:
                 true_data = reference_targets if reference_targets is not None else targets
+                weights = solution.sensitivities
+                if reference_sensitivities is not None and np.shape(reference_sensitivities) == np.shape(weights):
+                    weights = np.asarray(reference_sensitivities, dtype=float)
+                    floor_bias = plan.residual_contributions(
+                        solution.t, solution.y, weights, p_values, targets).sum(axis=0)
                 floor_bias = floor_bias - plan.residual_contributions(
-                    solution.t, reference_y, solution.sensitivities, p_values, true_data).sum(axis=0)
+                    solution.t, reference_y, weights, p_values, true_data).sum(axis=0)
         norms = np.sqrt(np.sum(solution.sensitivities[:, : model.n_states, :] ** 2, axis=(1, 2)))
         max_residual = time_of_max = None
         if plan.output_names and targets is not None:
@@ -234,8 +314,30 @@ def run_setting(
                               solution.stats.accepted_steps, solution.stats.rejected_steps,
                               solution.stats.step_times, contributions, norms, floor_bias, max_residual, time_of_max,
                               counts=_counts(solution.stats), tangents=len(parameters)))
+    runs = _share_discrete_evidence(runs)
     return SettingRuns(scheme, rtol, atol, output_times, targets, nominal.step_times, nominal.y, nominal.seconds,
                        tuple(runs))
+
+
+def _share_discrete_evidence(runs: list[MethodRun]) -> list[MethodRun]:
+    """``adjoint-discrete`` differentiates the same numerical solution as ``discrete`` (the same steps): where both
+    ran on identical steps, the adjoint's row carries the forward run's per-time residual terms
+    (``contributions``, ``floor_bias``, residuals), so both get the same verdict.  The adjoint alone has no
+    sensitivities at the output times to form them."""
+    from dataclasses import replace
+
+    forward = next((r for r in runs if r.method == "discrete" and r.gradient is not None), None)
+    if forward is None:
+        return runs
+    out = []
+    for run in runs:
+        if run.method == "adjoint-discrete" and run.gradient is not None and run.step_times is not None \
+                and forward.step_times is not None and np.array_equal(run.step_times, forward.step_times):
+            run = replace(run, contributions=forward.contributions, sensitivity_norms=forward.sensitivity_norms,
+                          floor_bias=forward.floor_bias, max_residual=forward.max_residual,
+                          time_of_max_residual=forward.time_of_max_residual)
+        out.append(run)
+    return out
 
 
 @quiet_floating_point
@@ -273,6 +375,102 @@ def _finite_differences(
     return MethodRun("finite-differences", scheme, rtol, atol, gradient, centre_loss, "success",
                      f"central differences, h_j = rtol^(1/3)|p_j| with rtol {rtol:g}", time.perf_counter() - start,
                      accepted, rejected, None, counts=counts)
+
+
+def _cotangents(plan: LossPlan, t: np.ndarray, y: np.ndarray, p: np.ndarray, targets: np.ndarray | None,
+                size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(dL/dy(t_k))_k`` (K x size, the solve model's states) and the loss's direct ``sum_k (dl/dp)_k``."""
+    K = len(t)
+    W = np.zeros((K, size))
+    if plan.kind == "integral":
+        W[-1, -1] = 1.0
+        return W, np.zeros(len(plan.parameters))
+    n = plan.model.n_states
+    W[:, :n] = plan.dl_dy(t, y[:, :n], p, targets)
+    _, direct = plan.value_and_gradient(t, y, np.zeros((K, size, len(plan.parameters))), p, targets)
+    return W, np.asarray(direct, dtype=float)
+
+
+@quiet_floating_point
+def _discrete_adjoint(
+    plan: LossPlan, solve_model: Model, t_span: tuple[float, float], p: np.ndarray, parameters: tuple[str, ...],
+    output_times: np.ndarray | None, targets: np.ndarray | None, scheme: str, rtol: float, atol: float,
+    common: dict[str, Any],
+) -> MethodRun:
+    """``adjoint-discrete``: the plain compiled solve (values-only norm: the steps of ``discrete``), then
+    reverse mode through its accepted steps (:func:`symsens.integrate._discrete_adjoint.discrete_adjoint_erk`)."""
+    from ..integrate._discrete_adjoint import discrete_adjoint_erk
+
+    method = "adjoint-discrete"
+    start = time.perf_counter()
+    solution = solve(solve_model, t_span, p=p, t_eval=output_times, **common)
+    if solution.status != "success":
+        return MethodRun(method, scheme, rtol, atol, None, None, solution.status, solution.message,
+                         time.perf_counter() - start, solution.stats.accepted_steps, solution.stats.rejected_steps,
+                         solution.stats.step_times, counts=_counts(solution.stats), integrator=scheme)
+    value, _ = plan.value_and_gradient(solution.t, solution.y, None, p, targets)
+    W, direct = _cotangents(plan, solution.t, solution.y, p, targets, solve_model.n_states)
+    run = discrete_adjoint_erk(solve_model, scheme, p, parameters, solution.stats.step_times,
+                               solution.stats.step_sizes, solution.t, W)
+    gradient = run.gradient + direct
+    counts = _counts(solution.stats)
+    # Work: the replay and the recomputation (rhs), each transposed product counted as a Jacobian evaluation.
+    counts["rhs_evaluations"] += run.rhs_evaluations
+    counts["jacobian_evaluations"] += run.vjp_evaluations
+    seconds = time.perf_counter() - start
+    status, message = "success", (f"reverse mode through {run.steps} accepted {scheme} steps (held), a checkpoint "
+                                  f"every {run.checkpoint_every} steps ({run.checkpoints} checkpoints)")
+    if not np.all(np.isfinite(gradient)):
+        status, message, gradient = "non-finite values", "the discrete adjoint is not finite", None
+    details = {"checkpoint_every": run.checkpoint_every, "checkpoints": run.checkpoints,
+               "stored_numbers": run.stored_numbers, "rhs_evaluations": run.rhs_evaluations,
+               "transposed_products": run.vjp_evaluations}
+    return MethodRun(method, scheme, rtol, atol, gradient, value, status, message, seconds,
+                     solution.stats.accepted_steps, solution.stats.rejected_steps, solution.stats.step_times,
+                     counts=counts, integrator=scheme, details=details)
+
+
+@quiet_floating_point
+def _continuous_adjoint(
+    plan: LossPlan, t_span: tuple[float, float], p: np.ndarray, parameters: tuple[str, ...],
+    output_times: np.ndarray | None, targets: np.ndarray | None, scheme: str, rtol: float, atol: float, variant: str,
+) -> MethodRun:
+    """``adjoint-interpolating`` / ``adjoint-backsolve`` in one setting: SciPy's integrator for the scheme
+    (:func:`adjoint_integrator`), the setting's output times and targets, ``adjoint_rtol = rtol``,
+    ``adjoint_atol = atol``."""
+    from .._gradient import _adjoint_system_of
+    from ..integrate._adjoint import adjoint_gradient
+
+    method = f"adjoint-{variant}"
+    integrator = adjoint_integrator(scheme)
+    start = time.perf_counter()
+    system = _adjoint_system_of(plan.model, plan.loss, plan, parameters)
+    times = None if plan.kind == "integral" or output_times is None else np.asarray(output_times, dtype=float)
+    run = adjoint_gradient(system, t_span, p, times=times, data=targets if times is not None else None,
+                           variant=variant, method=integrator, rtol=rtol, atol=atol, adjoint_rtol=rtol,
+                           adjoint_atol=atol)
+    seconds = time.perf_counter() - start
+    counts = dict.fromkeys(_COUNT_NAMES, 0)
+    for part in (run.forward, run.backward):
+        counts["rhs_evaluations"] += int(part.get("rhs_evaluations", 0))
+        counts["jacobian_evaluations"] += int(part.get("jacobian_evaluations", 0))
+        counts["lu_decompositions"] += int(part.get("lu_decompositions", 0))
+    # A backward right-hand side holds J^T lambda and F_p^T lambda: count it as a Jacobian evaluation as well.
+    counts["jacobian_evaluations"] += int(run.backward.get("rhs_evaluations", 0))
+    steps = int(run.forward.get("steps", 0))
+    span = None
+    errors = run.reconstruction_errors
+    if variant == "backsolve":
+        t0, t1 = float(t_span[0]), float(t_span[1])
+        stops = sorted({t0, t1, *(float(t) for t in (times if times is not None else ()) if t0 < t < t1)})
+        span = float(np.max(np.diff(stops))) if len(stops) > 1 else 0.0
+    return MethodRun(method, scheme, rtol, atol, run.gradient, run.loss, run.status, run.message, seconds, steps, 0,
+                     None, counts=counts, integrator=integrator, adjoint_rtol=rtol, adjoint_atol=atol,
+                     y0_reconstruction_error=run.y0_reconstruction_error,
+                     max_reconstruction_error=(float(np.max(errors)) if errors is not None and len(errors) else None),
+                     backward_span=span,
+                     details={"forward": dict(run.forward), "backward": dict(run.backward),
+                              "t_failure": run.t_failure})
 
 
 _COUNT_NAMES = ("rhs_evaluations", "jacobian_evaluations", "lu_decompositions", "newton_iterations")

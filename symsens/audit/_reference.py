@@ -35,6 +35,7 @@ class ReferenceGradient:
     y: np.ndarray | None = None   # reference states at the output times (None when exact)
     targets: np.ndarray | None = None  # the true targets there (trajectory losses: the exact nominal outputs)
     sensitivity_norms: np.ndarray | None = None
+    sensitivities: np.ndarray | None = None  # K x n x P: the reference S* at the output times (None when exact)
 
 
 def _error_bounds(result, name: str, shape: tuple[int, ...]) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -140,7 +141,7 @@ def reference_gradients(
         references.append(ReferenceGradient(
             gradient, loss, component_digits, False,
             f"{how}; {len(union)} output times, {seconds:.1f} s", y=y, sensitivity_norms=norms, targets=data,
-            error_bound=bound, verified=verified,
+            error_bound=bound, verified=verified, sensitivities=S,
         ))
     return references
 

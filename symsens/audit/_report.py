@@ -140,6 +140,7 @@ def _error_text(row: dict[str, Any]) -> str:
 #: Verdict category -> its name in the reports, in the order of :data:`symsens.audit._verdict.SEVERITY`.
 VERDICT_LABELS: dict[str, str] = {
     "failed": "failed",
+    "backsolve-instability": "biased by the unstable backward solve",
     "loss-floor": "biased by the loss floor",
     "step-size-control": "biased by the step-size controller",
     "stability-boundary": "amplified at the stability boundary",
@@ -521,6 +522,25 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     if "steps" in figures:
         doc.figure(figures["steps"], "Step sizes of the nominal solve and of the differentiated solve whose "
                    "controller sees the tangents.")
+
+    adjoint_rows = [r for r in report.results if str(r["method"]).startswith("adjoint-")]
+    if adjoint_rows:
+        doc.heading(3, "Adjoints")
+        growth = diagnostics.get("backward_growth")
+        text = ("The continuous adjoints run SciPy's integrator named in the table (the compiled scheme's "
+                "counterpart); their backward pass uses adjoint_rtol and adjoint_atol. adjoint-discrete is reverse "
+                "mode through the compiled explicit Runge–Kutta solve's accepted steps.")
+        if growth:
+            text += (f" Backward state solve (backsolve): growth rate max Re(-λ) up to "
+                     f"{format_number(growth['max_rate'])} per unit time (at t = {format_number(growth['time_of_max'], 6)}, "
+                     f"median {format_number(growth['median_rate'])}).")
+        doc.paragraph(text)
+        doc.table(["method", "scheme", "integrator", "rtol", "adjoint rtol", "adjoint atol",
+                   "y(t0) reconstruction error", "backward span", "verdict"], [
+            [_u(r["method"]), _u(r["scheme"]), _u(r.get("integrator") or "–"), f"{r['rtol']:.0e}",
+             format_number(r.get("adjoint_rtol")), format_number(r.get("adjoint_atol")),
+             format_number(r.get("y0_reconstruction_error")), format_number(r.get("backward_span")),
+             _u(r["verdict"])] for r in adjoint_rows])
 
     doc.heading(3, "Convergence")
     conv = diagnostics.get("convergence", [])

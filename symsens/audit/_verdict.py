@@ -14,6 +14,17 @@ Rules, in order (the first that applies names the cause):
    whatever its sensitivities ``S_k``;
 3. the relative error is below ``10^-target_digits`` (against a true gradient of 0: only exactly 0) ->
    ``accurate to d digits`` (d = -log10 of the relative error, capped by the reference's own digits);
+3a. ``adjoint-backsolve`` whose backward-reconstructed state misses the forward one (at ``t0`` or at a
+   restart) by more than ``BACKSOLVE_FACTOR`` (100) times its backward tolerance ``adjoint_rtol`` (relative to
+   ``max(max|y0|, atol)``) -> ``biased by the unstable backward solve: y(t0) reconstructed with relative error
+   X; backward growth rate up to Y per unit time over a span of Z``, with ``Y = max_t max_i Re(-lambda_i)`` of
+   ``df/dy`` along the trajectory (the backward state solve ``dy/ds = -f`` has Jacobian ``-J``) and ``Z`` the
+   longest backward stretch without a reset of the state (the state is reset to the forward value at every
+   data time); ``exp(Y Z)`` estimates how far an error of the tolerance's size in ``y(t1)`` is amplified (an
+   estimate from the eigenvalues, not a bound: a non-normal ``J`` can amplify more for a while).  It
+   comes before the residual rules because it names the mechanism: the adjoint's ``lambda`` and the
+   quadrature are evaluated along a wrong state.  A backsolve that failed (overflowed) stays ``failed``, its
+   sentence naming the same growth rate;
 4. the gradient its residual error makes, ``sum_k [(dl/dy)(y_k) - (dl/dy)(y*_k)] S_k``, is at least half the
    error -> ``biased by the loss floor`` when that residual error is most of the loss the run computes (always
    when the true loss is 0; for a step-grid trajectory loss the differing steps are named as the cause), else
@@ -38,7 +49,10 @@ from ._diagnose import Diagnostics, gradient_error, stable_norm
 from ._methods import MethodRun, SettingRuns
 from ._reference import ReferenceGradient
 
-__all__ = ["verdict", "recommendation", "accurate_digits", "answer", "rtol_text", "SEVERITY", "CAUSES"]
+#: ``adjoint-backsolve``: a reconstruction error above this many times ``adjoint_rtol`` biases the gradient.
+BACKSOLVE_FACTOR = 100.0
+
+__all__ = ["BACKSOLVE_FACTOR", "verdict", "recommendation", "accurate_digits", "answer", "rtol_text", "SEVERITY", "CAUSES"]
 
 
 def accurate_digits(relative: float | None, absolute: float | None, reference: ReferenceGradient) -> float:
@@ -135,14 +149,19 @@ def _control_row(diagnostics: Diagnostics, scheme: str, rtol: float, method: str
 
 def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, diagnostics: Diagnostics,
             target_digits: float, parameter_values: np.ndarray | None = None) -> tuple[str, str, float | None]:
-    """``(category, sentence, digits)`` for one run (category: accurate, failed, uninformative, loss-floor,
+    """``(category, sentence, digits)`` for one run (category: accurate, failed, uninformative, backsolve-instability, loss-floor,
     state-error, step-size-control, stiffness, stability-boundary, inaccurate).
 
     ``parameter_values`` (the differentiated parameters' values, gradient order) set the natural size of the
     gradient used by the near-reproduction rule; without them every parameter counts as of size 1.
     """
+    growth = diagnostics.summary.get("backward_growth") or {}
     if run.gradient is None:
-        return "failed", f"failed: {run.message}", None
+        extra = ""
+        if run.method == "adjoint-backsolve" and growth.get("max_rate") is not None:
+            extra = (f"; the backward state solve grows at up to {growth['max_rate']:.3g} per unit time"
+                     + (f" over a span of {run.backward_span:.3g}" if run.backward_span is not None else ""))
+        return "failed", f"failed: {run.message}{extra}", None
     relative, absolute = gradient_error(run.gradient, reference)
     digits = accurate_digits(relative, absolute, reference)
     error_text = f"relative error {relative:.2g}" if relative is not None else \
@@ -175,6 +194,24 @@ def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, 
         if math.isinf(digits):
             return "accurate", "exact: equal to the true gradient", digits
         return "accurate", f"accurate to {int(digits)} digits", digits
+    if run.method == "adjoint-backsolve" and run.adjoint_rtol is not None:
+        worst = max((e for e in (run.y0_reconstruction_error, run.max_reconstruction_error) if e is not None),
+                    default=None)
+        if worst is not None and worst > BACKSOLVE_FACTOR * run.adjoint_rtol:
+            at_t0 = run.y0_reconstruction_error
+            text = (f"biased by the unstable backward solve: y(t0) reconstructed with relative error {at_t0:.2g}"
+                    if at_t0 is not None else "biased by the unstable backward solve")
+            if run.max_reconstruction_error is not None and at_t0 is not None \
+                    and run.max_reconstruction_error > 1.5 * at_t0:
+                text += f" (up to {run.max_reconstruction_error:.2g} at the data times)"
+            rate = growth.get("max_rate")
+            if rate is not None:
+                text += f"; backward growth rate up to {rate:.3g} per unit time"
+                if run.backward_span is not None:
+                    text += f" over a span of {run.backward_span:.3g}"
+                    if rate > 0:
+                        text += f" (amplification about exp({rate * run.backward_span:.3g}))"
+            return "backsolve-instability", f"{text}; {error_text}", digits
     # Loss floor: the run's residual error (its outputs minus the true ones at the loss times) makes at least
     # half of the gradient error.
     if run.floor_bias is not None and absolute is not None and absolute > 0:
@@ -284,11 +321,13 @@ def _cost_key(row: dict[str, Any]) -> tuple[float, str, str, float]:
 
 # -- the one-sentence answer -------------------------------------------------------------------------------
 #: Verdict categories from the worst to the best: the order of the report's groups.
-SEVERITY: tuple[str, ...] = ("failed", "loss-floor", "step-size-control", "stability-boundary", "stiffness",
+SEVERITY: tuple[str, ...] = ("failed", "backsolve-instability", "loss-floor", "step-size-control", "stability-boundary", "stiffness",
                              "state-error", "inaccurate", "uninformative", "zero-to-rounding", "accurate")
 
 #: The main cause named by the answer, per verdict category.
 CAUSES: dict[str, str] = {
+    "backsolve-instability": "the unstable backward solve (backsolve re-integrates the state backwards, where the "
+                             "decaying modes of the forward problem grow)",
     "loss-floor": "the loss floor (the solver's residuals at the loss times, multiplied by the sensitivities, "
                   "make the gradient)",
     "state-error": "the state error at the loss times (the solution, not its sensitivities, is off)",

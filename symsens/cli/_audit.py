@@ -15,8 +15,9 @@ __all__ = ["register", "ProgressBar"]
 class ProgressBar:
     """A one-line progress bar on standard error (plain lines when it is not a terminal)."""
 
-    def __init__(self, stream=sys.stderr, width: int = 28) -> None:  # type: ignore[no-untyped-def]
-        self.stream = stream
+    def __init__(self, stream=None, width: int = 28) -> None:  # type: ignore[no-untyped-def]
+        # sys.stderr is looked up now, not when the module was imported (it may have been replaced since).
+        self.stream = sys.stderr if stream is None else stream
         self.width = width
         self.start = time.perf_counter()
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -61,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the tolerance you use (default: the loosest of --tolerances)")
     parser.add_argument("--schemes", metavar="S1,S2", help="compiled schemes (default tsit5,rodas4,radau-iia-3,bdf)")
     parser.add_argument("--tolerances", metavar="R1,R2", help="rtol values (default 1e-3,...,1e-10; atol = rtol/1000)")
-    parser.add_argument("--methods", metavar="M1,M2", help="gradient methods (default: all; see --explain)")
+    parser.add_argument("--methods", metavar="M1,M2", help="gradient methods (default: all but the adjoints adjoint-interpolating, "
+                             "adjoint-backsolve, adjoint-discrete; see --explain)")
     parser.add_argument("--parameters", metavar="P1,P2", help="differentiate w.r.t. these parameters (default all)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="audit at this parameter value (repeatable; default: the nominal values)")

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import json
+import os
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import sympy as sp
@@ -149,9 +153,51 @@ def scheme_record(scheme: Any, *, details: bool = False) -> dict[str, Any]:
 
 
 def catalogue_records() -> list[dict[str, Any]]:
-    """:func:`scheme_record` of every scheme in the registry, in registry order."""
+    """:func:`scheme_record` of every scheme in the registry, in registry order.
+
+    The exact analysis of the whole catalogue takes seconds of SymPy work; its result depends only on the
+    scheme and analysis sources, so it is kept in the cache directory under a digest of those sources and the
+    symsens version (``catalogue-<digest>.json``) and read back on later calls.  The file is only a speed-up:
+    one that cannot be read, parsed or written is ignored and the records are computed.
+    """
+    path = _catalogue_cache_path()
+    if path is not None:
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(records, list) and all(isinstance(r, dict) and "name" in r for r in records):
+                return records
+        except (OSError, ValueError):
+            pass
     registry = _registry()
-    return [scheme_record(registry.get_scheme(name)) for name in registry.scheme_names()]
+    records = [scheme_record(registry.get_scheme(name)) for name in registry.scheme_names()]
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            partial.write_text(json.dumps(records), encoding="utf-8")
+            os.replace(partial, path)  # atomic: a concurrent reader sees the old file or the whole new one
+        except OSError:
+            pass
+    return records
+
+
+def _catalogue_cache_path() -> Path | None:
+    """``<cache dir>/schemes/catalogue-<digest>.json``, the digest covering every source file the records
+    depend on (schemes package, this module) and the symsens version; None if there is no usable cache dir."""
+    from .. import __version__
+
+    try:
+        from ..codegen._build import cache_directory
+
+        root = cache_directory()
+    except Exception:  # noqa: BLE001 - no cache is no speed-up, not an error
+        return None
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(__version__.encode())
+    for source in sorted((package / "schemes").glob("*.py")) + [Path(__file__).resolve()]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return root / "schemes" / f"catalogue-{digest.hexdigest()[:32]}.json"
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -35,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: all compiled explicit schemes; 'none' to skip)")
     parser.add_argument("--model", help="built-in model name or model file to diagnose")
     parser.add_argument("--parameter", help="parameter of --model whose gradient is diagnosed")
-    parser.add_argument("--method", default="radau-iia-3", help="method for --model (default radau-iia-3)")
+    parser.add_argument("--scheme", default=None, metavar="SCHEME",
+                        help="integration scheme for --model (default radau-iia-3; aliases such as radau5 accepted)")
+    parser.add_argument("--method", dest="deprecated_method", metavar="SCHEME", help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true", help="no progress on standard error")
     parser.add_argument("--fixed-step", type=float, help="--model: fixed step size instead of adaptive steps")
     parser.add_argument("--rtol", type=float, default=1e-6)
     parser.add_argument("--atol", type=float, default=1e-8)
@@ -67,13 +70,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be comma-separated integers, got {args.steps!r}") from None
     if not steps or min(steps) < 1:
         raise ValueError("--steps must list positive integers")
-    report = run_vanishing(schemes, steps=steps, explicit=explicit)
+    from ._audit import ProgressBar
+    from ._solve import scheme_argument
+
+    scheme = scheme_argument(args, "radau-iia-3")
+    progress = None if args.quiet or args.json else ProgressBar()
+    report = run_vanishing(schemes, steps=steps, explicit=explicit, progress=progress)
     if args.model is not None:
         from ..vanishing._diagnose import diagnose
         from ._derive import resolve_model
 
         model = resolve_model(argparse.Namespace(model=args.model, example=None))
-        diagnosis = diagnose(model, args.parameter, method=args.method, rtol=args.rtol, atol=args.atol,
+        diagnosis = diagnose(model, args.parameter, method=scheme, rtol=args.rtol, atol=args.atol,
                              fixed_step=args.fixed_step)
         report = replace(report, diagnosis=diagnosis)
     figures: list[str] = []

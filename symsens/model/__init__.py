@@ -22,4 +22,14 @@ __all__ = [
     "format_expression",
     "exprel",
     "exprel_derivative",
+    "to_sbml",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The SBML module is loaded when asked for: loading or solving a model never imports it (nor libsbml).
+    if name == "to_sbml":
+        from ._sbml import to_sbml
+
+        return to_sbml
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,17 +18,44 @@ def examples() -> tuple[str, ...]:
     return tuple(BUILTIN_MODELS)
 
 
-def load_model(source: str | os.PathLike[str]) -> Model:
-    """Load a model from a TOML model file or by the name of a built-in model.
+_SBML_SUFFIXES = (".xml", ".sbml")
 
-    ``source`` is taken as a file when it names an existing path or ends in ``.toml``; otherwise as a
-    built-in name (see :func:`examples`).  The file is parsed by the model language's whitelist grammar:
-    nothing in it is executed.
+
+def _is_sbml_file(path: Path) -> bool:
+    """An SBML file: ``.xml``/``.sbml`` suffix, or (for other suffixes) an XML document with an ``<sbml>`` root."""
+    if path.suffix.lower() in _SBML_SUFFIXES:
+        return True
+    if path.suffix.lower() == ".toml" or not path.is_file():
+        return False
+    from ._sbml import looks_like_sbml
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return looks_like_sbml(head.decode("utf-8", errors="replace"))
+
+
+def load_model(source: str | os.PathLike[str]) -> Model:
+    """Load a model from a TOML model file, an SBML file or by the name of a built-in model.
+
+    ``source`` is taken as a file when it names an existing path or ends in ``.toml``, ``.xml`` or
+    ``.sbml``; otherwise as a built-in name (see :func:`examples`).  A TOML file is parsed by the model
+    language's whitelist grammar; an SBML file (suffix ``.xml``/``.sbml``, or content starting with an
+    ``<sbml>`` document) is read through python-libsbml (extra ``symsens[sbml]``, see docs/sbml.md).
+    Nothing in either is executed.
     """
     from ._library import BUILTIN_MODELS, builtin_model
 
     text = os.fspath(source)
     path = Path(text)
+    if _is_sbml_file(path):
+        if not path.is_file():
+            raise ModelError(f"SBML file {text!r} does not exist")
+        from ._sbml import load_sbml
+
+        return load_sbml(path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ModelError(f"model file {text!r} does not exist")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,25 +78,48 @@ def prepare_compiled(names: Sequence[str], workers: int = 2) -> None:
 def run_vanishing(
     schemes: Sequence[str] = DEFAULT_SCHEMES, *, steps: Sequence[int] = (1, 10), z: Sequence[float] | None = None,
     explicit: Sequence[str] = EXPLICIT_SCHEMES, workers: int = 2,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> VanishingReport:
-    """Sweeps of every scheme for every step count, the exponent table and the explicit-boundary study."""
+    """Sweeps of every scheme for every step count, the exponent table and the explicit-boundary study.
+
+    ``progress(done, total, label)`` is called after each piece of work (compiling, each sweep, the exponent
+    table, each explicit scheme), so a command can show that a run of minutes is moving.
+    """
     import time
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     for name in list(schemes) + list(explicit):
         engine_of(name)  # unknown names fail here, before any work
+    total = 1 + len(schemes) * len(steps) + 1 + len(explicit)
+    done = 0
+
+    def advance(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, label)
+
     prepare_compiled(list(schemes) + list(explicit), workers)
     timings["compile_or_load"] = time.perf_counter() - start
+    advance("compiled the test-equation solvers")
     z = DEFAULT_Z if z is None else np.asarray(z, dtype=float)
     t0 = time.perf_counter()
-    sweeps = [sweep(name, z, n, "rate") for name in schemes for n in steps]
+    sweeps = []
+    for name in schemes:
+        for n in steps:
+            sweeps.append(sweep(name, z, n, "rate"))
+            advance(f"{name}, {n} step{'s' if n != 1 else ''}")
     timings["sweeps"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     exponents = exponent_table(schemes)
     timings["exponents"] = time.perf_counter() - t0
+    advance("exponent table")
     t0 = time.perf_counter()
-    boundary = [explicit_boundary(name) for name in explicit]
+    boundary = []
+    for name in explicit:
+        boundary.append(explicit_boundary(name))
+        advance(f"{name} at the stability boundary")
     timings["explicit"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     _ = family_of

@@ -1,0 +1,289 @@
+"""Gradient cost against the number of parameters: adjoints against forward sensitivities.
+
+Run: ``python benchmarks/adjoint.py [--sizes 10,100,1000] [--repeats 3]``.
+
+The model is a generated mass-action network of 20 species with P reactions, one rate constant each (the
+generator of ``benchmarks/_networks.py`` with rates scaled so that the total flux per species stays the same as P
+grows, and non-stiff so that explicit schemes apply), over t in (0, 5); the loss is least squares of every
+species against data made at 1.05 times the rates, at 10 times.  The gradient is with respect to every rate
+constant (P of them).  Each (P, method) runs in a fresh process: the first call (symbolic derivation, lambdify,
+C++ compile or JAX tracing) is reported as ``setup``, then the median of ``--repeats`` calls, the relative error
+against the reference (``symsens.true_gradient``, verified digits, for P <= 100; for P = 1000, where verifying takes
+longer than a benchmark should, CasADi's CVODES at rtol 1e-12, an independent code), and the process's peak RSS (``ru_maxrss``; it includes
+Python, SymPy and NumPy, about the first 200 MB).
+
+Methods (all at rtol 1e-8, atol 1e-11; accuracy is compared, so "equal accuracy" is read off the error column):
+
+- ``adjoint-interpolating``: the continuous adjoint on SciPy's RK45 (``symsens.gradient``), Python kernels;
+- ``adjoint-discrete``: the compiled Tsit5 solve, then reverse mode through its steps in NumPy (checkpointed);
+- ``forward``: compiled continuous forward sensitivities with Tsit5 (C++; n(P+1) unknowns);
+- ``discrete``: compiled forward-mode AD through Tsit5 (C++ dual numbers with P partials);
+- ``casadi-cvodes-adjoint``: CasADi's CVODES integrator, gradient by reverse mode (CVODES's adjoint module);
+- ``diffrax-recursive-checkpoint``: diffrax Tsit5 with ``RecursiveCheckpointAdjoint`` (reverse mode through the
+  solver), jitted ``jax.grad``; ``diffrax-backsolve``: ``BacksolveAdjoint``.
+
+CasADi and diffrax are run when importable (``pip install ".[bench]"``).  The crossover P is the smallest P at
+which the adjoint's median time is below the compiled forward sensitivities'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+N_SPECIES = 20
+T_SPAN = (0.0, 5.0)
+RTOL, ATOL = 1e-8, 1e-11
+TIMES = np.linspace(0.5, 5.0, 10)
+
+METHODS = ("adjoint-interpolating", "adjoint-discrete", "forward", "discrete", "casadi-cvodes-adjoint",
+           "diffrax-recursive-checkpoint", "diffrax-backsolve")
+
+
+def network(P: int, seed: int = 1) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The symsens model and its stoichiometry: (model, reactant index pairs, product index pairs, rates, y0)."""
+    import sympy as sp
+
+    import symsens
+
+    rng = np.random.default_rng(seed)
+    species = [sp.Symbol(f"x{i}") for i in range(N_SPECIES)]
+    rates = [sp.Symbol(f"k{r}") for r in range(P)]
+    rhs = [sp.S.Zero] * N_SPECIES
+    reactants = np.full((P, 2), -1)
+    products = np.full((P, 2), -1)
+    for r in range(P):
+        a = rng.choice(N_SPECIES, size=rng.integers(1, 3), replace=False)
+        b = rng.choice(N_SPECIES, size=rng.integers(1, 3), replace=False)
+        reactants[r, : len(a)] = a
+        products[r, : len(b)] = b
+        flux = rates[r] * sp.Mul(*(species[i] for i in a))
+        for i in a:
+            rhs[i] -= flux
+        for i in b:
+            rhs[i] += flux
+    values = 10 ** rng.uniform(-1, 0, P) * (20.0 / P)
+    y0 = rng.uniform(0.5, 1.5, N_SPECIES)
+    model = symsens.Model(states=species, parameters={k.name: float(v) for k, v in zip(rates, values)}, rhs=rhs,
+                          initial_conditions=[float(v) for v in y0], name=f"mass-action-{N_SPECIES}x{P}",
+                          t_span=T_SPAN)
+    return model, reactants, products, values, y0
+
+
+def _loss(model: Any) -> Any:
+    """Least squares of every species at TIMES against data made at 1.05 times the rates."""
+    import symsens
+    from symsens.audit import DataLoss
+
+    p_data = np.asarray(model.parameter_values) * 1.05
+    data = symsens.solve(model, T_SPAN, p=p_data, method="verner7", rtol=1e-12, atol=1e-14,
+                         t_eval=TIMES).y
+    return DataLoss(TIMES, data, tuple(model.state_names))
+
+
+def _symsens_call(model: Any, loss: Any, method: str) -> tuple[Any, np.ndarray]:
+    import symsens
+
+    scheme = {"adjoint-interpolating": "dopri5", "adjoint-discrete": "tsit5"}.get(method, "tsit5")
+    result = symsens.gradient(model, loss, method=method, scheme=scheme, rtol=RTOL, atol=ATOL).check()
+    return result, np.asarray(result.gradient)
+
+
+def _casadi(model: Any, loss: Any, reactants: np.ndarray, products: np.ndarray, rates: np.ndarray, y0: np.ndarray):
+    import casadi as ca
+
+    P = len(rates)
+    x = ca.SX.sym("x", N_SPECIES)
+    k = ca.SX.sym("k", P)
+    f = [0] * N_SPECIES
+    for r in range(P):
+        flux = k[r]
+        for i in reactants[r]:
+            if i >= 0:
+                flux = flux * x[int(i)]
+        for i in reactants[r]:
+            if i >= 0:
+                f[int(i)] = f[int(i)] - flux
+        for i in products[r]:
+            if i >= 0:
+                f[int(i)] = f[int(i)] + flux
+    dae = {"x": x, "p": k, "ode": ca.vertcat(*f)}
+    F = ca.integrator("F", "cvodes", dae, T_SPAN[0], TIMES.tolist(),
+                      {"abstol": ATOL, "reltol": RTOL, "fsens_err_con": True})
+    kk = ca.MX.sym("k", P)
+    xs = F(x0=ca.DM(y0), p=kk)["xf"]          # N_SPECIES x len(TIMES)
+    data = ca.DM(np.asarray(loss.observed).T)
+    L = ca.sumsqr(xs - data)
+    G = ca.Function("G", [kk], [L, ca.gradient(L, kk)])
+
+    def call(p: np.ndarray) -> np.ndarray:
+        value, g = G(ca.DM(p))
+        return np.asarray(g).ravel()
+
+    return call
+
+
+def _diffrax(loss: Any, reactants: np.ndarray, products: np.ndarray, y0: np.ndarray, adjoint: str):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import diffrax
+    import jax.numpy as jnp
+
+    R = jnp.asarray(reactants)
+    Q = jnp.asarray(products)
+    data = jnp.asarray(np.asarray(loss.observed))
+
+    def rhs(t, y, k):
+        ypad = jnp.concatenate([y, jnp.ones(1)])          # index -1 -> 1 (absent reactant)
+        flux = k * ypad[R[:, 0]] * ypad[R[:, 1]]
+        dy = jnp.zeros(N_SPECIES + 1)
+        dy = dy.at[jnp.where(R[:, 0] >= 0, R[:, 0], N_SPECIES)].add(-flux)
+        dy = dy.at[jnp.where(R[:, 1] >= 0, R[:, 1], N_SPECIES)].add(-flux)
+        dy = dy.at[jnp.where(Q[:, 0] >= 0, Q[:, 0], N_SPECIES)].add(flux)
+        dy = dy.at[jnp.where(Q[:, 1] >= 0, Q[:, 1], N_SPECIES)].add(flux)
+        return dy[:N_SPECIES]
+
+    term = diffrax.ODETerm(rhs)
+    chosen = {"recursive-checkpoint": diffrax.RecursiveCheckpointAdjoint(),
+              "backsolve": diffrax.BacksolveAdjoint()}[adjoint]
+
+    def L(k):
+        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), T_SPAN[0], T_SPAN[1], None, jnp.asarray(y0), args=k,
+                                  saveat=diffrax.SaveAt(ts=jnp.asarray(TIMES)),
+                                  stepsize_controller=diffrax.PIDController(rtol=RTOL, atol=ATOL),
+                                  adjoint=chosen, max_steps=200_000)
+        return jnp.sum((sol.ys - data) ** 2)
+
+    grad = jax.jit(jax.grad(L))
+    return lambda p: np.asarray(grad(jnp.asarray(p)))
+
+
+def one(P: int, method: str, repeats: int) -> dict[str, Any]:
+    """One (P, method) in this process: setup time, median time, gradient, peak RSS."""
+    model, reactants, products, rates, y0 = network(P)
+    loss = _loss(model)
+    start = time.perf_counter()
+    if method.startswith("casadi"):
+        call = _casadi(model, loss, reactants, products, rates, y0)
+        run = lambda: call(rates)  # noqa: E731
+    elif method.startswith("diffrax"):
+        call = _diffrax(loss, reactants, products, y0, method[len("diffrax-"):])
+        run = lambda: call(rates)  # noqa: E731
+    else:
+        run = lambda: _symsens_call(model, loss, method)[1]  # noqa: E731
+    gradient = run()
+    setup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        gradient = run()
+        times.append(time.perf_counter() - start)
+    return {"P": P, "method": method, "setup": setup, "median": statistics.median(times),
+            "gradient": np.asarray(gradient, dtype=float).tolist(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def reference(P: int, budget: float) -> dict[str, Any]:
+    """The verified reference gradient for P <= 100; above, where verifying (or compiling forward sensitivities
+    for a tight run) takes longer than a benchmark should, CasADi's CVODES at rtol 1e-12 (an independent code),
+    else the interpolating adjoint with DOP853 at rtol 1e-12."""
+    import symsens
+
+    model, reactants, products, rates, y0 = network(P)
+    loss = _loss(model)
+    start = time.perf_counter()
+    if P <= 100:
+        truth = symsens.true_gradient(model, loss, digits=9)
+        return {"gradient": truth.gradient.tolist(), "how": "verified reference",
+                "seconds": time.perf_counter() - start}
+    global RTOL, ATOL
+    RTOL, ATOL = 1e-12, 1e-15
+    try:
+        gradient = _casadi(model, loss, reactants, products, rates, y0)(rates)
+        how = "CasADi CVODES adjoint, rtol 1e-12"
+    except ImportError:
+        gradient = symsens.gradient(model, loss, method="adjoint-interpolating", scheme="dop853", rtol=1e-12,
+                                    atol=1e-15).check().gradient
+        how = "adjoint-interpolating, DOP853, rtol 1e-12"
+    return {"gradient": np.asarray(gradient).tolist(), "how": how, "seconds": time.perf_counter() - start}
+
+
+def _child(arguments: list[str], timeout: float) -> dict[str, Any] | None:
+    try:
+        done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": tail[:120]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--one", nargs=2, metavar=("P", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--reference", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--json", metavar="FILE", help="also write every result as JSON")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(int(args.one[0]), args.one[1], args.repeats)))
+        return
+    if args.reference is not None:
+        print(json.dumps(reference(args.reference, args.timeout)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    methods = args.methods.split(",")
+    results: list[dict[str, Any]] = []
+    print(f"mass-action network, {N_SPECIES} species, P rate constants, rtol {RTOL:g}, atol {ATOL:g}; "
+          f"medians of {args.repeats}")
+    print(f"{'P':>5} {'method':<30} {'setup s':>9} {'median s':>9} {'rel. error':>11} {'peak RSS MB':>12}")
+    for P in sizes:
+        ref = _child(["--reference", str(P), "--timeout", str(args.timeout)], args.timeout)
+        g_ref = None if ref is None or "error" in ref else np.asarray(ref["gradient"])
+        print(f"{P:>5} {'(reference: ' + (ref.get('how', '') if ref else '') + ')':<30} "
+              f"{(ref or {}).get('seconds', float('nan')):>9.2f}" + (f"  {ref['error']}" if ref and "error" in ref else ""))
+        for method in methods:
+            row = _child(["--one", str(P), method, "--repeats", str(args.repeats)], args.timeout)
+            row = {"P": P, "method": method, **(row or {})}
+            if "error" in row:
+                print(f"{P:>5} {method:<30} {'':>9} {'':>9} {'':>11} {'':>12}  not run: {row['error']}")
+                results.append(row)
+                continue
+            error = None
+            if g_ref is not None:
+                error = float(np.linalg.norm(np.asarray(row["gradient"]) - g_ref) / np.linalg.norm(g_ref))
+            row["relative_error"] = error
+            print(f"{P:>5} {method:<30} {row['setup']:>9.2f} {row['median']:>9.3f} "
+                  f"{(f'{error:.1e}' if error is not None else '–'):>11} {row['peak_rss_mb']:>12.0f}")
+            results.append(row)
+    for adjoint in ("adjoint-interpolating", "adjoint-discrete", "casadi-cvodes-adjoint"):
+        crossing = next((P for P in sizes if _faster(results, P, adjoint, "forward")), None)
+        print(f"crossover ({adjoint} faster than compiled forward sensitivities): "
+              + (f"P = {crossing}" if crossing is not None else "not within the sizes run"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def _faster(results: list[dict[str, Any]], P: int, method: str, other: str) -> bool:
+    a = next((r for r in results if r["P"] == P and r["method"] == method and "median" in r), None)
+    b = next((r for r in results if r["P"] == P and r["method"] == other and "median" in r), None)
+    return a is not None and b is not None and a["median"] < b["median"]
+
+
+if __name__ == "__main__":
+    main()

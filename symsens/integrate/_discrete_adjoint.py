@@ -1,0 +1,385 @@
+"""The discrete adjoint of explicit Runge–Kutta solves: reverse mode through the solver's accepted steps.
+
+A compiled explicit Runge–Kutta solve (``symsens.solve(method="tsit5", ...)``) is a map from ``(y0(p), p)`` to
+its step values and outputs.  With the accepted step sizes ``h_n`` held constant (as reverse-mode AD tools
+hold them: the controller is not differentiated), each step is
+
+    k_i = f(t_n + c_i h_n, Y_i, p),     Y_i = y_n + h_n sum_{j<i} a_ij k_j,     i = 1..s
+    y_{n+1} = y_n + h_n sum_i b_i k_i,
+
+and its exact reverse-mode derivative (Hager 2000, Sect. 2; Sandu 2006, Sect. 3; FATODE's ERK adjoint, Zhang &
+Sandu 2014) takes the cotangent ``ybar_{n+1}`` to
+
+    kbar_i = h_n b_i ybar_{n+1} + h_n sum_{j>i} a_ji Ybar_j       (i = s..1, from the last stage back)
+    Ybar_i = J(t_n + c_i h_n, Y_i)^T kbar_i,     pbar += F_p(t_n + c_i h_n, Y_i)^T kbar_i
+    ybar_n = ybar_{n+1} + sum_i Ybar_i,
+
+with ``J = df/dy`` and ``F_p = df/dp`` applied as the exact transposed products of
+:func:`symsens.derive.adjoint_system` (written out entry by entry, evaluated by the safe lambdified functions of
+:mod:`symsens.derive._numeric`).  A stage whose cotangent is zero (the last stage of an FSAL pair: ``b_s = 0``
+and no later stage) costs nothing.  Outputs between step ends are the compiled solver's cubic Hermite
+interpolant ``y(t_n + theta h) = h00 y_n + h10 h f_n + h01 y_{n+1} + h11 h f_{n+1}``
+(``symsens_solver.hpp``, ``Recorder::output``), whose reverse adds ``h00 w + J(y_n)^T h10 h w`` to
+``ybar_n``, ``h01 w + J(y_{n+1})^T h11 h w`` to ``ybar_{n+1}`` and the ``F_p^T`` terms to ``pbar``.  At the
+end ``dL/dp = (dy0/dp)^T ybar_0 + pbar + sum_k (dl/dp)_k``.
+
+This is the derivative of the same numerical map that forward-mode AD through the solver differentiates
+(``symsens.solve(sensitivity="discrete")`` with the values-only norm takes the plain solve's steps), so the two
+agree to rounding: one number by two independent computations (``tests/test_adjoint_audit.py``).
+
+Memory: checkpointing (Griewank & Walther 2008, Ch. 12).  The forward replay stores the state at every
+``k``-th step; the reverse pass re-runs each block of ``k`` steps from its checkpoint, keeping that block's
+stages, and reverses it.  Memory ``(M / k) n + k s n`` numbers for ``M`` steps of ``s`` stages in ``n`` states
+(at ``k = sqrt(M / s)`` about ``2 sqrt(M s) n``, against ``M s n`` for storing every stage), for one extra
+forward sweep (``M s`` more right-hand side evaluations, the price of any uniform checkpointing; Griewank's
+binomial ``revolve`` schedule lowers memory to logarithmic at a logarithmic recompute factor).
+
+Only explicit Runge–Kutta schemes are here; the discrete adjoints of SDIRK, Radau, Rosenbrock and BDF solves
+(which need the transposed Newton or linear solves of each step, Sandu 2006, Sect. 4; Zhang & Sandu 2014) are
+not implemented.
+
+References
+----------
+W. W. Hager, "Runge–Kutta methods in optimal control and the transformed adjoint system", Numer. Math. 87
+(2000) 247-282.
+A. Sandu, "On the properties of Runge–Kutta discrete adjoints", ICCS 2006, LNCS 3994, 550-557.
+H. Zhang and A. Sandu, "FATODE: a library for forward, adjoint, and tangent linear integration of ODEs",
+SIAM J. Sci. Comput. 36(5) (2014) C504-C523.
+A. Griewank and A. Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008 (Ch. 12, checkpointing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from ..model import Model
+
+__all__ = ["DiscreteAdjointRun", "discrete_adjoint_erk", "explicit_tableau", "default_checkpoint_interval"]
+
+
+@dataclass(frozen=True)
+class ExplicitTableauValues:
+    """An explicit Runge–Kutta tableau in double precision (from the catalogue's exact coefficients)."""
+
+    name: str
+    A: np.ndarray        # s x s, strictly lower triangular
+    b: np.ndarray
+    c: np.ndarray
+    fsal: bool
+
+    @property
+    def stages(self) -> int:
+        return len(self.b)
+
+
+@lru_cache(maxsize=32)
+def explicit_tableau(scheme: str) -> ExplicitTableauValues:
+    """The tableau of the explicit scheme ``scheme`` (``symsens.schemes.get_scheme``), rounded to double as the
+    compiled integrator's coefficients are; a ValueError names ``scheme`` when it is not explicit."""
+    from ..schemes import get_scheme
+
+    try:
+        tableau = get_scheme(scheme)
+    except Exception as error:
+        raise ValueError(f"`scheme`: {error}") from None
+    if getattr(tableau, "family", None) != "explicit":
+        raise ValueError(f"`scheme`: the discrete adjoint covers explicit Runge–Kutta schemes only; {scheme!r} is "
+                         f"{getattr(tableau, 'family', type(tableau).__name__)!r}")
+    s = tableau.stages
+    A = np.array([[float(sp.N(tableau.A[i][j], 30)) for j in range(s)] for i in range(s)])
+    b = np.array([float(sp.N(v, 30)) for v in tableau.b])
+    c = np.array([float(sp.N(v, 30)) for v in tableau.c])
+    return ExplicitTableauValues(scheme, A, b, c, bool(tableau.fsal))
+
+
+class _Kernels:
+    """``f(t, y, p)``, ``(J^T w, F_p^T w)`` for the chosen parameters, and ``(dy0/dp)^T w``: safe lambdified
+    functions of the model's exact expressions (scalar ``math`` evaluation with an IEEE fallback)."""
+
+    def __init__(self, model: Model, parameters: tuple[str, ...]) -> None:
+        from ..derive import derivative_matrix
+        from ._adjoint import _vector_function
+
+        n = model.n_states
+        chosen = [model.symbol(name) for name in parameters]
+        w = [sp.Dummy(f"w{i}") for i in range(n)]
+        self.n, self.P = n, len(parameters)
+        arguments = [model.time, *model.states, *model.parameters, *w]
+        J = derivative_matrix(list(model.rhs), list(model.states))
+        Fp = derivative_matrix(list(model.rhs), chosen)
+        JT = [sp.Add(*[J[k, i] * w[k] for k in range(n) if J[k, i] != 0]) for i in range(n)]
+        FpT = [sp.Add(*[Fp[k, j] * w[k] for k in range(n) if Fp[k, j] != 0]) for j in range(self.P)]
+        self._rhs = _vector_function(list(model.rhs), arguments)
+        self._vjp = _vector_function([*JT, *FpT], arguments)
+        Y0 = derivative_matrix(list(model.initial_conditions), chosen)
+        self._y0 = _vector_function(list(model.initial_conditions), arguments)
+        self._y0T = _vector_function([sp.Add(*[Y0[k, j] * w[k] for k in range(n) if Y0[k, j] != 0])
+                                      for j in range(self.P)], arguments) if self.P else None
+
+    def rhs(self, t: float, y: np.ndarray, p: list[float]) -> np.ndarray:
+        return self._rhs(t, *y.tolist(), *p, *([0.0] * self.n))
+
+    def vjp(self, t: float, y: np.ndarray, p: list[float], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._vjp(t, *y.tolist(), *p, *w.tolist())
+        return out[: self.n], out[self.n:]
+
+    def initial(self, t0: float, p: list[float]) -> np.ndarray:
+        return self._y0(t0, *([0.0] * self.n), *p, *([0.0] * self.n))
+
+    def initial_vjp(self, t0: float, p: list[float], w: np.ndarray) -> np.ndarray:
+        if self._y0T is None:
+            return np.zeros(0)
+        return self._y0T(t0, *([0.0] * self.n), *p, *w.tolist())
+
+
+@lru_cache(maxsize=16)
+def _kernels(model: Model, parameters: tuple[str, ...]) -> _Kernels:
+    return _Kernels(model, parameters)
+
+
+@dataclass(frozen=True, eq=False)
+class DiscreteAdjointRun:
+    """The outcome of :func:`discrete_adjoint_erk`.
+
+    ``gradient`` is ``(dy0/dp)^T ybar_0 + pbar`` for the chosen parameters (without the loss's direct
+    ``dl/dp``); ``outputs`` the replayed solution at the output times (to compare with the compiled solve);
+    ``checkpoint_every``/``checkpoints`` the schedule; ``stored_numbers`` the peak count of stored floats
+    (checkpoints plus one block's stages); ``rhs_evaluations`` (forward replay and recomputation) and
+    ``vjp_evaluations`` (transposed products) the work.
+    """
+
+    gradient: np.ndarray
+    outputs: np.ndarray
+    steps: int
+    checkpoint_every: int
+    checkpoints: int
+    stored_numbers: int
+    rhs_evaluations: int
+    vjp_evaluations: int
+
+
+def default_checkpoint_interval(steps: int, stages: int) -> int:
+    """``k = ceil(sqrt(M / s))``: balances the ``M / k`` checkpoints against the ``k s`` stages of one block."""
+    return max(1, int(math.ceil(math.sqrt(max(steps, 1) / max(stages, 1)))))
+
+
+def _hermite(theta: float) -> tuple[float, float, float, float]:
+    """The cubic Hermite basis of ``symsens_solver.hpp`` in the same arithmetic order."""
+    h00 = (1.0 + 2.0 * theta) * (1.0 - theta) * (1.0 - theta)
+    h10 = theta * (1.0 - theta) * (1.0 - theta)
+    h01 = theta * theta * (3.0 - 2.0 * theta)
+    h11 = theta * theta * (theta - 1.0)
+    return h00, h10, h01, h11
+
+
+def _output_plan(step_times: np.ndarray, output_times: np.ndarray) -> list[list[tuple[int, str, float]]]:
+    """Per step ``n``: the outputs it writes, as ``(k, kind, theta)`` with kind ``start`` (``t_k = t0`` on the
+    first step), ``end`` (``t_k`` is the step end) or ``inner`` (Hermite at ``theta``); the rule of the compiled
+    solver's recorder (an output at a step end belongs to the step ending there)."""
+    M = len(step_times) - 1
+    plan: list[list[tuple[int, str, float]]] = [[] for _ in range(M)]
+    start: list[int] = []
+    k = 0
+    K = len(output_times)
+    t0 = float(step_times[0])
+    while k < K and output_times[k] <= t0:
+        if output_times[k] == t0:
+            start.append(k)
+        k += 1
+    for n in range(M):
+        ta, tb = float(step_times[n]), float(step_times[n + 1])
+        h = tb - ta
+        while k < K and output_times[k] <= tb:
+            te = float(output_times[k])
+            if te < ta or (te == ta and n > 0):
+                k += 1
+                continue
+            if te == tb:
+                plan[n].append((k, "end", 1.0))
+            elif te == ta:
+                plan[n].append((k, "start", 0.0))
+            else:
+                plan[n].append((k, "inner", (te - ta) / h))
+            k += 1
+    if start and M:
+        plan[0] = [(i, "start", 0.0) for i in start] + plan[0]
+    return plan
+
+
+def discrete_adjoint_erk(
+    model: Model,
+    scheme: str,
+    p: Sequence[float] | np.ndarray,
+    parameters: Sequence[str],
+    step_times: np.ndarray,
+    step_sizes: np.ndarray,
+    output_times: np.ndarray,
+    cotangents: np.ndarray,
+    *,
+    checkpoint_every: int | None = None,
+) -> DiscreteAdjointRun:
+    """Reverse mode through an explicit Runge–Kutta solve with the given accepted steps (module docstring).
+
+    Parameters
+    ----------
+    model : Model
+        The model the compiled solver integrated (the quadrature-augmented one for an integral loss).
+    scheme : an explicit scheme of the catalogue (``tsit5``, ``dopri5``, ``verner7``, ...).
+    p : all parameter values, in the model's order.
+    parameters : the parameters of the gradient, in its order.
+    step_times, step_sizes : ``solution.stats.step_times`` (``t0`` then every accepted step end) and
+        ``solution.stats.step_sizes`` of the compiled solve.
+    output_times : the solve's ``t_eval`` (its outputs' times).
+    cotangents : ndarray (K x n)
+        ``dL/dy(t_k)`` of the loss at each output.
+    checkpoint_every : store the state every this many steps (default :func:`default_checkpoint_interval`).
+
+    Returns
+    -------
+    DiscreteAdjointRun
+    """
+    tableau = explicit_tableau(scheme)
+    parameters = tuple(parameters)
+    kernels = _kernels(model, parameters)
+    n, P, s = kernels.n, kernels.P, tableau.stages
+    counts = {"rhs": 0, "vjp": 0}   # local: the kernels are shared between threads
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        counts["rhs"] += 1
+        return kernels.rhs(t, y, p_list)
+
+    def vjp(t: float, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        counts["vjp"] += 1
+        return kernels.vjp(t, y, p_list, w)
+
+    p_list = [float(v) for v in np.asarray(p, dtype=float)]
+    step_times = np.asarray(step_times, dtype=float)
+    h_all = np.asarray(step_sizes, dtype=float)
+    M = len(h_all)
+    if len(step_times) != M + 1:
+        raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
+    output_times = np.asarray(output_times, dtype=float)
+    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
+    if checkpoint_every is None:
+        checkpoint_every = default_checkpoint_interval(M, s)
+    if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
+        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
+    kb = int(checkpoint_every)
+    A, b, c = tableau.A, tableau.b, tableau.c
+    rows = [[(j, A[i, j]) for j in range(i) if A[i, j] != 0.0] for i in range(s)]
+    # Stages whose cotangent can be non-zero: b_i != 0 or feeding a later stage that can be.
+    live = [False] * s
+    for i in range(s - 1, -1, -1):
+        live[i] = b[i] != 0.0 or any(live[m] and A[m, i] != 0.0 for m in range(i + 1, s))
+    t0 = float(step_times[0])
+    y0 = kernels.initial(t0, p_list)
+
+    def step(n_: int, y: np.ndarray, keep: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        t, h = float(step_times[n_]), float(h_all[n_])
+        K = np.empty((s, n))
+        Y = np.empty((s, n)) if keep else None
+        K[0] = rhs(t, y)
+        if keep:
+            Y[0] = y
+        for i in range(1, s):
+            acc = np.zeros(n)
+            for j, a in rows[i]:
+                acc = acc + a * K[j]
+            stage = y + h * acc
+            if keep:
+                Y[i] = stage
+            K[i] = rhs(t + c[i] * h, stage)
+        total = np.zeros(n)
+        for j in range(s):
+            if b[j] != 0.0:
+                total = total + b[j] * K[j]
+        return y + h * total, (K if keep else None), Y
+
+    # Forward replay with checkpoints (and the outputs, to compare with the compiled solve).
+    plan = _output_plan(step_times, output_times)
+    outputs = np.full((len(output_times), n), np.nan)
+    checkpoints: dict[int, np.ndarray] = {}
+    y = y0.copy()
+    for n_ in range(M):
+        if n_ % kb == 0:
+            checkpoints[n_] = y.copy()
+        y_new, K, _ = step(n_, y, keep=bool(plan[n_]))
+        if plan[n_]:
+            h = float(h_all[n_])
+            f_end = None
+            for k, kind, theta in plan[n_]:
+                if kind == "start":
+                    outputs[k] = y
+                elif kind == "end":
+                    outputs[k] = y_new
+                else:
+                    if f_end is None:
+                        f_end = K[s - 1] if tableau.fsal else rhs(float(step_times[n_]) + h, y_new)
+                    h00, h10, h01, h11 = _hermite(theta)
+                    outputs[k] = h00 * y + (h10 * h) * K[0] + h01 * y_new + (h11 * h) * f_end
+        y = y_new
+    if M == 0:
+        for k, te in enumerate(output_times):
+            if te == t0:
+                outputs[k] = y0
+
+    # Reverse pass, block by block from the last checkpoint.
+    ybar = np.zeros(n)
+    pbar = np.zeros(P)
+    peak = len(checkpoints) * n
+    for start in sorted(checkpoints, reverse=True):
+        stop = min(start + kb, M)
+        y = checkpoints[start]
+        block: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for n_ in range(start, stop):
+            y_new, K, Y = step(n_, y, keep=True)
+            block.append((y, y_new, K, Y))
+            y = y_new
+        peak = max(peak, len(checkpoints) * n + len(block) * (2 * s + 2) * n)
+        for n_ in range(stop - 1, start - 1, -1):
+            y_n, y_next, K, Y = block[n_ - start]
+            t, h = float(step_times[n_]), float(h_all[n_])
+            ybar_n = np.zeros(n)
+            fbar_start = np.zeros(n)
+            fbar_end = np.zeros(n)
+            for k, kind, theta in plan[n_]:
+                w = cotangents[k]
+                if kind == "start":
+                    ybar_n += w
+                elif kind == "end":
+                    ybar += w
+                else:
+                    h00, h10, h01, h11 = _hermite(theta)
+                    ybar_n += h00 * w
+                    fbar_start += (h10 * h) * w
+                    ybar += h01 * w
+                    fbar_end += (h11 * h) * w
+            if np.any(fbar_end):
+                JT, FpT = vjp(t + h, y_next, fbar_end)
+                ybar = ybar + JT
+                pbar += FpT
+            # The stage cotangents: kbar_i = h b_i ybar_{n+1} + h sum_{m>i} a_mi Ybar_m.
+            kbar = (h * b)[:, None] * ybar[None, :]
+            kbar[0] += fbar_start   # f_n = k_1 of the step (FSAL or not: the same function of y_n)
+            ybar_n += ybar
+            for i in range(s - 1, -1, -1):
+                if not live[i] and not (i == 0 and np.any(fbar_start)):
+                    continue
+                if not np.any(kbar[i]):
+                    continue
+                JT, FpT = vjp(t + c[i] * h, Y[i], kbar[i])
+                pbar += FpT
+                ybar_n += JT
+                for j, a in rows[i]:
+                    kbar[j] += (h * a) * JT
+            ybar = ybar_n
+        del block
+    gradient = pbar + (kernels.initial_vjp(t0, p_list, ybar) if P else 0.0)
+    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, len(checkpoints), int(peak),
+                              counts["rhs"], counts["vjp"])
