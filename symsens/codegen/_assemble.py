@@ -6,6 +6,7 @@ common subexpressions as ``const T`` temporaries.  Arrays are flat and row-major
 =================================  ====================================================================
 ``rhs(t, y, p, f)``                 ``f[i] = f_i(t, y, p)``                                  (n)
 ``jacobian(t, y, p, J)``            ``J[i*n + k] = d f_i / d y_k``                          (n x n)
+``jacobian_values(t, y, p, v)``     the structural non-zeros of ``J``, CSR order (``sparsity::``)  (nnz)
 ``parameter_jacobian(t, y, p, F)``  ``F[i*P + j] = d f_i / d p_j``                          (n x P)
 ``augmented_rhs(t, u, p, g)``       ``u = (y, S[:,0], ..., S[:,P-1])``; ``g`` = ``(f, J S + F_p)``   (n (P+1))
 ``initial_conditions(p, y0)``       ``y0(p)``                                               (n)
@@ -32,9 +33,32 @@ import sympy as sp
 from ..model._model import Model
 from ._printer import CodegenError, ConstantTable, CxxPrinter
 from ._runtime import warm_sympy_tables
+from ._sparsity import plan_sparsity, recommend_sparse, sparsity_source
 from ._text import source_text
 
 __all__ = ["ModelSource", "generate_model_source"]
+
+# The dense Jacobian from the non-zeros, in place: jacobian_values writes the nnz values to out[0..nnz), then they
+# move to their row-major places from the last to the first.  The k-th non-zero's dense index d_k is >= k and
+# increasing in k, so every slot written (d_k, and the zeros between d_k and d_{k+1}) has already been read.
+_DENSE_JACOBIAN = """
+template <class T>
+inline void jacobian(const T& t, const T* y, const T* p, T* out) {
+    jacobian_values<T>(t, y, p, out);
+    const int* row_ptr = sparsity::row_ptr();
+    const int* columns = sparsity::columns();
+    int next = n_states * n_states;  // first slot already final
+    for (int i = n_states - 1; i >= 0; --i)
+        for (int k = row_ptr[i + 1] - 1; k >= row_ptr[i]; --k) {
+            const int d = i * n_states + columns[k];
+            const T value = out[k];
+            for (int z = d + 1; z < next; ++z) out[z] = T(0);
+            out[d] = value;
+            next = d;
+        }
+    for (int z = 0; z < next; ++z) out[z] = T(0);
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -145,8 +169,12 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
     rhs.assign([f"out[{i}]" for i in range(n)], model.rhs)
     routines.append(rhs)
 
-    jac = _Routine("jacobian", sig_state, _storage(model), constants)
-    jac.assign([f"out[{i * n + k}]" for i in range(n) for k in range(n)], list(system.jacobian))
+    # The Jacobian's structural non-zeros only (row-major, the order of sparsity::columns): code and compile time
+    # grow with the non-zeros, not with n^2.  The dense routine scatters them in place (see _DENSE_JACOBIAN).
+    plan = plan_sparsity(system.jacobian, system.parameter_jacobian, model.states)
+    jac = _Routine("jacobian_values", sig_state, _storage(model), constants)
+    nonzeros = system.jacobian.todok()
+    jac.assign([f"out[{k}]" for k in range(plan.nnz)], [nonzeros[(i, k)] for i, k in zip(plan.rows, plan.columns)])
     routines.append(jac)
 
     pjac = _Routine("parameter_jacobian", sig_state, _storage(model), constants)
@@ -188,6 +216,10 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
         "// Routines are templates over the scalar type T (double, dual numbers, extended precision).",
         '#include "symsens_runtime.hpp"',
         "",
+        "// Whether the fixed-pattern sparse LU is possible for this model, and whether it pays (sparsity:: below).",
+        f"#define SYMSENS_MODEL_SPARSE_AVAILABLE {int(plan.available)}",
+        f"#define SYMSENS_MODEL_SPARSE_RECOMMENDED {int(recommend_sparse(plan))}",
+        "",
         "namespace symsens_model {",
         "",
         f"constexpr int n_states = {n};",
@@ -205,6 +237,10 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
         "}",
         "",
     ]
-    code = "\n".join(header) + "\n" + "\n".join(r.render() for r in routines) + "\n}  // namespace symsens_model\n"
+    header += sparsity_source(plan) + [""]
+    code = (
+        "\n".join(header) + "\n" + "\n".join(r.render() for r in routines) + _DENSE_JACOBIAN
+        + "\n}  // namespace symsens_model\n"
+    )
     digest = hashlib.sha256(code.encode()).hexdigest()
     return ModelSource(model.name, code, n, model.n_parameters, selected, digest)

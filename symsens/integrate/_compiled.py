@@ -504,6 +504,16 @@ def _implicit_spec(name: str) -> _BuiltTableau:
 _DRIVER_COMMON = r"""
 #pragma once
 #include "model.hpp"
+// Linear algebra of the implicit steppers: requested @LINEAR@ (0 automatic, 1 dense, 2 sparse); automatic follows
+// the generator's measured rule (sparsity::recommended); sparse needs the symbolic LU (sparsity::available).
+#define SYMSENS_LINEAR_REQUEST @LINEAR@
+#if SYMSENS_LINEAR_REQUEST == 2
+#define SYMSENS_SPARSE_LINEAR_ALGEBRA SYMSENS_MODEL_SPARSE_AVAILABLE
+#elif SYMSENS_LINEAR_REQUEST == 0
+#define SYMSENS_SPARSE_LINEAR_ALGEBRA SYMSENS_MODEL_SPARSE_RECOMMENDED
+#else
+#define SYMSENS_SPARSE_LINEAR_ALGEBRA 0
+#endif
 #include "symsens_solver.hpp"
 #include "@HEADER@"
 
@@ -518,6 +528,24 @@ struct M {
     template <class T> static void rhs(const T& t, const T* y, const T* p, T* f) { symsens_model::rhs<T>(t, y, p, f); }
     template <class T> static void jacobian(const T& t, const T* y, const T* p, T* J) { symsens_model::jacobian<T>(t, y, p, J); }
     template <class T> static void augmented_rhs(const T& t, const T* u, const T* p, T* g) { symsens_model::augmented_rhs<T>(t, u, p, g); }
+    template <class T> static void jacobian_values(const T& t, const T* y, const T* p, T* v) { symsens_model::jacobian_values<T>(t, y, p, v); }
+    // The pattern constants of the generated model (symsens/codegen/_sparsity.py), for symsens_sparse.hpp.
+    struct sparsity {
+        static constexpr int nnz = symsens_model::sparsity::nnz;
+        static constexpr int lu_nnz = symsens_model::sparsity::lu_nnz;
+        static constexpr int coupling_nnz = symsens_model::sparsity::coupling_nnz;
+        static constexpr int coupling_colors = symsens_model::sparsity::coupling_colors;
+        static const int* row_ptr() { return symsens_model::sparsity::row_ptr(); }
+        static const int* columns() { return symsens_model::sparsity::columns(); }
+        static const int* permutation() { return symsens_model::sparsity::permutation(); }
+        static const int* lu_row_ptr() { return symsens_model::sparsity::lu_row_ptr(); }
+        static const int* lu_columns() { return symsens_model::sparsity::lu_columns(); }
+        static const int* lu_diagonal() { return symsens_model::sparsity::lu_diagonal(); }
+        static const int* jacobian_to_lu() { return symsens_model::sparsity::jacobian_to_lu(); }
+        static const int* coupling_row_ptr() { return symsens_model::sparsity::coupling_row_ptr(); }
+        static const int* coupling_columns() { return symsens_model::sparsity::coupling_columns(); }
+        static const int* colors() { return symsens_model::sparsity::colors(); }
+    };
 };
 
 @TABLEAU@
@@ -594,6 +622,7 @@ SYMSENS_EXPORT int symsens_solver_dimensions(int* dims) {
     dims[0] = M::n_states;
     dims[1] = M::n_parameters;
     dims[2] = M::n_sensitivity_parameters;
+    dims[3] = SYMSENS_SPARSE_LINEAR_ALGEBRA;  // 1: the implicit steppers use the sparse LU
     return 0;
 }
 
@@ -673,7 +702,12 @@ def _solver_header_sources() -> dict[str, str]:
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
 
-def _solver_purpose(method: str, autonomous: bool) -> str:
+#: ``solve(linear_solver=...)``: the linear algebra of the implicit steppers, and its code in the driver.
+LINEAR_SOLVERS: dict[str, int] = {"auto": 0, "dense": 1, "sparse": 2}
+_LINEAR_FAMILIES = frozenset({"radau", "dirk", "rosenbrock", "bdf"})
+
+
+def _solver_purpose(method: str, autonomous: bool, linear_solver: str = "auto") -> str:
     """What a solver library is, for the model-level cache key (:func:`symsens.codegen._kernels.model_fingerprint`).
 
     The key's generator digest already covers this module (the drivers, the method table, the tableau
@@ -683,7 +717,7 @@ def _solver_purpose(method: str, autonomous: bool) -> str:
     """
     spec = method_spec(method)
     text = "\0".join((_DRIVER_COMMON, _DRIVER, _DRIVER_DUAL, spec.header, spec.stepper, *_DRIVER_UNITS))
-    return f"solver:{method}:autonomous={autonomous}:" + hashlib.sha256(text.encode()).hexdigest()
+    return f"solver:{method}:autonomous={autonomous}:linear={linear_solver}:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 # The driver is two translation units, compiled side by side: the plain and forward modes, and the dual-number
@@ -701,6 +735,8 @@ class CompiledSolver:
     n_sensitivity_parameters: int
     library_path: Path
     _function: ctypes._CFuncPtr
+    #: Whether the implicit steppers of this library factor with the fixed-pattern sparse LU.
+    sparse: bool = False
 
     def __call__(
         self,
@@ -748,8 +784,11 @@ class CompiledSolver:
 
 
 @cached_once(maxsize=64)
-def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> CompiledSolver:
+def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str, linear_solver: str = "auto") -> CompiledSolver:
     spec = method_spec(method)
+    # Only the implicit families have an iteration matrix: the others share one library whatever was asked.
+    if spec.family not in _LINEAR_FAMILIES:
+        linear_solver = "auto"
     # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
     expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
     autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
@@ -758,10 +797,11 @@ def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> 
         # Only on a cache miss: printing the tableau and the runtime header is SymPy work.
         common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
         common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
+        common = common.replace("@LINEAR@", str(LINEAR_SOLVERS[linear_solver]))
         return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
                 "driver.cpp": _DRIVER, "driver_dual.cpp": _DRIVER_DUAL, **_solver_header_sources()}
 
-    purpose = _solver_purpose(method, autonomous)
+    purpose = _solver_purpose(method, autonomous, linear_solver)
     source, path, _ = cached_build(model, list(parameters), purpose, sources, _DRIVER_UNITS)
     library = load_library(path)
     function = library.symsens_solve
@@ -771,13 +811,25 @@ def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str) -> 
         ctypes.POINTER(OptionsStruct), _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.POINTER(ctypes.c_long),
         ctypes.POINTER(StatsStruct),
     ]
-    dims = (ctypes.c_int * 3)()
+    dims = (ctypes.c_int * 4)()
     library.symsens_solver_dimensions(dims)
     if dims[0] != model.n_states or dims[2] != len(parameters):
         raise CodegenError(f"compiled solver {path} does not match model {model.name!r}")
-    return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function)
+    return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function, bool(dims[3]))
 
 
-def compiled_solver(model: Model, parameters: Sequence[str], method: str) -> CompiledSolver:
-    """Generate, build (or load from the cache) and load the compiled solver of ``method`` for ``model``."""
-    return _compiled_solver(model, tuple(parameters), method)
+def check_linear_solver(linear_solver: object) -> str:
+    """``linear_solver`` checked: one of ``LINEAR_SOLVERS`` (the error names the argument)."""
+    if not isinstance(linear_solver, str) or linear_solver not in LINEAR_SOLVERS:
+        raise ValueError(f"`linear_solver` must be one of {', '.join(map(repr, LINEAR_SOLVERS))}, got {linear_solver!r}")
+    return linear_solver
+
+
+def compiled_solver(model: Model, parameters: Sequence[str], method: str, linear_solver: str = "auto") -> CompiledSolver:
+    """Generate, build (or load from the cache) and load the compiled solver of ``method`` for ``model``.
+
+    ``linear_solver``: ``"dense"`` (LU with partial pivoting), ``"sparse"`` (fixed-pattern LU over the symbolic
+    pattern of ``I + J``, symsens_sparse.hpp; dense when the pattern is too full for it) or ``"auto"`` (sparse
+    for models the measured rule of ``symsens.codegen._sparsity.recommend_sparse`` selects).
+    """
+    return _compiled_solver(model, tuple(parameters), method, check_linear_solver(linear_solver))

@@ -22,6 +22,10 @@ __all__ = ["solve", "SENSITIVITY_MODES"]
 SENSITIVITY_MODES: tuple[str | None, ...] = (None, "forward", "discrete")
 
 
+#: ``linear_solver=`` values (the compiled backend's implicit schemes).
+LINEAR_SOLVERS: tuple[str, ...] = ("auto", "dense", "sparse")
+
+
 #: Settings of the compiled backend's PI step-size controller (``solve(controller=...)``).
 CONTROLLER_SETTINGS: tuple[str, ...] = ("safety", "factor_min", "factor_max", "beta1", "beta2")
 
@@ -140,6 +144,7 @@ def solve(
     max_steps: int = 100_000,
     backend: str = "compiled",
     controller: dict[str, float] | None = None,
+    linear_solver: str = "auto",
 ) -> Solution:
     """Integrate ``model`` over ``t_span`` and, optionally, its parameter sensitivities.
 
@@ -194,6 +199,13 @@ def solve(
     controller : dict, optional
         Overrides of the PI controller: ``safety`` in (0, 1], ``factor_min`` in (0, 1), ``factor_max`` > 1,
         ``beta1`` > 0, ``beta2`` >= 0 (finite numbers; ValueError naming the setting otherwise).
+    linear_solver : "auto", "dense" or "sparse"
+        Linear algebra of the implicit schemes' Newton and Rosenbrock systems: dense LU with partial pivoting, or
+        an LU over the symbolic sparsity pattern of ``I + J`` (fill-reducing order and fill computed once per
+        model; no pivoting, a tiny pivot fails the Newton iteration rather than giving a wrong answer).
+        ``"auto"`` takes the sparse one for models with at least 16 states whose LU, fill included, has at most
+        30% of the dense entries (the measured break-even, docs/solvers.md "Large models").  Explicit schemes have
+        no linear systems and ignore it; the NumPy backend accepts ``"auto"`` only.
 
     Returns
     -------
@@ -237,6 +249,8 @@ def solve(
     if fixed_step is not None and replay_steps is not None:
         raise ValueError("give `fixed_step` or `replay_steps`, not both")
     replay = None if replay_steps is None else _replayed_steps(replay_steps, t0, t1)
+    if not isinstance(linear_solver, str) or linear_solver not in LINEAR_SOLVERS:
+        raise ValueError(f"`linear_solver` must be one of {', '.join(map(repr, LINEAR_SOLVERS))}, got {linear_solver!r}")
     if controller is not None and not isinstance(controller, dict):
         raise TypeError(f"`controller` must be a dict of settings ({', '.join(CONTROLLER_SETTINGS)}), "
                         f"got {type(controller).__name__}")
@@ -248,7 +262,7 @@ def solve(
         compiled_only = {
             "fixed_step": fixed_step is not None, "replay_steps": replay is not None,
             "differentiate_steps": differentiate_steps, "step_onto_outputs": step_onto_outputs,
-            "controller": bool(controller),
+            "controller": bool(controller), "linear_solver": linear_solver != "auto",
         }
         for name, given in compiled_only.items():
             if given:
@@ -261,7 +275,7 @@ def solve(
     return _with_outputs(_solve_compiled(
         model, t0, t1, p_values, y0_values, method, rtol, atol, t_eval_values, sensitivity, chosen,
         sensitivity_in_norm, differentiate_steps, first_step, max_step, fixed_step, replay,
-        step_onto_outputs, max_steps, controller,
+        step_onto_outputs, max_steps, controller, linear_solver,
     ), model, p_values)
 
 
@@ -300,6 +314,7 @@ def _solve_compiled(
     t_eval: np.ndarray | None, sensitivity: str | None, parameters: tuple[str, ...], in_norm: bool,
     differentiate_steps: bool, first_step: float | None, max_step: float | None, fixed_step: float | None,
     replay_steps: np.ndarray | None, step_onto_outputs: bool, max_steps: int, controller: dict[str, Any] | None,
+    linear_solver: str = "auto",
 ) -> Solution:
     import ctypes
 
@@ -317,7 +332,7 @@ def _solve_compiled(
     settings = _controller_settings(
         controller, {"safety": 0.9, "factor_min": 0.2, "factor_max": 10.0, "beta1": 0.7 / q, "beta2": 0.4 / q}
     )
-    solver = compiled_solver(model, sens_params, method)
+    solver = compiled_solver(model, sens_params, method, linear_solver)
     replay = None if replay_steps is None else np.ascontiguousarray(replay_steps, dtype=float)
     options = OptionsStruct(
         rtol=rtol, atol=atol,

@@ -13,7 +13,8 @@
 //   newton_budget(o, k)      k iterations when adaptive, 20 with fixed or replayed steps (nothing can retry).
 //   DenseLu<T>               = Lu<T> of symsens_solver.hpp (dense real LU, pivots on values).
 //   jacobian_blocks<P>       the block lower-triangular structure of the augmented (y, S) Jacobian.
-//   IterationMatrix<T>       J (dense, row-major) and the LU of  sigma I - J  or  I - sigma J, with the
+//   IterationMatrix<T>       DenseIterationMatrix<T> or, in a sparse build, SparseIterationMatrix<T>
+//                            (symsens_sparse.hpp).  DenseIterationMatrix<T>: J (dense, row-major) and the LU of  sigma I - J  or  I - sigma J, with the
 //                            bookkeeping of when J was evaluated and which sigma the LU belongs to; for the
 //                            augmented system one n x n LU and the staggered block solve.
 //   ComplexLu<T>             dense complex LU over a real scalar T (pivots chosen on values), for the complex
@@ -127,84 +128,6 @@ struct NewtonControl {
 // substitution (LAPACK getrf/getrs convention), structurally zero multipliers skipped.
 template <class T> using DenseLu = Lu<T>;
 
-// ---- block structure of the Jacobian -------------------------------------------------------------------------
-// The Jacobian of the augmented forward-sensitivity system u = (y, S_1, ..., S_P) is block lower triangular,
-// [[J, 0, ..., 0], [D_1, J, 0, ...], ..., [D_P, 0, ..., J]] (AugmentedProblem), so every linear system with
-// shift I - scale M splits into P + 1 systems with the *same* n x n matrix shift I - scale J:
-//     x_0 = A^-1 b_0,    x_j = A^-1 (b_j + scale D_j x_0),    A = shift I - scale J
-// (the staggered direct solve of CVODES).  One LU of n x n instead of n(P+1) x n(P+1): O(n^3 + P n^2) per
-// factorisation and solve instead of O(n^3 P^3), and no row interchange can mix sensitivity rows into state rows.
-template <class Problem> struct jacobian_blocks {
-    static constexpr bool structured = false;
-    static int block_size(const Problem& problem) { return problem.dimension(); }
-};
-template <class Model> struct jacobian_blocks<AugmentedProblem<Model>> {
-    static constexpr bool structured = true;
-    static int block_size(const AugmentedProblem<Model>&) { return Model::n_states; }
-};
-
-// ---- the iteration matrix ----------------------------------------------------------------------------------
-// J = df/dy at some (t, y) (N x N), and the LU of  A = shift I - scale J  (shift, scale chosen by the method:
-// SDIRK and BDF use I - (h gamma) J, Radau IIA and Rosenbrock use (1/(h gamma)) I - J), block-wise for the
-// augmented system (see jacobian_blocks): the LU is of the leading nb x nb block, nb = N / blocks.
-template <class T>
-struct IterationMatrix {
-    int n = 0;                       // N, the full dimension
-    int nb = 0;                      // block size (= n unless the problem is block structured)
-    int blocks = 1;
-    std::vector<T> J, M;
-    DenseLu<T> lu;
-    bool have_jacobian = false;
-    bool jacobian_current = false;   // J was evaluated at the start point of the step being attempted
-    bool have_lu = false;
-    T lu_shift, lu_scale;            // the (shift, scale) the current LU belongs to
-    long jacobian_version = 0, lu_jacobian_version = -1;
-
-    explicit IterationMatrix(int dimension = 0) { resize(dimension); }
-    void resize(int dimension) {
-        n = nb = dimension;
-        blocks = 1;
-        J.assign(static_cast<size_t>(n) * n, T(0.0));
-        M.assign(static_cast<size_t>(n) * n, T(0.0));
-    }
-    template <class Problem, class Time> void evaluate(const Problem& problem, const Time& t, const T* y) {
-        problem.jacobian(t, y, J.data());
-        have_jacobian = true;
-        jacobian_current = true;
-        ++jacobian_version;
-        nb = jacobian_blocks<Problem>::block_size(problem);
-        blocks = n / nb;
-    }
-    // Factor shift I - scale J unless the LU already is that matrix.  Returns false if it is singular.
-    template <class Problem> bool factor(const Problem& problem, const T& shift, const T& scale) {
-        if (have_lu && lu_jacobian_version == jacobian_version && identical(shift, lu_shift) && identical(scale, lu_scale))
-            return true;
-        for (int i = 0; i < nb; ++i)
-            for (int j = 0; j < nb; ++j) M[i * nb + j] = (i == j ? shift : T(0.0)) - scale * J[i * n + j];
-        ++problem.stats->nlu;
-        have_lu = lu.factor(M.data(), nb);
-        lu_shift = shift;
-        lu_scale = scale;
-        lu_jacobian_version = jacobian_version;
-        return have_lu;
-    }
-    // x_b += s D_b x_0 for block b >= 1 (D_b: rows of block b, columns of block 0).
-    void add_coupling(T* xb, const T* x0, int b, const T& s) const {
-        for (int i = 0; i < nb; ++i) {
-            T acc(0.0);
-            const T* row = &J[static_cast<size_t>(b * nb + i) * n];
-            for (int l = 0; l < nb; ++l) acc = acc + row[l] * x0[l];
-            xb[i] = xb[i] + s * acc;
-        }
-    }
-    void solve(T* x) const {
-        lu.solve(x);
-        for (int b = 1; b < blocks; ++b) {
-            add_coupling(x + b * nb, x, b, lu_scale);
-            lu.solve(x + b * nb);
-        }
-    }
-};
 // ---- complex LU over a real scalar type ------------------------------------------------------------------
 // std::complex<T> is only specified for the built-in floating types, so duals need their own complex LU.
 // Partial pivoting on |value| of each entry, whole rows swapped, interchanges applied before the substitution
@@ -289,6 +212,187 @@ struct ComplexLu {
     }
 };
 
+// ---- block structure of the Jacobian -------------------------------------------------------------------------
+// The Jacobian of the augmented forward-sensitivity system u = (y, S_1, ..., S_P) is block lower triangular,
+// [[J, 0, ..., 0], [D_1, J, 0, ...], ..., [D_P, 0, ..., J]] (AugmentedProblem), so every linear system with
+// shift I - scale M splits into P + 1 systems with the *same* n x n matrix shift I - scale J:
+//     x_0 = A^-1 b_0,    x_j = A^-1 (b_j + scale D_j x_0),    A = shift I - scale J
+// (the staggered direct solve of CVODES).  One LU of n x n instead of n(P+1) x n(P+1): O(n^3 + P n^2) per
+// factorisation and solve instead of O(n^3 P^3), and no row interchange can mix sensitivity rows into state rows.
+template <class Problem> struct jacobian_blocks {
+    static constexpr bool structured = false;
+    static int block_size(const Problem& problem) { return problem.dimension(); }
+};
+template <class Model> struct jacobian_blocks<AugmentedProblem<Model>> {
+    static constexpr bool structured = true;
+    static int block_size(const AugmentedProblem<Model>&) { return Model::n_states; }
+};
+
+// ---- the iteration matrix ----------------------------------------------------------------------------------
+// J = df/dy at some (t, y) (N x N), and the LU of  A = shift I - scale J  (shift, scale chosen by the method:
+// SDIRK and BDF use I - (h gamma) J, Radau IIA and Rosenbrock use (1/(h gamma)) I - J), block-wise for the
+// augmented system (see jacobian_blocks): the LU is of the leading nb x nb block, nb = N / blocks.
+template <class T>
+struct DenseIterationMatrix {
+    int n = 0;                       // N, the full dimension
+    int nb = 0;                      // block size (= n unless the problem is block structured)
+    int blocks = 1;
+    std::vector<T> J, M;
+    DenseLu<T> lu;
+    bool have_jacobian = false;
+    bool jacobian_current = false;   // J was evaluated at the start point of the step being attempted
+    bool have_lu = false;
+    T lu_shift, lu_scale;            // the (shift, scale) the current LU belongs to
+    long jacobian_version = 0, lu_jacobian_version = -1;
+
+    ComplexLu<T> complex_lu;         // Radau IIA: the LU of (alpha + i beta) I - J (leading block)
+    std::vector<T> M_im;
+    // Dual scalars (the discrete forward mode): the LUs of the values only, reused for every partial
+    // (staggered_duals in symsens_solver.hpp); M and M_im then keep the unfactored dual matrices.
+    static constexpr bool staggered = staggered_duals<T>::value;
+    Lu<double> lu0;
+    ComplexLu<double> complex_lu0;
+    std::vector<double> M0, M0_im;
+    mutable std::vector<double> xv, xi, rv, ri;
+
+    explicit DenseIterationMatrix(int dimension = 0) { resize(dimension); }
+    void resize(int dimension) {
+        n = nb = dimension;
+        blocks = 1;
+        J.assign(static_cast<size_t>(n) * n, T(0.0));
+        M.assign(static_cast<size_t>(n) * n, T(0.0));
+    }
+    template <class Problem, class Time> void evaluate(const Problem& problem, const Time& t, const T* y) {
+        // The augmented system: only the blocks the staggered solve reads (no N x N fill, no copies of J).
+        if constexpr (jacobian_blocks<Problem>::structured) {
+            problem.used_jacobian(t, y, J.data());
+        } else {
+            problem.jacobian(t, y, J.data());
+        }
+        have_jacobian = true;
+        jacobian_current = true;
+        ++jacobian_version;
+        nb = jacobian_blocks<Problem>::block_size(problem);
+        blocks = n / nb;
+    }
+    // Factor shift I - scale J unless the LU already is that matrix.  Returns false if it is singular.
+    template <class Problem> bool factor(const Problem& problem, const T& shift, const T& scale) {
+        if (have_lu && lu_jacobian_version == jacobian_version && identical(shift, lu_shift) && identical(scale, lu_scale))
+            return true;
+        for (int i = 0; i < nb; ++i)
+            for (int j = 0; j < nb; ++j) M[i * nb + j] = (i == j ? shift : T(0.0)) - scale * J[i * n + j];
+        ++problem.stats->nlu;
+        if constexpr (staggered) {
+            M0.resize(static_cast<size_t>(nb) * nb);
+            for (size_t q = 0; q < M0.size(); ++q) M0[q] = M[q].v;
+            have_lu = lu0.factor(M0.data(), nb);
+            A_factored = M;  // A itself: its partials multiply x.v in every solve
+        } else {
+            have_lu = lu.factor(M.data(), nb);
+        }
+        lu_shift = shift;
+        lu_scale = scale;
+        lu_jacobian_version = jacobian_version;
+        return have_lu;
+    }
+    // x_b += s D_b x_0 for block b >= 1 (D_b: rows of block b, columns of block 0).
+    void add_coupling(T* xb, const T* x0, int b, const T& s) const {
+        for (int i = 0; i < nb; ++i) {
+            T acc(0.0);
+            const T* row = &J[static_cast<size_t>(b * nb + i) * n];
+            for (int l = 0; l < nb; ++l) acc = acc + row[l] * x0[l];
+            xb[i] = xb[i] + s * acc;
+        }
+    }
+    std::vector<T> A_factored, A_complex_re, A_complex_im;   // staggered: the dual matrices factored
+    // x <- A^-1 x for dual x with A dual, by the LU of A's values (see staggered_duals).
+    void staggered_solve(const Lu<double>& lu_values, const std::vector<T>& A, T* x) const {
+        constexpr int P = staggered_duals<T>::partials;
+        xv.resize(nb);
+        rv.resize(nb);
+        for (int i = 0; i < nb; ++i) xv[i] = value_of(x[i]);
+        lu_values.solve(xv.data());
+        for (int j = 0; j < P; ++j) {
+            for (int i = 0; i < nb; ++i) {
+                double acc = x[i].d[j];
+                const T* row = &A[static_cast<size_t>(i) * nb];
+                for (int l = 0; l < nb; ++l) acc -= row[l].d[j] * xv[l];
+                rv[i] = acc;
+            }
+            lu_values.solve(rv.data());
+            for (int i = 0; i < nb; ++i) x[i].d[j] = rv[i];
+        }
+        for (int i = 0; i < nb; ++i) x[i].v = xv[i];
+    }
+    void solve_block(T* x) const {
+        if constexpr (staggered) {
+            staggered_solve(lu0, A_factored, x);
+        } else {
+            lu.solve(x);
+        }
+    }
+    void solve(T* x) const {
+        solve_block(x);
+        for (int b = 1; b < blocks; ++b) {
+            add_coupling(x + b * nb, x, b, lu_scale);
+            solve_block(x + b * nb);
+        }
+    }
+    // Radau IIA's complex system: factor (sr + i si) I - J of the leading block (M holds its real part).
+    bool factor_complex(const T& sr, const T& si) {
+        M_im.assign(static_cast<size_t>(nb) * nb, T(0.0));
+        for (int i = 0; i < nb; ++i)
+            for (int j = 0; j < nb; ++j) {
+                M[i * nb + j] = (i == j ? sr : T(0.0)) - J[i * n + j];
+                if (i == j) M_im[i * nb + j] = si;
+            }
+        if constexpr (staggered) {
+            M0.resize(static_cast<size_t>(nb) * nb);
+            M0_im.resize(static_cast<size_t>(nb) * nb);
+            for (size_t q = 0; q < M0.size(); ++q) { M0[q] = M[q].v; M0_im[q] = M_im[q].v; }
+            A_complex_re.assign(M.begin(), M.begin() + static_cast<size_t>(nb) * nb);
+            A_complex_im = M_im;
+            return complex_lu0.factor(M0.data(), M0_im.data(), nb);
+        } else {
+            return complex_lu.factor(M.data(), M_im.data(), nb);
+        }
+    }
+    void complex_solve_block(T* x_re, T* x_im) const {
+        if constexpr (staggered) {
+            constexpr int P = staggered_duals<T>::partials;
+            xv.resize(nb); xi.resize(nb); rv.resize(nb); ri.resize(nb);
+            for (int i = 0; i < nb; ++i) { xv[i] = value_of(x_re[i]); xi[i] = value_of(x_im[i]); }
+            complex_lu0.solve(xv.data(), xi.data());
+            for (int j = 0; j < P; ++j) {
+                for (int i = 0; i < nb; ++i) {
+                    double ar = x_re[i].d[j], ai = x_im[i].d[j];
+                    for (int l = 0; l < nb; ++l) {
+                        const T& mr = A_complex_re[static_cast<size_t>(i) * nb + l];
+                        const T& mi = A_complex_im[static_cast<size_t>(i) * nb + l];
+                        ar -= mr.d[j] * xv[l] - mi.d[j] * xi[l];
+                        ai -= mr.d[j] * xi[l] + mi.d[j] * xv[l];
+                    }
+                    rv[i] = ar;
+                    ri[i] = ai;
+                }
+                complex_lu0.solve(rv.data(), ri.data());
+                for (int i = 0; i < nb; ++i) { x_re[i].d[j] = rv[i]; x_im[i].d[j] = ri[i]; }
+            }
+            for (int i = 0; i < nb; ++i) { x_re[i].v = xv[i]; x_im[i].v = xi[i]; }
+        } else {
+            complex_lu.solve(x_re, x_im);
+        }
+    }
+    // (x_re + i x_im) <- ((sr + i si) I - J)^-1 (x_re + i x_im), block-wise as solve() (coupling scale 1).
+    void complex_solve(T* x_re, T* x_im) const {
+        complex_solve_block(x_re, x_im);
+        for (int b = 1; b < blocks; ++b) {
+            add_coupling(x_re + b * nb, x_re, b, T(1.0));
+            add_coupling(x_im + b * nb, x_im, b, T(1.0));
+            complex_solve_block(x_re + b * nb, x_im + b * nb);
+        }
+    }
+};
 // ---- df/dt for Rosenbrock methods -----------------------------------------------------------------------------
 // Rosenbrock methods need f_t(t, y) for non-autonomous problems.  In order of preference:
 //   1. the problem's own member time_derivative(t, y, f, ft) (f = f(t, y) given), if it has one;
@@ -332,4 +436,17 @@ void exact_time_derivative(const AugmentedProblem<Model>& problem, double t, con
     for (int i = 0; i < N; ++i) gt[i] = gd[i].d[0];
 }
 
+// ---- which iteration matrix ----------------------------------------------------------------------------------
+// Dense unless the generated driver asks for the fixed-pattern sparse LU (symsens_sparse.hpp), by defining
+// SYMSENS_SPARSE_LINEAR_ALGEBRA to 1 before including this header (the model then supplies its pattern).
+#if defined(SYMSENS_SPARSE_LINEAR_ALGEBRA) && SYMSENS_SPARSE_LINEAR_ALGEBRA
 }  // namespace symsens
+#include "symsens_sparse.hpp"
+namespace symsens {
+template <class T> using IterationMatrix = SparseIterationMatrix<T>;
+#else
+template <class T> using IterationMatrix = DenseIterationMatrix<T>;
+#endif
+
+}  // namespace symsens
+

@@ -69,9 +69,7 @@ struct RadauIIA3 {
     RadauTableau<T> tableau;
     int n;
     Options options;
-    IterationMatrix<T> matrix;   // J and the real LU of mu/h I - J
-    ComplexLu<T> complex_lu;     // the LU of (alpha + i beta)/h I - J
-    std::vector<T> M_re, M_im;
+    IterationMatrix<T> matrix;   // J, the real LU of mu/h I - J and the complex LU of (alpha + i beta)/h I - J
     bool have_complex_lu = false;
     T complex_lu_h;
     long complex_lu_version = -1;
@@ -88,7 +86,6 @@ struct RadauIIA3 {
 
     RadauIIA3(const RadauTableau<T>& tab, int dimension, const Options& o)
         : tableau(tab), n(dimension), options(o), matrix(dimension),
-          M_re(static_cast<size_t>(dimension) * dimension), M_im(static_cast<size_t>(dimension) * dimension),
           Z_old(3 * static_cast<size_t>(dimension)), Z_try(3 * static_cast<size_t>(dimension)),
           Z(3 * static_cast<size_t>(dimension)), W(3 * static_cast<size_t>(dimension)),
           F(3 * static_cast<size_t>(dimension)), dW(3 * static_cast<size_t>(dimension)),
@@ -114,30 +111,15 @@ struct RadauIIA3 {
         if (!matrix.factor(problem, tableau.mu / hT, T(1.0))) return false;
         if (have_complex_lu && complex_lu_version == matrix.jacobian_version && identical(complex_lu_h, hT)) return true;
         // The leading block only (the whole matrix unless the problem is the block-structured augmented system).
-        const int nb = matrix.nb;
-        const T sr = tableau.alpha / hT, si = tableau.beta / hT;
-        for (int i = 0; i < nb; ++i)
-            for (int j = 0; j < nb; ++j) {
-                M_re[i * nb + j] = (i == j ? sr : T(0.0)) - matrix.J[i * n + j];
-                M_im[i * nb + j] = i == j ? si : T(0.0);
-            }
         ++problem.stats->nlu;
-        have_complex_lu = complex_lu.factor(M_re.data(), M_im.data(), nb);
+        have_complex_lu = matrix.factor_complex(tableau.alpha / hT, tableau.beta / hT);
         complex_lu_h = hT;
         complex_lu_version = matrix.jacobian_version;
         return have_complex_lu;
     }
 
     // (x_re + i x_im) <- ((alpha + i beta)/h I - J)^-1 (x_re + i x_im), block-wise as IterationMatrix::solve.
-    void complex_solve(T* x_re, T* x_im) const {
-        const int nb = matrix.nb;
-        complex_lu.solve(x_re, x_im);
-        for (int b = 1; b < matrix.blocks; ++b) {
-            matrix.add_coupling(x_re + b * nb, x_re, b, T(1.0));
-            matrix.add_coupling(x_im + b * nb, x_im, b, T(1.0));
-            complex_lu.solve(x_re + b * nb, x_im + b * nb);
-        }
-    }
+    void complex_solve(T* x_re, T* x_im) const { matrix.complex_solve(x_re, x_im); }
 
     // Lagrange basis on {0, c_1, c_2, c_3} at x, for the node c_j (j = 0..2): u(x) = sum_j Z_j L_j(x).
     T lagrange(int j, const T& x) const {

@@ -142,6 +142,13 @@ template <class T, int P> inline bool identical(const Dual<T, P>& a, const Dual<
     return true;
 }
 
+// Scalars whose linear systems are solved staggered (symsens_implicit.hpp, symsens_sparse.hpp): Dual<double, P>.
+// A x = b over duals is x.v = A.v^-1 b.v and x.d_j = A.v^-1 (b.d_j - A.d_j x.v): one LU of the values, reused
+// for every partial, instead of an LU carried out in dual arithmetic (about 2P + 1 times the work).  The values
+// are computed by the very LU and substitution the plain double solve runs, so they are bit-identical to it.
+template <class T> struct staggered_duals : std::false_type { static constexpr int partials = 0; };
+template <int P> struct staggered_duals<Dual<double, P>> : std::true_type { static constexpr int partials = P; };
+
 // ---- dense LU with partial pivoting (pivot chosen on values, so it is identical for every T) -----------
 template <class T>
 struct Lu {
@@ -194,16 +201,23 @@ struct Lu {
 // Model is a policy struct with static templated rhs/jacobian/augmented_rhs (see codegen's driver).
 template <class Model, class T>
 struct ModelProblem {
+    using model_type = Model;
     const T* p;          // all model parameters (duals seeded for the discrete mode)
     Stats* stats;
     int dimension() const { return Model::n_states; }
     int error_components() const { return Model::n_states; }
     template <class Time> void rhs(const Time& t, const T* y, T* f) const { ++stats->nfev; Model::rhs(T(t), y, p, f); }
     template <class Time> void jacobian(const Time& t, const T* y, T* J) const { ++stats->njev; Model::jacobian(T(t), y, p, J); }
+    // The structural non-zeros of J in the model's CSR order (sparse builds only).
+    template <class Time> void jacobian_values(const Time& t, const T* y, T* v) const {
+        ++stats->njev;
+        Model::jacobian_values(T(t), y, p, v);
+    }
 };
 template <class Model, class T, int P>
 struct ModelProblem<Model, Dual<T, P>> {
     using D = Dual<T, P>;
+    using model_type = Model;
     const D* p;
     Stats* stats;
     int dimension() const { return Model::n_states; }
@@ -212,13 +226,20 @@ struct ModelProblem<Model, Dual<T, P>> {
     void rhs(const D& t, const D* y, D* f) const { ++stats->nfev; Model::rhs(t, y, p, f); }
     void jacobian(const double& t, const D* y, D* J) const { ++stats->njev; Model::jacobian(D(t), y, p, J); }
     void jacobian(const D& t, const D* y, D* J) const { ++stats->njev; Model::jacobian(t, y, p, J); }
+    void jacobian_values(const double& t, const D* y, D* v) const { ++stats->njev; Model::jacobian_values(D(t), y, p, v); }
+    void jacobian_values(const D& t, const D* y, D* v) const { ++stats->njev; Model::jacobian_values(t, y, p, v); }
 };
+
+// Whether a Model policy carries the generated sparsity constants (symsens/codegen/_sparsity.py).
+template <class Model, class = void> struct has_sparsity : std::false_type {};
+template <class Model> struct has_sparsity<Model, std::void_t<typename Model::sparsity>> : std::true_type {};
 
 // Continuous forward sensitivities: u = (y, S[:,0], ..., S[:,P-1]) with S' = J S + F_p (double only).
 // The Jacobian of the augmented system is block lower triangular, [[J, 0], [D_j, J]], with
 // D_j = d(J S + F_p)[:, j]/dy; it is formed exactly by evaluating augmented_rhs over duals seeded in y.
 template <class Model>
 struct AugmentedProblem {
+    using model_type = Model;
     static constexpr int n = Model::n_states;
     static constexpr int np = Model::n_sensitivity_parameters;
     const double* p;
@@ -227,23 +248,78 @@ struct AugmentedProblem {
     int dimension() const { return n * (np + 1); }
     int error_components() const { return sensitivities_in_norm ? n * (np + 1) : n; }
     void rhs(double t, const double* u, double* g) const { ++stats->nfev; Model::augmented_rhs(t, u, p, g); }
+    // The whole N x N Jacobian (the contract of a problem's jacobian()).
     void jacobian(double t, const double* u, double* M) const {
+        const int N = dimension();
+        std::fill(M, M + N * N, 0.0);
+        used_jacobian(t, u, M);
+        for (int b = 1; b <= np; ++b)
+            for (int i = 0; i < n; ++i)
+                for (int k = 0; k < n; ++k) M[(b * n + i) * N + b * n + k] = M[i * N + k];
+    }
+    // Only the entries the block solvers read (IterationMatrix): J in the leading n x n block and the coupling
+    // rows D_j in the first n columns (within D's pattern when it is known); the others are left as they are
+    // (the caller's buffer holds zeros there and nothing else writes them).  With a
+    // generated model that carries its sparsity, D comes from one evaluation over Dual<double, colours>
+    // (compressed forward differentiation, Curtis, Powell & Reid 1974) instead of Dual<double, n>: the partial of
+    // colour c in row r is the one column of that colour r depends on (the others contribute exact zeros).
+    void used_jacobian(double t, const double* u, double* M) const {
         ++stats->njev;
         const int N = dimension();
-        using D = Dual<double, n>;
+        std::vector<double> J(n * n);
+        Model::jacobian(t, u, p, J.data());
+        for (int i = 0; i < n; ++i)
+            for (int k = 0; k < n; ++k) M[i * N + k] = J[i * n + k];
+        if constexpr (has_sparsity<Model>::value) {
+            using S = typename Model::sparsity;
+            using D = Dual<double, S::coupling_colors>;
+            const int* colors = S::colors();
+            std::vector<D> ud(N), gd(N), pd(Model::n_parameters);
+            for (int k = 0; k < Model::n_parameters; ++k) pd[k] = D(p[k]);
+            for (int k = 0; k < N; ++k) ud[k] = D(u[k]);
+            for (int l = 0; l < n; ++l) ud[l].d[colors[l]] = 1.0;
+            Model::augmented_rhs(D(t), ud.data(), pd.data(), gd.data());
+            // Only D's pattern is written (a column outside it would read another column's colour); the rest
+            // of the coupling rows stays zero.
+            const int* row_ptr = S::coupling_row_ptr();
+            const int* columns = S::coupling_columns();
+            for (int j = 0; j < np; ++j)
+                for (int i = 0; i < n; ++i)
+                    for (int q = row_ptr[i]; q < row_ptr[i + 1]; ++q)
+                        M[(n + j * n + i) * N + columns[q]] = gd[n + j * n + i].d[colors[columns[q]]];
+        } else {
+            using D = Dual<double, n>;
+            std::vector<D> ud(N), gd(N), pd(Model::n_parameters);
+            for (int k = 0; k < Model::n_parameters; ++k) pd[k] = D(p[k]);
+            for (int k = 0; k < N; ++k) ud[k] = D(u[k]);
+            for (int l = 0; l < n; ++l) ud[l].d[l] = 1.0;
+            Model::augmented_rhs(D(t), ud.data(), pd.data(), gd.data());
+            for (int r = n; r < N; ++r)
+                for (int l = 0; l < n; ++l) M[r * N + l] = gd[r].d[l];
+        }
+    }
+    // Sparse builds: J's non-zeros (generated code) and the coupling blocks D_j over their shared pattern
+    // (Dv[j * coupling_nnz + q]), by compressed forward differentiation: one dual direction per colour of D's
+    // columns (Curtis, Powell & Reid 1974), so one evaluation of augmented_rhs over Dual<double, colours>
+    // instead of Dual<double, n>, and no N x N matrix.
+    void sparse_jacobian(double t, const double* u, double* Jv, double* Dv) const {
+        using S = typename Model::sparsity;
+        ++stats->njev;
+        const int N = dimension();
+        Model::jacobian_values(t, u, p, Jv);
+        using D = Dual<double, S::coupling_colors>;
+        const int* colors = S::colors();
         std::vector<D> ud(N), gd(N), pd(Model::n_parameters);
         for (int k = 0; k < Model::n_parameters; ++k) pd[k] = D(p[k]);
         for (int k = 0; k < N; ++k) ud[k] = D(u[k]);
-        for (int l = 0; l < n; ++l) ud[l].d[l] = 1.0;
+        for (int l = 0; l < n; ++l) ud[l].d[colors[l]] = 1.0;
         Model::augmented_rhs(D(t), ud.data(), pd.data(), gd.data());
-        std::fill(M, M + N * N, 0.0);
-        std::vector<double> J(n * n);
-        Model::jacobian(t, u, p, J.data());
-        for (int b = 0; b <= np; ++b)
+        const int* row_ptr = S::coupling_row_ptr();
+        const int* columns = S::coupling_columns();
+        for (int j = 0; j < np; ++j)
             for (int i = 0; i < n; ++i)
-                for (int k = 0; k < n; ++k) M[(b * n + i) * N + b * n + k] = J[i * n + k];
-        for (int r = n; r < N; ++r)
-            for (int l = 0; l < n; ++l) M[r * N + l] = gd[r].d[l];
+                for (int q = row_ptr[i]; q < row_ptr[i + 1]; ++q)
+                    Dv[j * S::coupling_nnz + q] = gd[n + j * n + i].d[colors[columns[q]]];
     }
 };
 

@@ -1,0 +1,373 @@
+// Fixed-pattern sparse LU for the iteration matrices of the implicit steppers.
+//
+// The generated model supplies (namespace symsens_model::sparsity, printed by symsens/codegen/_sparsity.py):
+// the CSR pattern of J = df/dy, a fill-reducing symmetric permutation of I + J (reverse Cuthill–McKee), the
+// pattern of L + U of the permuted matrix with all fill-in (symbolic LU without pivoting, computed once in
+// Python), where each Jacobian non-zero lands in it, and for forward sensitivities the pattern and column
+// colouring of the coupling blocks D_j = d(J S_j + F_p[:, j])/dy.
+//
+//   SparseLu<T>              numerical LU over the fixed pattern, no pivoting.  The elimination is a list of
+//                            (multiplier, update) index pairs built once from the pattern (what KPP generates as
+//                            straight-line code, Damian, Sandu et al. 2002, kept here as data so that the code size
+//                            does not grow with the fill), then replayed for every factorisation.  Each pivot is
+//                            checked on values: |u_ii| <= 1e-12 max_j |a_ij| (the row of the matrix before
+//                            elimination), or a non-finite entry, reports the matrix as unusable (factor() returns
+//                            false): the stepper then fails its Newton iteration (STATUS_NEWTON_FAILURE, or a smaller
+//                            step when adaptive, which moves shift I - scale J towards shift I) — never a silent
+//                            solve with a tiny pivot.
+//   SparseComplexLu<T>       the same over complex entries (re, im over a real scalar T), for Radau IIA's complex
+//                            system (alpha + i beta)/h I - J (Hairer & Wanner II, Sect. IV.8).
+//   SparseIterationMatrix<T> the interface of DenseIterationMatrix<T> (symsens_implicit.hpp) over these: J as its
+//                            non-zeros, the LU of shift I - scale J, and for the augmented (y, S) system the
+//                            staggered block solve x_0 = A^-1 b_0, x_j = A^-1 (b_j + scale D_j x_0) with D_j sparse.
+//
+// Decisions are taken on values (value_of), so a Dual<double, P> run factors exactly as the double run does
+// and the discrete forward mode with a values-only norm takes the plain solve's steps bit for bit.  Over
+// Dual<double, P> the LU is of the values only and every partial reuses it (staggered_duals, symsens_solver.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "symsens_solver.hpp"
+
+namespace symsens {
+
+// The elimination schedule of a fixed pattern (row-wise Doolittle, IKJ): for row i and each k < i in its pattern,
+// in increasing order, l_ik = a_ik / u_kk and a_ij -= l_ik u_kj for every j > k in row k.  The symbolic LU
+// guarantees that every (i, j) updated is in the pattern.
+struct EliminationSchedule {
+    int n = 0;
+    const int* row_ptr = nullptr;
+    const int* columns = nullptr;
+    const int* diagonal = nullptr;
+    std::vector<int> row_begin;      // per row: its multipliers are [row_begin[i], row_begin[i + 1])
+    std::vector<int> mult_pos, mult_pivot, update_begin;   // per multiplier: position, position of u_kk, updates
+    std::vector<int> target, source;                        // a[target] -= l * a[source]
+
+    void setup(int size, const int* rp, const int* cols, const int* diag) {
+        n = size;
+        row_ptr = rp;
+        columns = cols;
+        diagonal = diag;
+        std::vector<int> where(n, -1);
+        row_begin.assign(1, 0);
+        mult_pos.clear(); mult_pivot.clear(); update_begin.assign(1, 0); target.clear(); source.clear();
+        for (int i = 0; i < n; ++i) {
+            for (int q = rp[i]; q < rp[i + 1]; ++q) where[cols[q]] = q;
+            for (int q = rp[i]; q < diag[i]; ++q) {
+                const int k = cols[q];
+                mult_pos.push_back(q);
+                mult_pivot.push_back(diag[k]);
+                for (int r = diag[k] + 1; r < rp[k + 1]; ++r) {
+                    target.push_back(where[cols[r]]);
+                    source.push_back(r);
+                }
+                update_begin.push_back(static_cast<int>(target.size()));
+            }
+            row_begin.push_back(static_cast<int>(mult_pos.size()));
+            for (int q = rp[i]; q < rp[i + 1]; ++q) where[cols[q]] = -1;
+        }
+    }
+};
+
+constexpr double sparse_pivot_tolerance = 1e-12;
+
+template <class T>
+struct SparseLu {
+    const EliminationSchedule* s = nullptr;
+    std::vector<T> a;   // values over the pattern: the matrix before factor(), L (unit, strict) and U after
+
+    // Factor a in place.  False if a pivot is tiny relative to its row or anything is not finite.
+    bool factor() {
+        const EliminationSchedule& e = *s;
+        for (int i = 0; i < e.n; ++i) {
+            double row_max = 0.0;
+            for (int q = e.row_ptr[i]; q < e.row_ptr[i + 1]; ++q) row_max = std::max(row_max, std::fabs(value_of(a[q])));
+            for (int m = e.row_begin[i]; m < e.row_begin[i + 1]; ++m) {
+                const T l = a[e.mult_pos[m]] / a[e.mult_pivot[m]];
+                a[e.mult_pos[m]] = l;
+                for (int u = e.update_begin[m]; u < e.update_begin[m + 1]; ++u)
+                    a[e.target[u]] = a[e.target[u]] - l * a[e.source[u]];
+            }
+            const double pivot = std::fabs(value_of(a[e.diagonal[i]]));
+            if (!(pivot > sparse_pivot_tolerance * row_max) || !std::isfinite(pivot)) return false;
+        }
+        return true;
+    }
+    // x <- (LU)^-1 x, x in the permuted numbering.
+    void solve(T* x) const {
+        const EliminationSchedule& e = *s;
+        for (int i = 0; i < e.n; ++i) {
+            T acc = x[i];
+            for (int q = e.row_ptr[i]; q < e.diagonal[i]; ++q) acc = acc - a[q] * x[e.columns[q]];
+            x[i] = acc;
+        }
+        for (int i = e.n - 1; i >= 0; --i) {
+            T acc = x[i];
+            for (int q = e.diagonal[i] + 1; q < e.row_ptr[i + 1]; ++q) acc = acc - a[q] * x[e.columns[q]];
+            x[i] = acc / a[e.diagonal[i]];
+        }
+    }
+};
+
+template <class T>
+struct SparseComplexLu {
+    const EliminationSchedule* s = nullptr;
+    std::vector<T> re, im;
+
+    bool factor() {
+        const EliminationSchedule& e = *s;
+        for (int i = 0; i < e.n; ++i) {
+            double row_max = 0.0;
+            for (int q = e.row_ptr[i]; q < e.row_ptr[i + 1]; ++q)
+                row_max = std::max(row_max, std::hypot(value_of(re[q]), value_of(im[q])));
+            for (int m = e.row_begin[i]; m < e.row_begin[i + 1]; ++m) {
+                const int q = e.mult_pos[m], d = e.mult_pivot[m];
+                // l = a_ik / u_kk = a (conj u) / |u|^2
+                const T dd = re[d] * re[d] + im[d] * im[d];
+                const T lr = (re[q] * re[d] + im[q] * im[d]) / dd;
+                const T li = (im[q] * re[d] - re[q] * im[d]) / dd;
+                re[q] = lr;
+                im[q] = li;
+                for (int u = e.update_begin[m]; u < e.update_begin[m + 1]; ++u) {
+                    const int t = e.target[u], r = e.source[u];
+                    re[t] = re[t] - (lr * re[r] - li * im[r]);
+                    im[t] = im[t] - (lr * im[r] + li * re[r]);
+                }
+            }
+            const int d = e.diagonal[i];
+            const double pivot = std::hypot(value_of(re[d]), value_of(im[d]));
+            if (!(pivot > sparse_pivot_tolerance * row_max) || !std::isfinite(pivot)) return false;
+        }
+        return true;
+    }
+    void solve(T* x_re, T* x_im) const {
+        const EliminationSchedule& e = *s;
+        for (int i = 0; i < e.n; ++i) {
+            T sr = x_re[i], si = x_im[i];
+            for (int q = e.row_ptr[i]; q < e.diagonal[i]; ++q) {
+                const int j = e.columns[q];
+                sr = sr - (re[q] * x_re[j] - im[q] * x_im[j]);
+                si = si - (re[q] * x_im[j] + im[q] * x_re[j]);
+            }
+            x_re[i] = sr;
+            x_im[i] = si;
+        }
+        for (int i = e.n - 1; i >= 0; --i) {
+            T sr = x_re[i], si = x_im[i];
+            for (int q = e.diagonal[i] + 1; q < e.row_ptr[i + 1]; ++q) {
+                const int j = e.columns[q];
+                sr = sr - (re[q] * x_re[j] - im[q] * x_im[j]);
+                si = si - (re[q] * x_im[j] + im[q] * x_re[j]);
+            }
+            const int d = e.diagonal[i];
+            const T pr = re[d], pi = im[d];
+            const T dd = pr * pr + pi * pi;
+            x_re[i] = (sr * pr + si * pi) / dd;
+            x_im[i] = (si * pr - sr * pi) / dd;
+        }
+    }
+};
+
+// Problems that are the augmented forward-sensitivity system expose sparse_jacobian(t, u, J values, D values).
+template <class Problem, class = void> struct has_sparse_coupling : std::false_type {};
+template <class Problem>
+struct has_sparse_coupling<Problem, std::void_t<decltype(&Problem::sparse_jacobian)>> : std::true_type {};
+
+template <class T>
+struct SparseIterationMatrix {
+    int n = 0;                       // full dimension N (n (P + 1) for the augmented system)
+    int nb = 0;                      // block size: the model's state count
+    int blocks = 1;
+    bool ready = false;
+    EliminationSchedule schedule;
+    const int* row_ptr = nullptr;    // pattern of J (original numbering)
+    const int* columns = nullptr;
+    const int* to_lu = nullptr;
+    const int* perm = nullptr;       // permuted index -> original index
+    const int* coupling_row_ptr = nullptr;
+    const int* coupling_columns = nullptr;
+    int nnz = 0, lu_nnz = 0, coupling_nnz = 0;
+    std::vector<T> Jv;               // the non-zeros of J
+    std::vector<T> Dv;               // coupling blocks: (blocks - 1) x coupling_nnz
+    SparseLu<T> lu;
+    SparseComplexLu<T> complex_lu;
+    mutable std::vector<T> work, work_im, coupled;
+    // Dual scalars (the discrete forward mode): LUs of the values only, reused for every partial
+    // (staggered_duals, symsens_solver.hpp); lu.a / complex_lu.re, .im then keep the unfactored dual matrices.
+    static constexpr bool staggered = staggered_duals<T>::value;
+    SparseLu<double> lu0;
+    SparseComplexLu<double> complex_lu0;
+    mutable std::vector<double> xv, xi, rv, ri;
+    bool have_jacobian = false;
+    bool jacobian_current = false;
+    bool have_lu = false;
+    T lu_shift, lu_scale;
+    long jacobian_version = 0, lu_jacobian_version = -1;
+
+    explicit SparseIterationMatrix(int dimension = 0) : n(dimension), nb(dimension) {}
+
+    template <class Problem> void setup(const Problem&) {
+        using Model = typename Problem::model_type;
+        using S = typename Model::sparsity;
+        nb = Model::n_states;
+        blocks = n / nb;
+        row_ptr = S::row_ptr();
+        columns = S::columns();
+        to_lu = S::jacobian_to_lu();
+        perm = S::permutation();
+        coupling_row_ptr = S::coupling_row_ptr();
+        coupling_columns = S::coupling_columns();
+        nnz = S::nnz;
+        lu_nnz = S::lu_nnz;
+        coupling_nnz = S::coupling_nnz;
+        schedule.setup(nb, S::lu_row_ptr(), S::lu_columns(), S::lu_diagonal());
+        lu.s = &schedule;
+        complex_lu.s = &schedule;
+        lu0.s = &schedule;
+        complex_lu0.s = &schedule;
+        xv.assign(nb, 0.0); xi.assign(nb, 0.0); rv.assign(nb, 0.0); ri.assign(nb, 0.0);
+        Jv.assign(std::max(nnz, 1), T(0.0));
+        Dv.assign(static_cast<size_t>(std::max(blocks - 1, 0)) * std::max(coupling_nnz, 1), T(0.0));
+        lu.a.assign(std::max(lu_nnz, 1), T(0.0));
+        work.assign(nb, T(0.0));
+        work_im.assign(nb, T(0.0));
+        coupled.assign(nb, T(0.0));
+        ready = true;
+    }
+
+    template <class Problem, class Time> void evaluate(const Problem& problem, const Time& t, const T* y) {
+        if (!ready) setup(problem);
+        if constexpr (has_sparse_coupling<Problem>::value) {
+            problem.sparse_jacobian(t, y, Jv.data(), Dv.data());
+        } else {
+            problem.jacobian_values(t, y, Jv.data());
+        }
+        have_jacobian = true;
+        jacobian_current = true;
+        ++jacobian_version;
+    }
+    // shift I - scale J over the LU pattern (fill-in positions zero).
+    template <class Problem> bool factor(const Problem& problem, const T& shift, const T& scale) {
+        if (have_lu && lu_jacobian_version == jacobian_version && identical(shift, lu_shift) && identical(scale, lu_scale))
+            return true;
+        std::fill(lu.a.begin(), lu.a.end(), T(0.0));
+        for (int i = 0; i < nb; ++i) lu.a[schedule.diagonal[i]] = shift;
+        for (int k = 0; k < nnz; ++k) lu.a[to_lu[k]] = lu.a[to_lu[k]] - scale * Jv[k];
+        ++problem.stats->nlu;
+        if constexpr (staggered) {
+            lu0.a.resize(lu.a.size());
+            for (size_t q = 0; q < lu.a.size(); ++q) lu0.a[q] = lu.a[q].v;
+            have_lu = lu0.factor();
+        } else {
+            have_lu = lu.factor();
+        }
+        lu_shift = shift;
+        lu_scale = scale;
+        lu_jacobian_version = jacobian_version;
+        return have_lu;
+    }
+    bool factor_complex(const T& sr, const T& si) {
+        complex_lu.re.assign(std::max(lu_nnz, 1), T(0.0));
+        complex_lu.im.assign(std::max(lu_nnz, 1), T(0.0));
+        for (int i = 0; i < nb; ++i) {
+            complex_lu.re[schedule.diagonal[i]] = sr;
+            complex_lu.im[schedule.diagonal[i]] = si;
+        }
+        for (int k = 0; k < nnz; ++k) complex_lu.re[to_lu[k]] = complex_lu.re[to_lu[k]] - Jv[k];
+        if constexpr (staggered) {
+            complex_lu0.re.resize(complex_lu.re.size());
+            complex_lu0.im.resize(complex_lu.im.size());
+            for (size_t q = 0; q < complex_lu.re.size(); ++q) {
+                complex_lu0.re[q] = complex_lu.re[q].v;
+                complex_lu0.im[q] = complex_lu.im[q].v;
+            }
+            return complex_lu0.factor();
+        } else {
+            return complex_lu.factor();
+        }
+    }
+    // x_b += s D_b x_0 for block b >= 1.
+    void add_coupling(T* xb, const T* x0, int b, const T& s) const {
+        const T* d = &Dv[static_cast<size_t>(b - 1) * coupling_nnz];
+        for (int i = 0; i < nb; ++i) {
+            T acc(0.0);
+            for (int q = coupling_row_ptr[i]; q < coupling_row_ptr[i + 1]; ++q) acc = acc + d[q] * x0[coupling_columns[q]];
+            xb[i] = xb[i] + s * acc;
+        }
+    }
+    void solve_block(T* x) const {
+        for (int i = 0; i < nb; ++i) work[i] = x[perm[i]];
+        if constexpr (staggered) {
+            // x.v = A.v^-1 b.v, x.d_j = A.v^-1 (b.d_j - A.d_j x.v), A over the LU pattern (permuted numbering).
+            constexpr int P = staggered_duals<T>::partials;
+            const int* rp = schedule.row_ptr;
+            const int* cols = schedule.columns;
+            for (int i = 0; i < nb; ++i) xv[i] = work[i].v;
+            lu0.solve(xv.data());
+            for (int j = 0; j < P; ++j) {
+                for (int i = 0; i < nb; ++i) {
+                    double acc = work[i].d[j];
+                    for (int q = rp[i]; q < rp[i + 1]; ++q) acc -= lu.a[q].d[j] * xv[cols[q]];
+                    rv[i] = acc;
+                }
+                lu0.solve(rv.data());
+                for (int i = 0; i < nb; ++i) work[i].d[j] = rv[i];
+            }
+            for (int i = 0; i < nb; ++i) work[i].v = xv[i];
+        } else {
+            lu.solve(work.data());
+        }
+        for (int i = 0; i < nb; ++i) x[perm[i]] = work[i];
+    }
+    void solve(T* x) const {
+        solve_block(x);
+        for (int b = 1; b < blocks; ++b) {
+            add_coupling(x + b * nb, x, b, lu_scale);
+            solve_block(x + b * nb);
+        }
+    }
+    void complex_solve_block(T* x_re, T* x_im) const {
+        for (int i = 0; i < nb; ++i) { work[i] = x_re[perm[i]]; work_im[i] = x_im[perm[i]]; }
+        if constexpr (staggered) {
+            constexpr int P = staggered_duals<T>::partials;
+            const int* rp = schedule.row_ptr;
+            const int* cols = schedule.columns;
+            const std::vector<T>& are = complex_lu.re;
+            const std::vector<T>& aim = complex_lu.im;
+            for (int i = 0; i < nb; ++i) { xv[i] = work[i].v; xi[i] = work_im[i].v; }
+            complex_lu0.solve(xv.data(), xi.data());
+            for (int j = 0; j < P; ++j) {
+                for (int i = 0; i < nb; ++i) {
+                    double ar = work[i].d[j], ai = work_im[i].d[j];
+                    for (int q = rp[i]; q < rp[i + 1]; ++q) {
+                        const int l = cols[q];
+                        ar -= are[q].d[j] * xv[l] - aim[q].d[j] * xi[l];
+                        ai -= are[q].d[j] * xi[l] + aim[q].d[j] * xv[l];
+                    }
+                    rv[i] = ar;
+                    ri[i] = ai;
+                }
+                complex_lu0.solve(rv.data(), ri.data());
+                for (int i = 0; i < nb; ++i) { work[i].d[j] = rv[i]; work_im[i].d[j] = ri[i]; }
+            }
+            for (int i = 0; i < nb; ++i) { work[i].v = xv[i]; work_im[i].v = xi[i]; }
+        } else {
+            complex_lu.solve(work.data(), work_im.data());
+        }
+        for (int i = 0; i < nb; ++i) { x_re[perm[i]] = work[i]; x_im[perm[i]] = work_im[i]; }
+    }
+    void complex_solve(T* x_re, T* x_im) const {
+        complex_solve_block(x_re, x_im);
+        for (int b = 1; b < blocks; ++b) {
+            add_coupling(x_re + b * nb, x_re, b, T(1.0));
+            add_coupling(x_im + b * nb, x_im, b, T(1.0));
+            complex_solve_block(x_re + b * nb, x_im + b * nb);
+        }
+    }
+};
+
+}  // namespace symsens
