@@ -18,12 +18,44 @@ from ..model import Model
 __all__ = ["jacobian", "parameter_jacobian", "initial_sensitivities", "select_parameters", "derivative_matrix"]
 
 
+class _PowerRule(sp.Function):
+    """``b**e`` with a symbolic exponent, differentiated as ``d/db b**e = e b**(e - 1)``.
+
+    SymPy writes that derivative as ``e b**e / b``, which is 0/0 at ``b = 0``: a Hill term ``(x/K)**h`` with
+    ``x(0) = 0`` (common in systems-biology models) would give a NaN Jacobian at the start, and every implicit
+    solver would fail there, although the derivative is 0 for ``h > 1``.  Only used while differentiating.
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        base, exponent = self.args
+        if argindex == 1:
+            return exponent * _PowerRule(base, exponent - 1)
+        return _PowerRule(base, exponent) * sp.log(base)
+
+
+def _differentiate(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
+    """``d expr / d variable``, with powers of symbolic exponent by the power rule (see :class:`_PowerRule`)."""
+    symbolic_powers = [node for node in sp.preorder_traversal(expr) if node.is_Pow and not node.exp.is_Number]
+    if not symbolic_powers:
+        return expr.diff(variable)
+    marked = expr.replace(lambda node: node.is_Pow and not node.exp.is_Number,
+                          lambda node: _PowerRule(node.base, node.exp))
+    derivative = marked.diff(variable)
+    return derivative.replace(lambda node: isinstance(node, _PowerRule), lambda node: sp.Pow(*node.args))
+
+
 def derivative_matrix(expressions: Sequence[sp.Expr], variables: Sequence[sp.Symbol]) -> sp.ImmutableMatrix:
-    """``M[i, j] = d expressions[i] / d variables[j]``, skipping entries whose expression lacks the variable."""
+    """``M[i, j] = d expressions[i] / d variables[j]``, skipping entries whose expression lacks the variable.
+
+    Powers ``b**e`` with a symbolic exponent are differentiated as ``e b**(e-1) db`` (equal to SymPy's
+    ``e b**e / b db`` wherever that is defined, and defined at ``b = 0`` where SymPy's form is 0/0).
+    """
     rows = []
     for expr in expressions:
         present = expr.free_symbols
-        rows.append([expr.diff(v) if v in present else sp.S.Zero for v in variables])
+        rows.append([_differentiate(expr, v) if v in present else sp.S.Zero for v in variables])
     return sp.ImmutableMatrix(len(expressions), len(variables), [x for row in rows for x in row])
 
 

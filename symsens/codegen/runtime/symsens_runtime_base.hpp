@@ -138,6 +138,14 @@ template <class T, int P> inline bool operator<(const Dual<T, P>& a, const Dual<
 template <class T, int P> inline bool operator>(const Dual<T, P>& a, const Dual<T, P>& b) { return a.v > b.v; }
 template <class T, int P> inline bool operator<=(const Dual<T, P>& a, const Dual<T, P>& b) { return a.v <= b.v; }
 template <class T, int P> inline bool operator>=(const Dual<T, P>& a, const Dual<T, P>& b) { return a.v >= b.v; }
+// Whether a number is exactly zero; for a dual number (nested ones too), its value and every partial.
+template <class T> inline bool is_exact_zero(const T& x) { return x == T(0); }
+template <class T, int P> inline bool is_exact_zero(const Dual<T, P>& x) {
+    if (!is_exact_zero(x.v)) return false;
+    for (int i = 0; i < P; ++i)
+        if (!is_exact_zero(x.d[i])) return false;
+    return true;
+}
 
 template <class T, int P> inline auto value(const Dual<T, P>& x) { return value(x.v); }
 
@@ -173,7 +181,7 @@ template <class T, int P> inline Dual<T, P> pow(const Dual<T, P>& x, const Dual<
     Dual<T, P> r(value);
     const T dx = y.v * pow(x.v, y.v - T(1));
     bool exponent_varies = false;
-    for (int i = 0; i < P; ++i) exponent_varies = exponent_varies || y.d[i] != T(0);
+    for (int i = 0; i < P; ++i) exponent_varies = exponent_varies || !is_exact_zero(y.d[i]);
     const T dy = exponent_varies ? value * log(x.v) : T(0);
     for (int i = 0; i < P; ++i) r.d[i] = dx * x.d[i] + (exponent_varies ? dy * y.d[i] : T(0));
     return r;
