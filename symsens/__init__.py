@@ -87,7 +87,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 # Subpackages reachable as attributes (``symsens.schemes.get_scheme``) without an explicit import, as they were
 # when this package imported them eagerly.
 _SUBPACKAGES = frozenset({
-    "audit", "cli", "codegen", "derive", "integrate", "model", "plotting", "reference", "schemes", "vanishing",
+    "audit", "bridges", "cli", "codegen", "derive", "integrate", "model", "petab", "plotting", "reference", "schemes",
+    "vanishing",
 })
 
 # Public names that are functions although a subpackage has the same name: ``symsens.reference`` is the function

@@ -7,8 +7,9 @@
                                             (:mod:`symsens.integrate._adjoint`, SciPy integrators)
 ``adjoint-backsolve``                       continuous adjoint, state re-integrated backwards with the adjoint
                                             (Chen et al. 2018); unstable on stiff problems
-``adjoint-discrete``                        reverse mode through a compiled explicit Runge–Kutta solve's accepted
-                                            steps (:mod:`symsens.integrate._discrete_adjoint`; default ``tsit5``)
+``adjoint-discrete``                        reverse mode through a compiled solve's accepted steps: explicit
+                                            Runge–Kutta, Rosenbrock, SDIRK/ESDIRK, Radau IIA, BDF
+                                            (:mod:`symsens.integrate._discrete_adjoint`; default ``tsit5``)
 ``forward`` ... ``finite-differences``      the methods of the audit (:data:`symsens.audit.GRADIENT_METHODS`),
                                             run by the audit's own machinery (compiled integrators)
 ==========================================  ==================================================================
@@ -271,9 +272,13 @@ def gradient(
         raise ValueError(f"`scheme`: {error}") from None
     if spec.error_order is None:
         raise ValueError(f"`scheme`: {scheme!r} has no error estimate, so it cannot run adaptively")
-    if method == "adjoint-discrete" and spec.family != "explicit":
-        raise ValueError(f"`scheme`: the discrete adjoint covers the explicit Runge–Kutta schemes (tsit5, dopri5, "
-                         f"verner7, ...); {scheme!r} is {spec.family!r}")
+    if method == "adjoint-discrete":
+        from .integrate._discrete_adjoint import discrete_adjoint_family
+
+        if discrete_adjoint_family(scheme) is None:
+            raise ValueError(f"`scheme`: the discrete adjoint covers the explicit Runge–Kutta, Rosenbrock, "
+                             f"SDIRK/ESDIRK, Radau IIA and BDF schemes (tsit5, rodas4, kvaerno5, radau5, bdf, ...); "
+                             f"{scheme!r} is {spec.family!r}")
     return _audit_method(model, loss, p_values, span, chosen, method, scheme, rtol, atol)
 
 

@@ -316,7 +316,8 @@ def test_rounding_noise_is_not_bias_and_no_warnings_escape() -> None:
     model = symsens.load_model("robertson")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = audit(model, schemes=["rodas4", "tsit5"], tolerances=[1e-3, 1e-5], methods=["forward", "discrete"])
+        report = audit(model, TrajectoryLoss(), schemes=["rodas4", "tsit5"], tolerances=[1e-3, 1e-5],
+                       methods=["forward", "discrete"])
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     assert report.reference_exact
     rounding = report.result("forward", "rodas4", 1e-3)

@@ -14,12 +14,13 @@ from ._audit import DEFAULT_SCHEMES, DEFAULT_TOLERANCES, AuditReport, audit, aud
 from ._losses import (
     DataLoss, ExpressionLoss, IntegralLoss, TrajectoryLoss, fit_loss, loss_from_model_file, parse_loss,
 )
+from ._external import ExternalGradient, LossData, loss_data
 from ._methods import DEFAULT_METHODS, GRADIENT_METHODS
 
 __all__ = [
     "audit", "audit_sweep", "AuditReport", "TrajectoryLoss", "DataLoss", "IntegralLoss", "ExpressionLoss",
     "parse_loss", "loss_from_model_file", "fit_loss", "GRADIENT_METHODS", "DEFAULT_METHODS", "DEFAULT_SCHEMES",
-    "DEFAULT_TOLERANCES",
+    "DEFAULT_TOLERANCES", "ExternalGradient", "LossData", "loss_data",
 ]
 
 

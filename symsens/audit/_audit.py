@@ -23,15 +23,16 @@ from ._quiet import quiet_floating_point
 from .._checks import parameter_selection, parameter_values, positive_number, step_count, time_span
 from ..model import Model
 from ._diagnose import diagnose, gradient_error
-from ._losses import AuditLoss, TrajectoryLoss
+from ._losses import AuditLoss, TrajectoryLoss, data_fit_series
 from ._methods import (
-    DEFAULT_METHODS, SettingRuns, _plan, default_atol, is_explicit_scheme, method_options, nominal_setting,
+    DEFAULT_METHODS, SettingRuns, _plan, default_atol, has_discrete_adjoint, method_options, nominal_setting,
     run_setting, unit_costs, work_estimate,
 )
 from ._reference import ReferenceGradient, reference_gradients
+from ._external import external_results, prepare_externals, report_loss_data
 from ._verdict import answer, recommendation, verdict
 
-__all__ = ["audit", "audit_sweep", "AuditReport", "DEFAULT_SCHEMES", "DEFAULT_TOLERANCES"]
+__all__ = ["audit", "audit_sweep", "default_loss", "AuditReport", "DEFAULT_SCHEMES", "DEFAULT_TOLERANCES"]
 
 DEFAULT_SCHEMES: tuple[str, ...] = ("tsit5", "rodas4", "radau-iia-3", "bdf")
 DEFAULT_TOLERANCES: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
@@ -101,6 +102,7 @@ class AuditReport:
     timings: dict[str, float]
     user_setting: dict[str, Any] = field(default_factory=dict)
     answer: dict[str, Any] = field(default_factory=dict)
+    loss_data: dict[str, Any] | None = None
     _settings: tuple[SettingRuns, ...] = field(repr=False, default=())
     _references: tuple[ReferenceGradient, ...] = field(repr=False, default=())
     _series: dict[str, Any] = field(repr=False, default_factory=dict)
@@ -108,9 +110,11 @@ class AuditReport:
     def result(self, method: str, scheme: str, rtol: float) -> dict[str, Any]:
         """The row of one method, scheme and tolerance (KeyError if it was not run)."""
         for row in self.results:
-            if row["method"] == method and row["scheme"] == scheme and math.isclose(row["rtol"], rtol):
-                return row
-        raise KeyError(f"no result for {method!r}, {scheme!r}, rtol {rtol:g}")
+            if row["method"] == method and row["scheme"] == scheme and (
+                    row["rtol"] is None and rtol is None
+                    or row["rtol"] is not None and rtol is not None and math.isclose(row["rtol"], rtol)):
+                return row  # an external gradient given without its rtol: rtol None
+        raise KeyError(f"no result for {method!r}, {scheme!r}, rtol {rtol}")
 
     def to_json_dict(self) -> dict[str, Any]:
         """Everything as plain JSON types (arrays as lists, inf/NaN as null)."""
@@ -133,6 +137,7 @@ class AuditReport:
             "recommendation": self.recommendation,
             "target_digits": self.target_digits,
             "timings": self.timings,
+            "loss_data": self.loss_data,
         })
 
     def summary_table(self) -> str:
@@ -172,9 +177,9 @@ def _check_inputs(model: Model, methods: Sequence[str], schemes: Sequence[str], 
     for name in methods:
         method_options(name)
     schemes = tuple(canonical_scheme(name) for name in schemes)
-    if "adjoint-discrete" in methods and not any(is_explicit_scheme(name) for name in schemes):
-        raise ValueError("`methods`: adjoint-discrete covers explicit Runge–Kutta schemes only (tsit5, dopri5, "
-                         f"verner7, ...), and none of `schemes` ({', '.join(schemes)}) is one")
+    if "adjoint-discrete" in methods and not any(has_discrete_adjoint(name) for name in schemes):
+        raise ValueError("`methods`: adjoint-discrete covers the Runge–Kutta, Rosenbrock, SDIRK/ESDIRK, Radau IIA "
+                         f"and BDF schemes, and none of `schemes` ({', '.join(schemes)}) is one")
     for name in schemes:
         try:
             spec = method_spec(name)
@@ -223,8 +228,8 @@ def _user_setting(user_setting: Any, methods: tuple[str, ...], schemes: tuple[st
         raise ValueError(f"`user_setting`: method {method!r} is not among the audited `methods` ({', '.join(methods)})")
     if scheme not in schemes:
         raise ValueError(f"`user_setting`: scheme {scheme!r} is not among the audited `schemes` ({', '.join(schemes)})")
-    if method == "adjoint-discrete" and not is_explicit_scheme(scheme):
-        raise ValueError(f"`user_setting`: adjoint-discrete runs on explicit Runge–Kutta schemes only, not {scheme!r}")
+    if method == "adjoint-discrete" and not has_discrete_adjoint(scheme):
+        raise ValueError(f"`user_setting`: adjoint-discrete has no discrete adjoint for the scheme {scheme!r}")
     if rtol is None:
         rtol = max(tolerances)
     else:
@@ -238,6 +243,30 @@ def _user_setting(user_setting: Any, methods: tuple[str, ...], schemes: tuple[st
                              f"({', '.join(f'{t:g}' for t in tolerances)})")
         rtol = match[0]
     return str(method), str(scheme), float(rtol)
+
+
+def default_loss(model: Model, parameters: Sequence[str] | None = None, p: Any = None,
+                 t_span: tuple[float, float] | None = None) -> AuditLoss:
+    """The loss :func:`audit` and ``symsens audit`` use when none is given.
+
+    A built-in example with an audit preset (:mod:`symsens.audit._presets`; the model must have the built-in's
+    equations, not merely its name) brings its preset loss.  Any other model gets :func:`fit_loss`: least
+    squares against data the model makes at ``p`` with each differentiated parameter x 1.05, so that the true
+    gradient is not 0.  When every differentiated parameter is 0 (no shift moves the data), the trajectory loss
+    against the nominal solution remains, and its description says why.
+    """
+    from ._losses import fit_loss
+    from ._presets import builtin_preset_loss
+
+    preset = builtin_preset_loss(model)
+    if preset is not None:
+        return preset
+    chosen = parameter_selection(model, parameters)
+    point = parameter_values(model, p)
+    if not any(point[model.parameter_names.index(name)] for name in chosen):
+        return TrajectoryLoss(note="the default fit to data made at parameters x 1.05 is impossible here: every "
+                                   "differentiated parameter is 0, so the true gradient is exactly 0")
+    return fit_loss(model, chosen, point, t_span=t_span)
 
 
 def _parameter_values(model: Model, p: Any) -> np.ndarray:
@@ -264,6 +293,9 @@ def audit(
     max_steps: int = 200_000,
     reference_time_budget: float | None = None,
     user_setting: tuple[str | None, str | None, float | None] | Mapping[str, Any] | None = None,
+    use_cache: bool = True,
+    external: Mapping[str, Any] | None = None,
+    tools: Sequence[str] | None = None,
 ) -> AuditReport:
     """Compare the gradients of ``loss`` from every method x scheme x tolerance with the reference.
 
@@ -271,9 +303,11 @@ def audit(
     ----------
     model : Model
     loss : TrajectoryLoss, DataLoss, IntegralLoss or ExpressionLoss, optional
-        Default ``TrajectoryLoss()``: least squares of every state against the nominal solve on its own step
-        grid (the bursting-neuron experiment of docs/audit.md).  ``symsens audit`` defaults instead to
-        :func:`symsens.audit.fit_loss` for a model without data: a fit to data made at shifted parameters.
+        Default: the loss ``symsens audit`` uses (:func:`default_loss`): a built-in example's preset loss
+        (Hodgkin–Huxley: its voltage fitted to data made at g_Na = 115; the calcium neuron: the zero-gradient
+        trajectory loss of the bursting-neuron experiment), else :func:`symsens.audit.fit_loss`, a fit to data
+        the model makes with each differentiated parameter x 1.05, so that the true gradient is not 0.  The
+        report's loss description says which.  ``TrajectoryLoss()`` (true gradient exactly 0) is passed by name.
     p : parameter values (all, in model order, or a mapping over the nominal values).
     t_span : (t0, t1), optional; default the model's.
     parameters : names to differentiate with respect to (default all), in gradient order.
@@ -292,6 +326,21 @@ def audit(
         ``schemes`` and ``tolerances``; missing parts default to the first method, the first scheme and the
         loosest tolerance.  Scheme aliases (``radau5``) are accepted here and in ``schemes``.
 
+    external : ``{name: gradient}``: gradients computed by other tools, each judged beside symsens' methods
+        and identified with the symsens method it equals (:mod:`symsens.audit._external`,
+        docs/audit-your-gradient.md).  A value is a gradient (a sequence in ``parameters`` order, or a mapping
+        name -> value), ``(loss, gradient)``, a mapping ``{"gradient", "loss", "rtol", "atol", "scheme"}``, or a
+        callable ``gradient(p, rtol)`` (optionally with an ``atol=`` keyword) called at each of ``tolerances``
+        with ``p`` a NumPy array of every model parameter in the order of ``model.parameter_names``, returning
+        a gradient or ``(loss, gradient)``.  The loss needs fixed times (:func:`symsens.audit.loss_data`); a
+        trajectory loss on a fixed grid then fits fixed targets (the model's outputs at its data parameters).
+        Without ``user_setting`` the answer is about the first external gradient.
+    tools : names of :data:`symsens.bridges.TOOLS` (e.g. ``"diffrax-forward"``): each tool's gradient is an
+        external callable (:func:`symsens.bridges.gradient_provider`).
+    use_cache : read the verified reference from, and store it in, the per-user reference cache (keyed by
+        the content of everything it depends on; :mod:`symsens.audit._reference_cache`).  ``False``
+        recomputes it.
+
     Returns
     -------
     AuditReport
@@ -301,16 +350,19 @@ def audit(
     start_total = time.perf_counter()
     methods, schemes, tols = _check_inputs(model, methods, schemes, tolerances, target_digits, reference_digits)
     user = _user_setting(user_setting, methods, schemes, tols)
-    loss = TrajectoryLoss() if loss is None else loss
     t_span = time_span(t_span, model.t_span)
     p_values = _parameter_values(model, p)
     chosen = parameter_selection(model, parameters)
+    loss = default_loss(model, chosen, p_values, t_span) if loss is None else loss
     max_steps = step_count(max_steps, "max_steps")
     if isinstance(loss, TrajectoryLoss):
         for name, value in loss.data_parameters or ():
             if not math.isfinite(value):
                 raise ValueError(f"loss: data parameter {name!r} is not finite")
     plan = _plan(model, loss, chosen, t_span)
+    # External gradients need the loss made concrete (fixed times and targets); see _external.
+    loss, plan, externals, loss_record = prepare_externals(model, loss, plan, external, tools, p_values, chosen,
+                                                           t_span, reference_digits, reference_time_budget, use_cache)
 
     def atol_of(rtol: float) -> float:
         if atol is not None and not callable(atol):
@@ -323,7 +375,7 @@ def audit(
     for rtol in tols:
         atol_of(rtol)
 
-    total_steps = len(schemes) + len(schemes) * len(tols) + 2
+    total_steps = len(schemes) + len(schemes) * len(tols) + 2 + len(externals)
     done = 0
 
     def report(label: str) -> None:
@@ -364,7 +416,8 @@ def audit(
             for name, value in loss.data_parameters or ():
                 p_data[model.parameter_names.index(name)] = value
         refs = reference_gradients(plan, t_span, p_values, p_data, [n.output_times for n in usable_nominals],
-                                   [n.targets for n in usable_nominals], reference_digits, reference_time_budget)
+                                   [n.targets for n in usable_nominals], reference_digits, reference_time_budget,
+                                   use_cache=use_cache)
         reference_of = {id(n): r for n, r in zip(usable_nominals, refs)}
         report("reference")
         reference_seconds = time.perf_counter() - start
@@ -424,7 +477,15 @@ def audit(
             })
     advice = recommendation(rows, target_digits)
     the_answer = answer(rows, user, advice, target_digits)
-    diagnosis_seconds = time.perf_counter() - start
+    user_record: dict[str, Any] = {"method": user[0], "scheme": user[1], "rtol": user[2]}
+    external_seconds = 0.0
+    if externals:
+        external_start = time.perf_counter()
+        rows, the_answer, user_record = external_results(
+            externals, rows, p_values, chosen, tols, atol_of, references[0], plan, target_digits, advice,
+            the_answer if user_setting is not None else None, user_record, report)
+        external_seconds = time.perf_counter() - external_start
+    diagnosis_seconds = time.perf_counter() - start - external_seconds
     report("diagnosis")
 
     first = references[0]
@@ -444,13 +505,17 @@ def audit(
         diagnostics=diagnostics.summary,
         recommendation=advice,
         target_digits=float(target_digits),
-        user_setting={"method": user[0], "scheme": user[1], "rtol": user[2]},
+        user_setting=user_record,
+        loss_data=loss_record if loss_record is not None else report_loss_data(model, loss, plan, p_values, t_span,
+                                                                               references[0]),
         answer=the_answer,
         timings={"compile": compile_seconds, "solves": solve_seconds, "reference": reference_seconds,
-                 "diagnosis": diagnosis_seconds, "total": time.perf_counter() - start_total},
+                 "diagnosis": diagnosis_seconds, **({"external": external_seconds} if externals else {}),
+                 "total": time.perf_counter() - start_total},
         _settings=tuple(usable),
         _references=tuple(references),
-        _series=diagnostics.series,
+        _series={**diagnostics.series, "units": dict(model.units), "time_name": model.time.name,
+                 "data_fit": data_fit_series(plan, usable[0].output_times, first.targets, trajectory, p_values)},
     )
 
 

@@ -77,13 +77,14 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
         "(Chen et al. 2018)",
     ),
     "adjoint-discrete": (
-        "reverse mode through the solver's accepted steps (discrete adjoint), explicit Runge–Kutta",
-        "the exact reverse-mode derivative of the compiled explicit Runge–Kutta solve with its accepted step "
-        "sizes held (the same number as `discrete`, computed backwards): stage by stage with J^T and F_p^T "
-        "products, the Hermite outputs included, with a checkpoint every k steps and the stages in between "
-        "recomputed",
+        "reverse mode through the solver's accepted steps (discrete adjoint)",
+        "the exact reverse-mode derivative of the compiled solve with its accepted step sizes held (the same "
+        "number as `discrete`, computed backwards): explicit Runge–Kutta stage by stage with J^T and F_p^T "
+        "products; Rosenbrock with the derivative of its re-evaluated Jacobian; SDIRK/ESDIRK, Radau IIA and BDF "
+        "through the simplified-Newton iterations the solver actually took; the outputs included, with a "
+        "checkpoint every k steps and the steps in between recomputed",
         "reverse-mode AD through the solver: diffrax's RecursiveCheckpointAdjoint, JAX grad through a fixed "
-        "step sequence, FATODE's ERK adjoint",
+        "step sequence, FATODE's ERK, SDIRK, FIRK and Rosenbrock adjoints (Zhang & Sandu 2014)",
     ),
 }
 

@@ -35,7 +35,7 @@ from ..model import Model
 
 __all__ = [
     "TrajectoryLoss", "DataLoss", "IntegralLoss", "ExpressionLoss", "AuditLoss", "LossPlan", "loss_plan",
-    "parse_loss", "loss_from_model_file", "fit_loss", "DATA_SHIFT", "data_parameters_at",
+    "parse_loss", "loss_from_model_file", "fit_loss", "DATA_SHIFT", "data_parameters_at", "data_fit_series",
 ]
 
 
@@ -339,6 +339,25 @@ def _chain_rule(plan: LossPlan) -> tuple[Any, Any, Any, int]:
         numpy_function(list(pieces.dl_dp), arguments),
         len(derived.data_symbols),
     )
+
+
+def data_fit_series(plan: LossPlan, times: np.ndarray | None, targets: np.ndarray | None,
+                    trajectory: tuple[np.ndarray, np.ndarray] | None, p: np.ndarray) -> dict[str, Any] | None:
+    """What the data-vs-fit figure draws for a least-squares loss against data (a :class:`DataLoss`, or a
+    :class:`TrajectoryLoss` with data parameters, as :func:`fit_loss` makes): the compared quantities' names,
+    the data (``times``, ``targets``: K x m) and the model's trajectory at the audited parameters ``p``
+    (``trajectory``: the times and states of a solve over the span), mapped through the compared quantities.
+    None for other losses, or when a piece is missing."""
+    loss = plan.loss
+    if not (isinstance(loss, DataLoss) or (isinstance(loss, TrajectoryLoss) and loss.data_parameters)):
+        return None
+    if times is None or targets is None or trajectory is None or not plan.output_names:
+        return None
+    t, y = np.asarray(trajectory[0], dtype=float), np.asarray(trajectory[1], dtype=float)
+    return {"names": tuple(plan.output_names), "t_data": np.asarray(times, dtype=float),
+            "data": np.asarray(targets, dtype=float).reshape(len(times), len(plan.output_names)),
+            "t": t, "model": np.asarray(plan.outputs_of(t, y[:, : plan.model.n_states], p), dtype=float),
+            "source": loss.source if isinstance(loss, DataLoss) else "made by the model at the data parameters"}
 
 
 def _check_outputs(model: Model, names: Sequence[str]) -> None:

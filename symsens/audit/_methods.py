@@ -22,9 +22,12 @@ method                                      what it computes
 ``adjoint-interpolating``                   continuous adjoint, state from the forward solve's interpolant
                                             (:mod:`symsens.integrate._adjoint`, SciPy integrators)
 ``adjoint-backsolve``                       continuous adjoint, state re-integrated backwards with the adjoint
-``adjoint-discrete``                        reverse mode through the compiled explicit Runge–Kutta solve's
-                                            accepted steps (steps held), with checkpointing
-                                            (:mod:`symsens.integrate._discrete_adjoint`)
+``adjoint-discrete``                        reverse mode through the compiled solve's accepted steps (steps
+                                            held), with checkpointing: explicit Runge–Kutta (stages),
+                                            Rosenbrock (stages, with the Jacobian's own derivative), SDIRK/
+                                            ESDIRK, Radau IIA and BDF (through the Newton iterations carried
+                                            out, with the kept Jacobian's derivative)
+                                            (:mod:`symsens.integrate._discrete_adjoint` and its siblings)
 ==========================================  ==================================================================
 
 How a setting's scheme maps to the adjoints.  The continuous adjoints run SciPy's ``solve_ivp``, not the
@@ -33,8 +36,9 @@ family (Radau IIA, SDIRK/ESDIRK, Rosenbrock, exponential), and for explicit sche
 ``RK45`` (order 4-5) or ``DOP853`` (order >= 6); the row's ``integrator`` names what ran.  Their backward pass
 uses the setting's tolerances (``adjoint_rtol = rtol``, ``adjoint_atol = atol``, recorded per row).  The targets
 and output times are the setting's own (the compiled nominal solve's), so every method of a setting fits the
-same data.  ``adjoint-discrete`` runs on explicit schemes only (the compiled solve's recorded steps, replayed in
-NumPy); with an implicit scheme it is skipped (no row).
+same data.  ``adjoint-discrete`` runs on the explicit Runge–Kutta, Rosenbrock, SDIRK/ESDIRK, Radau IIA and BDF
+schemes (the compiled solve's recorded steps, replayed in NumPy); with an exponential scheme it is skipped (no
+row).
 
 The adjoints run in Python/SciPy, so they are not in :data:`DEFAULT_METHODS` (the default audit keeps its run
 time); ask for them with ``methods=`` or ``symsens audit --methods``/``--method``.
@@ -55,7 +59,7 @@ from ..integrate import solve
 from ..model import Model
 from ._losses import AuditLoss, LossPlan, TrajectoryLoss, loss_plan
 
-__all__ = ["GRADIENT_METHODS", "DEFAULT_METHODS", "ADJOINT_METHODS", "adjoint_integrator", "is_explicit_scheme", "MethodRun", "SettingRuns", "NominalSetting", "nominal_setting", "run_setting",
+__all__ = ["GRADIENT_METHODS", "DEFAULT_METHODS", "ADJOINT_METHODS", "adjoint_integrator", "has_discrete_adjoint", "is_explicit_scheme", "MethodRun", "SettingRuns", "NominalSetting", "nominal_setting", "run_setting",
            "method_options", "UnitCosts", "unit_costs", "work_estimate"]
 
 GRADIENT_METHODS: dict[str, dict[str, Any]] = {
@@ -96,8 +100,17 @@ def adjoint_integrator(scheme: str) -> str:
     return "BDF" if spec.family == "bdf" else "Radau"
 
 
+def has_discrete_adjoint(scheme: str) -> bool:
+    """True when ``scheme``'s compiled family has a discrete adjoint (explicit RK, Rosenbrock, SDIRK/ESDIRK,
+    Radau IIA, BDF)."""
+    from ..integrate._discrete_adjoint import discrete_adjoint_family
+
+    return discrete_adjoint_family(scheme) is not None
+
+
 def is_explicit_scheme(scheme: str) -> bool:
-    """True when ``scheme`` has a compiled explicit Runge–Kutta integrator (what ``adjoint-discrete`` covers)."""
+    """True when ``scheme`` has a compiled explicit Runge–Kutta integrator (:func:`has_discrete_adjoint` says which
+    schemes ``adjoint-discrete`` covers)."""
     from ..integrate._compiled import _ALIASES, method_spec
 
     try:
@@ -273,10 +286,10 @@ def run_setting(
         options = method_options(method)
         if "adjoint" in options:
             if options["adjoint"] == "discrete":
-                if is_explicit_scheme(scheme):
+                if has_discrete_adjoint(scheme):
                     runs.append(_discrete_adjoint(plan, solve_model, t_span, p_values, parameters, output_times,
                                                   targets, scheme, rtol, atol, common))
-                continue   # explicit Runge–Kutta only: no row for other schemes
+                continue   # no row for a family without a discrete adjoint (exponential)
             runs.append(_continuous_adjoint(plan, t_span, p_values, parameters, output_times, targets, scheme,
                                             rtol, atol, options["adjoint"]))
             continue
@@ -398,8 +411,9 @@ def _discrete_adjoint(
     common: dict[str, Any],
 ) -> MethodRun:
     """``adjoint-discrete``: the plain compiled solve (values-only norm: the steps of ``discrete``), then
-    reverse mode through its accepted steps (:func:`symsens.integrate._discrete_adjoint.discrete_adjoint_erk`)."""
-    from ..integrate._discrete_adjoint import discrete_adjoint_erk
+    reverse mode through its accepted steps (:func:`symsens.integrate._discrete_adjoint.discrete_adjoint`)."""
+    from ..integrate._discrete_adjoint import discrete_adjoint
+    from ..integrate._discrete_adjoint_newton import ReplayError
 
     method = "adjoint-discrete"
     start = time.perf_counter()
@@ -410,8 +424,13 @@ def _discrete_adjoint(
                          solution.stats.step_times, counts=_counts(solution.stats), integrator=scheme)
     value, _ = plan.value_and_gradient(solution.t, solution.y, None, p, targets)
     W, direct = _cotangents(plan, solution.t, solution.y, p, targets, solve_model.n_states)
-    run = discrete_adjoint_erk(solve_model, scheme, p, parameters, solution.stats.step_times,
-                               solution.stats.step_sizes, solution.t, W)
+    try:
+        run = discrete_adjoint(solve_model, scheme, p, parameters, solution.stats.step_times,
+                               solution.stats.step_sizes, solution.t, W, rtol=rtol, atol=atol)
+    except ReplayError as error:
+        return MethodRun(method, scheme, rtol, atol, None, value, "newton failure", str(error),
+                         time.perf_counter() - start, solution.stats.accepted_steps, solution.stats.rejected_steps,
+                         solution.stats.step_times, counts=_counts(solution.stats), integrator=scheme)
     gradient = run.gradient + direct
     counts = _counts(solution.stats)
     # Work: the replay and the recomputation (rhs), each transposed product counted as a Jacobian evaluation.
@@ -422,9 +441,16 @@ def _discrete_adjoint(
                                   f"every {run.checkpoint_every} steps ({run.checkpoints} checkpoints)")
     if not np.all(np.isfinite(gradient)):
         status, message, gradient = "non-finite values", "the discrete adjoint is not finite", None
+    # The replay's states against the compiled solve's: rounding unless the replay took another path (an implicit
+    # solve whose rejected attempts refreshed the Jacobian; see symsens.integrate._discrete_adjoint_dirk).
+    scale = float(np.max(np.abs(solution.y))) if solution.y.size else 0.0
+    replay_difference = float(np.max(np.abs(run.outputs - solution.y))) / scale if scale > 0 else 0.0
+    if status == "success" and not replay_difference <= 1e-8:
+        message += (f"; the NumPy replay's states differ from the compiled solve's by {replay_difference:.1e} "
+                    f"(relative), so this is the derivative of a nearby numerical solution")
     details = {"checkpoint_every": run.checkpoint_every, "checkpoints": run.checkpoints,
                "stored_numbers": run.stored_numbers, "rhs_evaluations": run.rhs_evaluations,
-               "transposed_products": run.vjp_evaluations}
+               "transposed_products": run.vjp_evaluations, "replay_difference": replay_difference}
     return MethodRun(method, scheme, rtol, atol, gradient, value, status, message, seconds,
                      solution.stats.accepted_steps, solution.stats.rejected_steps, solution.stats.step_times,
                      counts=counts, integrator=scheme, details=details)

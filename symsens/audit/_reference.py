@@ -83,6 +83,24 @@ def _run_reference(model: Model, t_span: tuple[float, float], p: np.ndarray, tim
                      parameters=list(parameters) if sensitivity else None, time_budget=time_budget)
 
 
+def _cached_reference(model: Model, t_span: tuple[float, float], p: np.ndarray, times: np.ndarray,
+                      parameters: Sequence[str], digits: int, sensitivity: bool, time_budget: float | None,
+                      use_cache: bool):  # type: ignore[no-untyped-def]
+    """:func:`_run_reference`, read from the on-disk reference cache when it holds this run (keyed by content,
+    :mod:`symsens.audit._reference_cache`); a verified fresh run is stored there."""
+    if not use_cache:
+        return _run_reference(model, t_span, p, times, parameters, digits, sensitivity, time_budget)
+    from ._reference_cache import read_reference, reference_key, write_reference
+
+    key = reference_key(model, t_span, p, times, parameters, digits, sensitivity)
+    cached = read_reference(key, times)
+    if cached is not None:
+        return cached
+    result = _run_reference(model, t_span, p, times, parameters, digits, sensitivity, time_budget)
+    write_reference(key, times, result)
+    return result
+
+
 def reference_gradients(
     plan: LossPlan,
     t_span: tuple[float, float],
@@ -92,10 +110,14 @@ def reference_gradients(
     targets: Sequence[np.ndarray | None],
     digits: int,
     time_budget: float | None = None,
+    use_cache: bool = False,
 ) -> list[ReferenceGradient]:
     """One :class:`ReferenceGradient` per output grid (``grids[i]``, with least-squares ``targets[i]``).
 
     Trajectory losses compare with the *exact* trajectory at ``p_data`` (not the solver's): the true loss.
+    With ``use_cache``, verified reference runs are read from and stored in the per-user reference cache
+    (:mod:`symsens.audit._reference_cache`); the gradient is recomputed from the cached states and
+    sensitivities, so a cached result equals a fresh one.
     """
     P = len(plan.parameters)
     if isinstance(plan.loss, TrajectoryLoss) and p_data is not None and np.array_equal(p, p_data):
@@ -104,7 +126,7 @@ def reference_gradients(
 
     start = time.perf_counter()
     union = np.unique(np.concatenate([np.asarray(g, dtype=float) for g in grids]))
-    result = _run_reference(plan.solve_model, t_span, p, union, plan.parameters, digits, True, time_budget)
+    result = _cached_reference(plan.solve_model, t_span, p, union, plan.parameters, digits, True, time_budget, use_cache)
     y_ref = np.asarray(result.y, dtype=float)
     s_ref = np.asarray(result.sensitivities, dtype=float)
     # Absolute error bounds of every reference value (symsens.reference's y_error / sensitivity_error);
@@ -115,7 +137,8 @@ def reference_gradients(
     messages = [getattr(result, "message", "symsens.reference")]
     data_ref = data_err = None
     if isinstance(plan.loss, TrajectoryLoss):
-        data_result = _run_reference(plan.solve_model, t_span, p_data, union, plan.parameters, digits, False, time_budget)
+        data_result = _cached_reference(plan.solve_model, t_span, p_data, union, plan.parameters, digits, False,
+                                        time_budget, use_cache)
         data_y = np.asarray(data_result.y, dtype=float)
         data_ref = plan.outputs_of(union, data_y, p_data)
         data_err = _error_bounds(data_result, "y_error", data_y.shape)

@@ -216,7 +216,7 @@ def summary_table(report, width: int = 160, heading: bool = True) -> str:  # typ
         lines.append(f"[{VERDICT_LABELS.get(category, category)}: {len(rows)}]")
         for row in rows:
             norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
-            lead = (f"{_plain(row['method']):<44} {_plain(row['scheme']):<12} {row['rtol']:>6.0e} "
+            lead = (f"{_plain(row['method']):<44} {_plain(row['scheme']):<12} {_rtol_cell(row['rtol']):>6} "
                     f"{format_number(norm):>11} {_error_text(row):>12} {_digits_text(row['digits']):>6}  ")
             lines.extend(wrap_words(_plain(row["verdict"]), width, indent=" " * column, first=lead))
     lines.append("")
@@ -226,10 +226,23 @@ def summary_table(report, width: int = 160, heading: bool = True) -> str:  # typ
     return "\n".join(lines)
 
 
+def _run_text(row: dict[str, Any]) -> str:
+    """``discrete with tsit5 at rtol 0.001``, or an external gradient's label."""
+    if row.get("external"):
+        return _plain(_external_label(row))
+    return f"{_plain(row['method'])} with {_plain(row['scheme'])} at rtol {rtol_text(row['rtol'])}"
+
+
+def _rtol_cell(rtol: float | None) -> str:
+    """A table's rtol cell: ``1e-06``; ``–`` for an external gradient given without its rtol."""
+    return "–" if rtol is None else f"{rtol:.0e}"
+
+
 def _time_line(report) -> str:  # type: ignore[no-untyped-def]
     timings = report.timings
     return (f"time: {timings['total']:.1f} s (compile {timings['compile']:.1f}, solves {timings['solves']:.1f}, "
-            f"reference {timings['reference']:.1f}, diagnosis {timings['diagnosis']:.1f})")
+            f"reference {timings['reference']:.1f}, diagnosis {timings['diagnosis']:.1f}"
+            + (f", external gradients {timings['external']:.1f}" if "external" in timings else "") + ")")
 
 
 def terminal_summary(report, verbose: bool = False, width: int = 110) -> str:  # type: ignore[no-untyped-def]
@@ -247,14 +260,21 @@ def terminal_summary(report, verbose: bool = False, width: int = 110) -> str:  #
         label = VERDICT_LABELS.get(category, category).split(" (")[0]
         if category == "accurate":
             best = max(rows, key=lambda r: r["digits"] if r["digits"] is not None else -1.0)
-            detail = (f"best {_plain(best['method'])} with {_plain(best['scheme'])} at rtol {rtol_text(best['rtol'])} ("
+            detail = (f"best {_run_text(best)} ("
                       + ("exact" if math.isinf(best["digits"]) else f"{best['digits']:.1f} digits") + ")")
         else:
             row = rows[0]
-            detail = (f"worst {_plain(row['method'])} with {_plain(row['scheme'])} at rtol {rtol_text(row['rtol'])} "
+            detail = (f"worst {_run_text(row)} "
                       f"({_row_error(row)})")
         lines.extend(wrap_words(f"{label} ({len(rows)}): {detail}", width, indent="      ", first="  - "))
     lines.append("")
+    external = [r for r in report.results if r.get("external")]
+    if external:
+        lines.append("external gradients (what each computed):")
+        for row in external:
+            text = f"{_external_label(row)}: {row['verdict']}" + (f"; {row['identification']}" if row.get("identification") else "")
+            lines.extend(wrap_words(_plain(text), width, indent="      ", first="  - "))
+        lines.append("")
     if verbose:
         lines.append(summary_table(report, width=max(width, 150), heading=False))
     else:
@@ -385,6 +405,48 @@ def _inline_markup(text: str) -> str:
 
 
 # -- the report --------------------------------------------------------------------------------------------
+def _external_label(row: dict[str, Any]) -> str:
+    from ._external import external_label
+
+    return external_label(row)
+
+
+def _external_section(doc: _Document, report) -> None:  # type: ignore[no-untyped-def]
+    """External gradients: their verdicts and what each computed (the symsens method each equals), and the loss
+    data they must use."""
+    external = [r for r in report.results if r.get("external")]
+    if external:
+        doc.heading(2, "External gradients")
+        doc.paragraph("Gradients computed by other tools, judged against the same reference and identified with "
+                      "the symsens method each equals (agreement in digits, -log10 of the relative 2-norm "
+                      "distance, at the same tolerance and scheme when those were audited). A match needs at least "
+                      "3 digits and one digit more than the agreement with the true gradient; methods that agree "
+                      "with each other as closely cannot be told apart.")
+        rows = []
+        for row in external:
+            norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
+            match = row.get("identified_as")
+            rows.append([_u(row["method"]), _u(row.get("solver") or row.get("source") or "–"), _rtol_cell(row["rtol"]),
+                         format_number(row["loss"]), format_number(norm), _error_text(row), _digits_text(row["digits"]),
+                         "–" if match is None else _u(f"{match['method']} ({match['scheme']}, rtol {rtol_text(match['rtol'])})"),
+                         _digits_text(row.get("match_digits")), _u(row["verdict"])])
+        doc.table(["name", "solver / source", "rtol", "loss", "|gradient|", "error", "digits", "identified as",
+                   "match digits", "verdict"], rows)
+        doc.bullets([f"{_u(_external_label(row))}: {_u(row['identification'])}" for row in external
+                     if row.get("identification")])
+    data = getattr(report, "loss_data", None)
+    if data:
+        times = data.get("times")
+        where = (f"{len(times)} times from {format_number(times[0], 6)} to {format_number(times[-1], 6)}"
+                 if times else "its own step times")
+        doc.heading(3 if external else 2, "Loss data")
+        doc.paragraph(f"The loss an external gradient must differentiate: {_u(data['loss'])}, at {where}"
+                      + (f", compared outputs {_u(', '.join(data['outputs']))}" if data.get("outputs") else "")
+                      + f". {_u(data['note'])}. report.json has the times and targets (`loss_data`); "
+                      "`symsens.audit.loss_data(...)` or `symsens audit MODEL --write-loss-data FILE.json` gives them "
+                      "before the gradient is computed.")
+
+
 def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-untyped-def]
     from ._glossary import GLOSSARY
 
@@ -398,6 +460,9 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                    "(relative error; absolute |g| where the true gradient is 0); the ringed point is your setting.")
     doc.paragraph(f"Loss: {_u(report.loss_description)}; time span {report.t_span[0]:g} to {report.t_span[1]:g}; "
                   f"gradient with respect to {len(report.parameters)} parameter{'s' if len(report.parameters) != 1 else ''}.")
+    if "data_fit" in figures:
+        doc.figure(figures["data_fit"], "The loss's data (circles) and the model's trajectory at the audited parameters "
+                   "(line), per compared quantity: the fit whose gradient is audited.")
     doc.paragraph(f"**Recommendation** ({report.target_digits:g} correct digits): {_u(report.recommendation['text'])}.")
 
     findings = []
@@ -407,7 +472,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
         if category != "accurate":
             worst = max(rows, key=lambda r: r["absolute_error"] if r["absolute_error"] is not None else -1.0)
             if worst["absolute_error"] is not None:
-                text += (f"; the worst: {_u(worst['method'])} with {_u(worst['scheme'])} at rtol {rtol_text(worst['rtol'])}, "
+                text += (f"; the worst: {_u(_run_text(worst))}, "
                          f"error {format_number(worst['absolute_error'])} (|g*| "
                          f"{format_number(float(stable_norm(report.reference_gradient)))})")
         findings.append(text)
@@ -422,6 +487,8 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                                      report.reference_digits)
     ])
 
+    _external_section(doc, report)
+
     doc.heading(2, "Verdicts")
     groups = _ordered_rows(report.results)
     doc.paragraph("Every run, grouped by verdict, the worst first: "
@@ -431,7 +498,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
         rows = []
         for row in members:
             norm = None if row["gradient"] is None else float(stable_norm(row["gradient"]))
-            rows.append([_u(row["method"]), _u(row["scheme"]), f"{row['rtol']:.0e}", format_number(row["loss"]),
+            rows.append([_u(row["method"]), _u(row["scheme"]), _rtol_cell(row["rtol"]), format_number(row["loss"]),
                          format_number(norm), _error_text(row), _digits_text(row["digits"]),
                          str(row["steps"] if row["steps"] is not None else "–"),
                          format_number(row.get("work"), 2), _u(row["verdict"])])
@@ -442,7 +509,7 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     doc.heading(2, "Gradient methods")
     doc.paragraph("What each method computes and which tools compute the same gradient "
                   "(`symsens audit --explain METHOD` prints this).")
-    used = list(dict.fromkeys(row["method"] for row in report.results))
+    used = list(dict.fromkeys(row["method"] for row in report.results if not row.get("external")))
     doc.table(["method", "what it computes", "the same as"], [
         [_u(name), GLOSSARY[name][1], GLOSSARY[name][2]] if name in GLOSSARY else [_u(name), "", ""] for name in used])
 
@@ -529,7 +596,8 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
         growth = diagnostics.get("backward_growth")
         text = ("The continuous adjoints run SciPy's integrator named in the table (the compiled scheme's "
                 "counterpart); their backward pass uses adjoint_rtol and adjoint_atol. adjoint-discrete is reverse "
-                "mode through the compiled explicit Runge–Kutta solve's accepted steps.")
+                "mode through the compiled solve's accepted steps (explicit Runge–Kutta, Rosenbrock, SDIRK/ESDIRK, "
+                "Radau IIA, BDF).")
         if growth:
             text += (f" Backward state solve (backsolve): growth rate max Re(-λ) up to "
                      f"{format_number(growth['max_rate'])} per unit time (at t = {format_number(growth['time_of_max'], 6)}, "
@@ -551,7 +619,8 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
     timings = report.timings
     doc.heading(2, "Cost")
     doc.paragraph(f"Total {timings['total']:.1f} s: compile {timings['compile']:.1f} s, solves {timings['solves']:.1f} s, "
-                  f"reference {timings['reference']:.1f} s, diagnosis {timings['diagnosis']:.1f} s.")
+                  f"reference {timings['reference']:.1f} s, diagnosis {timings['diagnosis']:.1f} s"
+                  + (f", external gradients {timings['external']:.1f} s" if "external" in timings else "") + ".")
     return doc
 
 

@@ -339,10 +339,10 @@ CAUSES: dict[str, str] = {
 }
 
 
-def rtol_text(rtol: float) -> str:
+def rtol_text(rtol: float | None) -> str:
     """A tolerance as every audit text writes it (``0.001``, ``1e-05``: Python's ``g`` format, as the
-    recommendation does)."""
-    return f"{float(rtol):g}"
+    recommendation does); ``unknown`` for an external gradient given without its rtol."""
+    return "unknown" if rtol is None else f"{float(rtol):g}"
 
 
 def _setting_text(method: str, scheme: str, rtol: float) -> str:

@@ -21,7 +21,7 @@ __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order ``symsens --help`` lists them.  A module that does not exist yet is an
 # error, not a silent omission.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("_derive", "_schemes", "_solve", "_audit", "_vanishing", "_reference")
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("_derive", "_schemes", "_solve", "_audit", "_vanishing", "_reference", "_petab")
 
 
 def build_parser() -> argparse.ArgumentParser:

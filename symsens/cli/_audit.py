@@ -80,6 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="what gradient method METHOD computes and which tools compute the same (without "
                              "METHOD: list them), then exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--gradient", action="append", default=[], metavar="NAME=FILE",
+                        help="audit a gradient computed by another tool (repeatable): FILE is JSON (a list in "
+                             "parameter order, an object parameter -> value, or {\"gradient\": ..., \"loss\": ..., "
+                             "\"rtol\": ..., \"atol\": ..., \"scheme\": ...}), .npy, or CSV rows parameter,value; the "
+                             "answer is about the first unless --method/--scheme/--rtol name a setting; see "
+                             "docs/audit-your-gradient.md")
+    parser.add_argument("--tool", action="append", default=[], metavar="NAME",
+                        help="audit the gradient of an installed tool, called at every tolerance (repeatable; "
+                             "symsens.bridges.TOOLS, e.g. diffrax-forward, cvodes-adjoint, torchdiffeq)")
+    parser.add_argument("--write-loss-data", metavar="FILE.json",
+                        help="write the loss's times, compared outputs and targets (what an external gradient "
+                             "must use) to FILE.json, then exit")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="recompute the verified reference instead of reading it from the per-user cache")
     parser.set_defaults(handler=run)
 
 
@@ -110,6 +124,24 @@ def _with_first(values: list | tuple | None, first: object, default: tuple) -> l
     return chosen
 
 
+def _external_gradients(args: argparse.Namespace, model, options: dict) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """``--gradient NAME=FILE`` as ``audit(external=...)``: each file read against the audited parameters."""
+    from .._checks import parameter_selection
+    from ..audit._external import read_gradient_file
+
+    chosen = parameter_selection(model, options.get("parameters"))
+    external = {}
+    for item in args.gradient:
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise ValueError(f"--gradient expects NAME=FILE, got {item!r}")
+        if name in external:
+            raise ValueError(f"--gradient: the name {name!r} is given twice")
+        external[name] = read_gradient_file(path, name, chosen)
+    return external
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -123,13 +155,20 @@ def run(args: argparse.Namespace) -> int:
 
         print(explain(args.explain) if args.explain else explain_all())
         return 0
-    model = resolve_model(args)
+    petab = None
+    if args.model and str(args.model).lower().endswith((".yaml", ".yml")):  # a PEtab problem: symsens.petab
+        from ..petab import load as load_petab
+
+        petab = load_petab(args.model).audit_arguments()
+    model = resolve_model(args) if petab is None else petab["model"]
     from .._checks import parameter_values
     from ..model import examples
 
     # A built-in example brings its preset; a model file brings only itself (and perhaps a [loss] table).
     model_file = None if (args.example or args.model in examples()) else args.model
     options = preset_for(model.name) if model_file is None else {}
+    if petab is not None:  # its negative log-likelihood over the estimated parameters (nominal values)
+        options.update(loss=petab["loss"], parameters=petab["parameters"])
     if args.schemes:
         options["schemes"] = _names(args.schemes)
     if args.tolerances:
@@ -177,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         options["loss"] = fit_loss(model, **fit_options)
         p_data = {}
     loss = options.pop("loss")
+    external = _external_gradients(args, model, options)
     if p_data:
         if not isinstance(loss, TrajectoryLoss):
             raise ValueError("--p-data applies to a fit or trajectory loss (the data of other losses are given)")
@@ -187,9 +227,19 @@ def run(args: argparse.Namespace) -> int:
             data[model.parameter_names.index(name)] = value
         loss = dataclasses.replace(loss, data_parameters=data_parameters_at(model, data),
                                    note="data parameters chosen with --p-data")
+    if args.write_loss_data:
+        from ..audit import loss_data
+
+        data = loss_data(model, loss, p=options.get("p"), t_span=options.get("t_span"),
+                         parameters=options.get("parameters"), digits=args.digits)
+        print(f"loss data: {data.write_json(args.write_loss_data)} ({data.formula})")
+        return 0
+    if (external or args.tool) and args.method is None and scheme is None and args.rtol is None:
+        user_setting = None  # the answer is about the first external gradient
     progress = None if args.quiet or args.json else ProgressBar()
     report = audit(model, loss, reference_digits=args.digits, target_digits=args.target_digits, progress=progress,
-                   user_setting=user_setting, **options)
+                   user_setting=user_setting, use_cache=not args.no_cache, external=external or None,
+                   tools=args.tool or None, **options)
     written = report.write(args.out) if args.out else None
     if args.json:
         record = report.to_json_dict()

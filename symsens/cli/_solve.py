@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plotting import solution_figure
 
-        solution_figure(solution).savefig(args.plot, dpi=120)
+        solution_figure(solution, units=model.units, time_name=model.time.name).savefig(args.plot, dpi=120)
     stats = solution.stats
     outputs = solution.outputs or {}
     if args.csv:

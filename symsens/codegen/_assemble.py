@@ -16,9 +16,11 @@ common subexpressions as ``const T`` temporaries.  Arrays are flat and row-major
 ``p`` always holds *all* model parameters (nominal order); the sensitivity routines differentiate with respect
 to the selected ones, whose indices are ``sensitivity_parameters``.
 
-Second derivatives (``d(J S + F_p)/dy``, which Rosenbrock methods on the augmented system need) are not
-generated: evaluating ``augmented_rhs`` over dual numbers seeded in ``y`` gives them exactly at run time, and
-generating them symbolically costs O(n^2 P) expressions (18 s of SymPy for the 13-state calcium neuron).
+Second derivatives (``d(J S + F_p)/dy``, which the implicit methods on the augmented system need) are not
+generated: evaluating ``jacobian_values`` and ``parameter_jacobian`` over dual numbers seeded in ``y`` (one
+direction per colour of the coupling pattern) gives them exactly at run time (symsens_solver.hpp,
+``AugmentedProblem::coupling_blocks``), and generating them symbolically costs O(n^2 P) expressions (18 s of
+SymPy for the 13-state calcium neuron).
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ from ._printer import CodegenError
 from ._runtime import runtime_header
 from ._text import file_stem, source_text
 
-__all__ = ["Kernels", "compile_model", "write_standalone", "c_api_source", "cached_build", "model_fingerprint"]
+__all__ = [
+    "Kernels", "compile_model", "write_standalone", "c_api_source", "cached_build", "cached_library", "model_fingerprint",
+]
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
@@ -383,6 +385,17 @@ def _read_index(root: Path, fingerprint: str) -> tuple[ModelSource, Path] | None
         return source, path
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def cached_library(model: Model, parameters: Sequence[str] | None, purpose: str) -> tuple[ModelSource, Path] | None:
+    """The library :func:`cached_build` would return, if it is already built and intact; never generates or
+    compiles anything (a few milliseconds: the fingerprint, an index read and the library's recorded hash)."""
+    fingerprint = model_fingerprint(model, parameters, purpose)
+    for root in _read_roots():
+        hit = _read_index(root, fingerprint)
+        if hit is not None:
+            return hit
+    return None
 
 
 def cached_build(

@@ -1,5 +1,10 @@
 """The compiled backend: one generated C++ driver per (model, sensitivity parameters, method).
 
+One library runs every mode below (the mode is an argument of ``symsens_solve``), so the forward and discrete
+gradients of a (model, parameters, method) compile once between them, and a plain solve runs in a library
+already built or loaded for any parameter selection (:func:`plain_solver`); only a plain solve with nothing
+built yet compiles the small library without sensitivity parameters.
+
 generate (model routines from ``symsens.codegen`` + the scheme's exact coefficients printed into a driver)
 -> build (``symsens.codegen._build``, cached by content hash) -> load (ctypes) -> call ``symsens_solve``
 once per solve.  The whole integration runs in C++; Python only prepares buffers and reads results.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import threading
 from collections.abc import Sequence
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,12 +47,12 @@ import sympy as sp
 from .._precision import mpmath_precision
 from .._once import cached_once
 from ..codegen._build import load_library
-from ..codegen._kernels import cached_build
+from ..codegen._kernels import cached_build, cached_library
 from ..codegen._printer import CodegenError, ConstantTable
 from ..codegen._runtime import runtime_header
 from ..model import Model
 
-__all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
+__all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "plain_solver", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
 
 MODE_PLAIN, MODE_FORWARD, MODE_DISCRETE, MODE_DISCRETE_STEPS = 0, 1, 2, 3
 
@@ -525,10 +531,13 @@ struct M {
     static constexpr int n_states = symsens_model::n_states;
     static constexpr int n_parameters = symsens_model::n_parameters;
     static constexpr int n_sensitivity_parameters = symsens_model::n_sensitivity_parameters;
+    // t does not occur in f: f_t = 0, and the dual-in-t routines are never instantiated (symsens_implicit.hpp).
+    static constexpr bool autonomous = @AUTONOMOUS@;
     template <class T> static void rhs(const T& t, const T* y, const T* p, T* f) { symsens_model::rhs<T>(t, y, p, f); }
     template <class T> static void jacobian(const T& t, const T* y, const T* p, T* J) { symsens_model::jacobian<T>(t, y, p, J); }
     template <class T> static void augmented_rhs(const T& t, const T* u, const T* p, T* g) { symsens_model::augmented_rhs<T>(t, u, p, g); }
     template <class T> static void jacobian_values(const T& t, const T* y, const T* p, T* v) { symsens_model::jacobian_values<T>(t, y, p, v); }
+    template <class T> static void parameter_jacobian(const T& t, const T* y, const T* p, T* F) { symsens_model::parameter_jacobian<T>(t, y, p, F); }
     // The pattern constants of the generated model (symsens/codegen/_sparsity.py), for symsens_sparse.hpp.
     struct sparsity {
         static constexpr int nnz = symsens_model::sparsity::nnz;
@@ -783,8 +792,8 @@ class CompiledSolver:
         return status, y_out, sens, step_times[:count].copy(), step_sizes[: max(count - 1, 0)].copy(), stats
 
 
-@cached_once(maxsize=64)
-def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str, linear_solver: str = "auto") -> CompiledSolver:
+def _solver_purpose_of(model: Model, method: str, linear_solver: str) -> tuple[MethodSpec, str, bool, str]:
+    """(spec, linear solver as built, autonomous, purpose) of the solver library of ``model`` and ``method``."""
     spec = method_spec(method)
     # Only the implicit families have an iteration matrix: the others share one library whatever was asked.
     if spec.family not in _LINEAR_FAMILIES:
@@ -792,17 +801,10 @@ def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str, lin
     # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
     expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
     autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
+    return spec, linear_solver, autonomous, _solver_purpose(method, autonomous, linear_solver)
 
-    def sources(source):  # type: ignore[no-untyped-def]
-        # Only on a cache miss: printing the tableau and the runtime header is SymPy work.
-        common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
-        common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
-        common = common.replace("@LINEAR@", str(LINEAR_SOLVERS[linear_solver]))
-        return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
-                "driver.cpp": _DRIVER, "driver_dual.cpp": _DRIVER_DUAL, **_solver_header_sources()}
 
-    purpose = _solver_purpose(method, autonomous, linear_solver)
-    source, path, _ = cached_build(model, list(parameters), purpose, sources, _DRIVER_UNITS)
+def _load_solver(model: Model, parameters: tuple[str, ...], spec: MethodSpec, path: Path) -> CompiledSolver:
     library = load_library(path)
     function = library.symsens_solve
     function.restype = ctypes.c_int
@@ -816,6 +818,77 @@ def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str, lin
     if dims[0] != model.n_states or dims[2] != len(parameters):
         raise CodegenError(f"compiled solver {path} does not match model {model.name!r}")
     return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function, bool(dims[3]))
+
+
+# Solvers with sensitivity parameters loaded in this process, by (model, method, linear solver): every one of
+# them also runs the plain solve (mode 0), so a plain solve after a sensitivity solve compiles nothing.
+_with_sensitivities: dict[tuple[Model, str, str], CompiledSolver] = {}
+_with_sensitivities_lock = threading.Lock()
+
+
+@cached_once(maxsize=64)
+def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str, linear_solver: str = "auto") -> CompiledSolver:
+    spec, linear_solver, autonomous, purpose = _solver_purpose_of(model, method, linear_solver)
+
+    def sources(source):  # type: ignore[no-untyped-def]
+        # Only on a cache miss: printing the tableau and the runtime header is SymPy work.
+        common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
+        common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
+        common = common.replace("@LINEAR@", str(LINEAR_SOLVERS[linear_solver]))
+        return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
+                "driver.cpp": _DRIVER, "driver_dual.cpp": _DRIVER_DUAL, **_solver_header_sources()}
+
+    _, path, _ = cached_build(model, list(parameters), purpose, sources, _DRIVER_UNITS)
+    solver = _load_solver(model, parameters, spec, path)
+    if parameters:
+        with _with_sensitivities_lock:
+            _with_sensitivities[(model, method, linear_solver)] = solver
+    return solver
+
+
+def plain_solver(model: Model, parameters: Sequence[str], method: str, linear_solver: str = "auto") -> CompiledSolver:
+    """A compiled solver to run the plain solve (mode 0) of ``model`` with ``method``, compiling as little as possible.
+
+    Every solver library runs every mode, and the plain solve is the same program in all of them (the model's
+    ``rhs`` and Jacobian are generated from the model alone, whatever the sensitivity parameters), so its
+    results do not depend on which library runs it.  In order: a solver with sensitivity parameters already
+    loaded in this process (any selection); the library of ``parameters`` if it is already built (disk
+    cache); otherwise the library without sensitivity parameters, which compiles the plain mode only.
+    """
+    linear_solver = check_linear_solver(linear_solver)
+    spec = method_spec(method)
+    built_linear = linear_solver if spec.family in _LINEAR_FAMILIES else "auto"
+    with _with_sensitivities_lock:
+        loaded = _with_sensitivities.get((model, method, built_linear))
+    if loaded is not None:
+        return loaded
+    return _plain_choice(model, tuple(parameters), method, linear_solver)
+
+
+@cached_once(maxsize=64)
+def _plain_choice(model: Model, parameters: tuple[str, ...], method: str, linear_solver: str) -> CompiledSolver:
+    """The library of ``parameters`` if it is already built (disk cache), else the plain-only one; looked up
+    once per process (the index read is not repeated on every plain solve)."""
+    if parameters:
+        purpose = _solver_purpose_of(model, method, linear_solver)[3]
+        if cached_library(model, list(parameters), purpose) is not None:
+            return _compiled_solver(model, parameters, method, linear_solver)  # loads the built library
+    return _compiled_solver(model, (), method, linear_solver)
+
+
+_forget_compiled_solvers = _compiled_solver.cache_clear
+
+
+def _forget_loaded_solvers() -> None:
+    """``_compiled_solver.cache_clear()``: forget the loaded solvers, and with them what the plain solve reads
+    (:func:`plain_solver`), as a fresh process would."""
+    _forget_compiled_solvers()
+    _plain_choice.cache_clear()
+    with _with_sensitivities_lock:
+        _with_sensitivities.clear()
+
+
+_compiled_solver.cache_clear = _forget_loaded_solvers  # type: ignore[attr-defined]
 
 
 def check_linear_solver(linear_solver: object) -> str:

@@ -34,9 +34,9 @@ stages, and reverses it.  Memory ``(M / k) n + k s n`` numbers for ``M`` steps o
 forward sweep (``M s`` more right-hand side evaluations, the price of any uniform checkpointing; Griewank's
 binomial ``revolve`` schedule lowers memory to logarithmic at a logarithmic recompute factor).
 
-Only explicit Runge–Kutta schemes are here; the discrete adjoints of SDIRK, Radau, Rosenbrock and BDF solves
-(which need the transposed Newton or linear solves of each step, Sandu 2006, Sect. 4; Zhang & Sandu 2014) are
-not implemented.
+Explicit Runge–Kutta schemes are here; the implicit families have their own modules
+(:mod:`._discrete_adjoint_rosenbrock`, :mod:`._discrete_adjoint_dirk`, :mod:`._discrete_adjoint_radau`,
+:mod:`._discrete_adjoint_bdf`), and :func:`discrete_adjoint` picks the one for a scheme.
 
 References
 ----------
@@ -60,7 +60,8 @@ import sympy as sp
 
 from ..model import Model
 
-__all__ = ["DiscreteAdjointRun", "discrete_adjoint_erk", "explicit_tableau", "default_checkpoint_interval"]
+__all__ = ["DiscreteAdjointRun", "discrete_adjoint", "discrete_adjoint_erk", "discrete_adjoint_family",
+           "explicit_tableau", "default_checkpoint_interval"]
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,43 @@ def _hermite(theta: float) -> tuple[float, float, float, float]:
     h01 = theta * theta * (3.0 - 2.0 * theta)
     h11 = theta * theta * (theta - 1.0)
     return h00, h10, h01, h11
+
+
+def write_outputs(outputs: np.ndarray, entries: Sequence[tuple[int, str, float]], h: float, y: np.ndarray,
+                  f_start: np.ndarray, y_new: np.ndarray, f_end: np.ndarray) -> None:
+    """Write one step's outputs as the compiled recorder does: the step's ends, or the cubic Hermite interpolant
+    ``h00 y_n + h10 h f_n + h01 y_{n+1} + h11 h f_{n+1}`` inside it."""
+    for k, kind, theta in entries:
+        if kind == "start":
+            outputs[k] = y
+        elif kind == "end":
+            outputs[k] = y_new
+        else:
+            h00, h10, h01, h11 = _hermite(theta)
+            outputs[k] = h00 * y + (h10 * h) * f_start + h01 * y_new + (h11 * h) * f_end
+
+
+def output_cotangents(entries: Sequence[tuple[int, str, float]], cotangents: np.ndarray, h: float, n: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The transpose of :func:`write_outputs`: one step's output cotangents ``w_k`` scattered onto
+    ``(ybar_n, ybar_{n+1}, fbar_n, fbar_{n+1})`` with the Hermite weights."""
+    ybar_start = np.zeros(n)
+    ybar_end = np.zeros(n)
+    fbar_start = np.zeros(n)
+    fbar_end = np.zeros(n)
+    for k, kind, theta in entries:
+        w = cotangents[k]
+        if kind == "start":
+            ybar_start += w
+        elif kind == "end":
+            ybar_end += w
+        else:
+            h00, h10, h01, h11 = _hermite(theta)
+            ybar_start += h00 * w
+            fbar_start += (h10 * h) * w
+            ybar_end += h01 * w
+            fbar_end += (h11 * h) * w
+    return ybar_start, ybar_end, fbar_start, fbar_end
 
 
 def _output_plan(step_times: np.ndarray, output_times: np.ndarray) -> list[list[tuple[int, str, float]]]:
@@ -345,21 +383,8 @@ def discrete_adjoint_erk(
         for n_ in range(stop - 1, start - 1, -1):
             y_n, y_next, K, Y = block[n_ - start]
             t, h = float(step_times[n_]), float(h_all[n_])
-            ybar_n = np.zeros(n)
-            fbar_start = np.zeros(n)
-            fbar_end = np.zeros(n)
-            for k, kind, theta in plan[n_]:
-                w = cotangents[k]
-                if kind == "start":
-                    ybar_n += w
-                elif kind == "end":
-                    ybar += w
-                else:
-                    h00, h10, h01, h11 = _hermite(theta)
-                    ybar_n += h00 * w
-                    fbar_start += (h10 * h) * w
-                    ybar += h01 * w
-                    fbar_end += (h11 * h) * w
+            ybar_n, ybar_end, fbar_start, fbar_end = output_cotangents(plan[n_], cotangents, h, n)
+            ybar = ybar + ybar_end
             if np.any(fbar_end):
                 JT, FpT = vjp(t + h, y_next, fbar_end)
                 ybar = ybar + JT
@@ -383,3 +408,65 @@ def discrete_adjoint_erk(
     gradient = pbar + (kernels.initial_vjp(t0, p_list, ybar) if P else 0.0)
     return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, len(checkpoints), int(peak),
                               counts["rhs"], counts["vjp"])
+
+
+#: The compiled families with a discrete adjoint (``MethodSpec.family``).
+DISCRETE_ADJOINT_FAMILIES: tuple[str, ...] = ("explicit", "rosenbrock", "dirk", "radau", "bdf")
+
+
+def discrete_adjoint_family(scheme: str) -> str | None:
+    """The compiled family of ``scheme`` when it has a discrete adjoint, else None (also for an unknown name)."""
+    from ._compiled import _ALIASES, method_spec
+
+    try:
+        family = method_spec(_ALIASES.get(scheme, scheme)).family
+    except Exception:
+        return None
+    return family if family in DISCRETE_ADJOINT_FAMILIES else None
+
+
+def discrete_adjoint(
+    model: Model,
+    scheme: str,
+    p: Sequence[float] | np.ndarray,
+    parameters: Sequence[str],
+    step_times: np.ndarray,
+    step_sizes: np.ndarray,
+    output_times: np.ndarray,
+    cotangents: np.ndarray,
+    *,
+    rtol: float,
+    atol: float,
+    replayed: bool = False,
+    checkpoint_every: int | None = None,
+) -> DiscreteAdjointRun:
+    """Reverse mode through the accepted steps of a compiled solve with ``scheme``: explicit Runge–Kutta
+    (:func:`discrete_adjoint_erk`), Rosenbrock, SDIRK/ESDIRK, Radau IIA or BDF (their modules).  ``rtol``/``atol`` are
+    the solve's (the Newton replay of SDIRK, Radau and BDF needs them); ``replayed``: the steps were replayed
+    (``solve(replay_steps=...)``: Newton budget 20) rather than chosen adaptively.  A ValueError names a scheme
+    without a discrete adjoint."""
+    family = discrete_adjoint_family(scheme)
+    arguments = (model, scheme, p, parameters, step_times, step_sizes, output_times, cotangents)
+    if family == "explicit":
+        return discrete_adjoint_erk(*arguments, checkpoint_every=checkpoint_every)
+    if family == "rosenbrock":
+        from ._discrete_adjoint_rosenbrock import discrete_adjoint_rosenbrock
+
+        return discrete_adjoint_rosenbrock(*arguments, checkpoint_every=checkpoint_every)
+    if family == "dirk":
+        from ._discrete_adjoint_dirk import discrete_adjoint_dirk
+
+        return discrete_adjoint_dirk(*arguments, rtol=rtol, atol=atol, replayed=replayed,
+                                     checkpoint_every=checkpoint_every)
+    if family == "radau":
+        from ._discrete_adjoint_radau import discrete_adjoint_radau
+
+        return discrete_adjoint_radau(*arguments, rtol=rtol, atol=atol, replayed=replayed,
+                                      checkpoint_every=checkpoint_every)
+    if family == "bdf":
+        from ._discrete_adjoint_bdf import discrete_adjoint_bdf
+
+        return discrete_adjoint_bdf(*arguments, rtol=rtol, atol=atol, replayed=replayed,
+                                    checkpoint_every=checkpoint_every)
+    raise ValueError(f"`scheme`: the discrete adjoint covers the compiled explicit Runge–Kutta, Rosenbrock, "
+                     f"SDIRK/ESDIRK, Radau IIA and BDF schemes; {scheme!r} is not one of them")

@@ -320,6 +320,7 @@ def _solve_compiled(
 
     from ._compiled import (
         MODE_DISCRETE, MODE_DISCRETE_STEPS, MODE_FORWARD, MODE_PLAIN, OptionsStruct, compiled_solver, method_spec,
+        plain_solver,
     )
 
     sens_params = parameters if sensitivity is not None else ()
@@ -332,7 +333,12 @@ def _solve_compiled(
     settings = _controller_settings(
         controller, {"safety": 0.9, "factor_min": 0.2, "factor_max": 10.0, "beta1": 0.7 / q, "beta2": 0.4 / q}
     )
-    solver = compiled_solver(model, sens_params, method, linear_solver)
+    # One library per (model, parameters, scheme) runs every mode; a plain solve uses one already built or
+    # loaded when there is one (the plain program is the same in all of them), else the plain-only library.
+    if sensitivity is None:
+        solver = plain_solver(model, parameters, method, linear_solver)
+    else:
+        solver = compiled_solver(model, sens_params, method, linear_solver)
     replay = None if replay_steps is None else np.ascontiguousarray(replay_steps, dtype=float)
     options = OptionsStruct(
         rtol=rtol, atol=atol,

@@ -26,7 +26,7 @@ from typing import Any
 import sympy as sp
 
 from .._errors import ModelError
-from ._model import RESERVED_NAMES, Model, normal_name
+from ._model import RESERVED_NAMES, Model, normal_name, unit_problem
 from ._parser import DOUBLE_MIN, FUNCTIONS, check_constants, format_expression, parse_expression
 
 if sys.version_info >= (3, 11):
@@ -43,6 +43,7 @@ _TABLES: dict[str, frozenset[str] | None] = {
     "intermediates": None,
     "equations": None,
     "outputs": None,
+    "units": None,  # keys: the time variable (or `time`), states, parameters, intermediates, outputs
     # Read by the audit (symsens.audit.loss_from_model_file), checked here for unknown keys only.
     "loss": frozenset({"expression", "kind", "times", "name"}),
 }
@@ -458,6 +459,8 @@ class _Reader:
         output_exprs = {
             key: self.expression(value, "outputs", key, f"output {key!r}", symbols) for key, value in outputs.items()
         }
+        units = self.units(time, {**{k: 0 for k in parameters}, **{k: 0 for k in states},
+                                  **{k: 0 for k in intermediates}, **{k: 0 for k in outputs}})
 
         try:
             return Model(
@@ -471,6 +474,7 @@ class _Reader:
                 name=name,
                 description=description,
                 t_span=t_span,
+                units=units,
             )
         except ModelError as error:
             # Model's own checks (everything above should have caught them first): add the place.
@@ -481,6 +485,29 @@ class _Reader:
                         line = self.keys[(table, error.name)]
                         break
             raise ModelError(error.problem, source=self.source, line=line, name=error.name) from error
+
+    def units(self, time: str, names: Mapping[str, Any]) -> dict[str, str]:
+        """The ``[units]`` table: name -> unit text; ``time`` stands for the time variable unless it is a name."""
+        table = self.table("units")
+        unknown = [key for key in table if key not in names and key != time and key != "time"]
+        if unknown:
+            known = [time, *names]
+            listed = ", ".join(repr(k) for k in unknown)
+            raise self.fail(
+                f"[units] names {listed}, which {'is' if len(unknown) == 1 else 'are'} not the time, a state, a "
+                f"parameter, an intermediate or an output{_did_you_mean(unknown[0], known)}", "units", unknown[0])
+        if "time" in table and time in table and time != "time" and "time" not in names:
+            raise self.fail(f"[units] gives the unit of the time variable {time!r} twice (as `time` and as {time!r})",
+                            "units", "time")
+        units: dict[str, str] = {}
+        for key, value in table.items():
+            problem = unit_problem(value)
+            if problem is not None:
+                got = f", got {_type_name(value)} {_toml_repr(value)}" if not isinstance(value, str) else ""
+                raise self.fail(f"[units] the unit of {key!r} {problem if isinstance(value, str) else 'must be a string'}"
+                                f"{got}", "units", key)
+            units[key] = value
+        return units
 
     def t_span(self, value: Any) -> tuple[float, float] | None:
         if value is None:
@@ -703,4 +730,8 @@ def dumps_model(model: Model) -> str:
     if model.outputs:
         lines += ["", "[outputs]"]
         lines += [f"{_toml_key(name)} = {_toml_string(written(expr, intermediates))}" for name, expr in model.outputs]
+
+    if model.units:
+        lines += ["", "[units]"]
+        lines += [f"{_toml_key(name)} = {_toml_string(unit)}" for name, unit in model.units.items()]
     return "\n".join(lines) + "\n"

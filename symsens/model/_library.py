@@ -149,6 +149,16 @@ def _hodgkin_huxley_rates(V: sp.Symbol) -> dict[str, sp.Expr]:
     }
 
 
+# Units as stated by Dayan & Abbott (2001), Sect. 5.6: time ms, potentials mV, conductances mS/cm^2,
+# capacitance uF/cm^2, current densities uA/cm^2, rates 1/ms; the gates are dimensionless (no unit).
+HODGKIN_HUXLEY_UNITS: dict[str, str] = {
+    "t": "ms", "V": "mV", "g_Na": "mS/cm^2", "g_K": "mS/cm^2", "g_L": "mS/cm^2", "E_Na": "mV", "E_K": "mV",
+    "E_L": "mV", "C_m": "uF/cm^2", "I_ext": "uA/cm^2", "alpha_m": "1/ms", "beta_m": "1/ms", "alpha_h": "1/ms",
+    "beta_h": "1/ms", "alpha_n": "1/ms", "beta_n": "1/ms", "I_Na": "uA/cm^2", "I_K": "uA/cm^2", "I_L": "uA/cm^2",
+    "voltage": "mV",
+}  # fmt: skip
+
+
 def hodgkin_huxley() -> Model:
     """Hodgkin–Huxley squid giant axon (1952), modern convention with rest near -65 mV, spiking at I_ext = 10.
 
@@ -214,6 +224,7 @@ def hodgkin_huxley() -> Model:
         description=_first_paragraph(hodgkin_huxley.__doc__)
         + " Hodgkin & Huxley, J. Physiol. 117 (1952) 500-544; rates as in Dayan & Abbott (2001), Sect. 5.6.",
         t_span=(0.0, 100.0),
+        units=HODGKIN_HUXLEY_UNITS,
     )
 
 
@@ -263,6 +274,17 @@ def hindmarsh_rose() -> Model:
 def _boltzmann(V: sp.Symbol, a: str, b: str) -> sp.Expr:
     """``s(V; a, b) = 1/(1 + exp((V + a)/b))`` with the decimal constants exact."""
     return 1 / (1 + sp.exp((V + R(a)) / R(b)))
+
+
+# Units of the specification (mV, ms; C = 1) and of Liu et al. (1998): the intracellular calcium
+# concentration in uM (3000 in log(3000/Ca) is the extracellular 3 mM).  The conductances carry no unit here:
+# with C = 1 and no membrane area they are rates per unit capacitance, and the source states none.
+CALCIUM_NEURON_UNITS: dict[str, str] = {
+    "t": "ms", "V": "mV", "Ca": "uM", "eNa": "mV", "eh": "mV", "eK": "mV", "eleak": "mV", "tauCa": "ms",
+    "eCa": "mV", "Ca_inf": "uM", "voltage": "mV",
+    **{f"tau_{gate}": "ms" for gate in ("mNa", "hNa", "mCaS", "hCaS", "mCaT", "hCaT", "mIh", "mKa", "hKa", "mKCa",
+                                        "mKdr")},
+}  # fmt: skip
 
 
 def calcium_neuron() -> Model:
@@ -374,6 +396,7 @@ def calcium_neuron() -> Model:
         + " Liu, Golowasch, Marder & Abbott, J. Neurosci. 18 (1998) 2309-2320; code: Dhruva2/MyModelMenagerie.jl,"
         " src/models/STG_Liu.jl.  No clamp on log(3000/Ca): needs Ca > 0.",
         t_span=(0.0, 500.0),
+        units=CALCIUM_NEURON_UNITS,
     )
 
 

@@ -27,7 +27,7 @@ from .._errors import ModelError
 from ._functions import exprel, exprel_derivative
 from ._parser import DOUBLE_MIN, check_constants
 
-__all__ = ["Model", "RESERVED_NAMES", "ExprLike", "normal_name", "name_problem"]
+__all__ = ["Model", "Units", "RESERVED_NAMES", "ExprLike", "normal_name", "name_problem", "MAX_UNIT_LENGTH"]
 
 ExprLike = Union[sp.Expr, str, float, int]
 
@@ -121,6 +121,85 @@ def _finite_float(value: Any, what: str, name: str, normal: bool = False) -> flo
     return number
 
 
+#: The longest unit string a model may give (units label figure axes: "mS/cm^2", "uA/cm^2", "1/ms").
+MAX_UNIT_LENGTH = 32
+
+
+class Units(Mapping[str, str]):
+    """The units of a model's time, states, parameters, intermediates and outputs: a read-only, hashable
+    mapping from name to unit text (e.g. ``{"t": "ms", "V": "mV"}``).  Units are labels for people (figure
+    axes, reports); nothing is converted or checked dimensionally."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        self._items: dict[str, str] = dict(items)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"Units({self._items!r})"
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Units, (tuple(self._items.items()),))
+
+
+def unit_problem(unit: Any) -> str | None:
+    """Why ``unit`` is not a valid unit text (None if it is): a non-empty string of at most
+    :data:`MAX_UNIT_LENGTH` characters, no control characters or line breaks, no surrounding spaces."""
+    if not isinstance(unit, str):
+        return f"must be a string, got {type(unit).__name__}"
+    if not unit.strip():
+        return "is empty"
+    if unit != unit.strip():
+        return f"{unit!r} has leading or trailing spaces"
+    if len(unit) > MAX_UNIT_LENGTH:
+        return f"is {len(unit)} characters long; a unit has at most {MAX_UNIT_LENGTH}"
+    for ch in unit:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            return f"{unit!r} contains the control or invisible character U+{ord(ch):04X}"
+    return None
+
+
+def _check_units(units: Mapping[str, Any] | None, time_name: str, named: Mapping[str, str]) -> Units:
+    """``units`` checked against the model's names (``named``: name -> what it is); ``"time"`` stands for the
+    time variable unless a state, parameter, intermediate or output is called so."""
+    if units is None:
+        return Units()
+    if not isinstance(units, Mapping):
+        raise ModelError(f"units must be a mapping {{name: unit}}, got {type(units).__name__}")
+    unknown = [str(k) for k in units if not (k in named or k == time_name or k == "time")]
+    if unknown:
+        known = [time_name, *named]
+        hints = "".join(_did_you_mean(k, known) for k in unknown[:1])
+        raise ModelError(
+            f"units given for unknown name{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}{hints}: "
+            "units belong to the time variable (or `time`), states, parameters, intermediates and outputs",
+            name=unknown[0],
+        )
+    checked: dict[str, str] = {}
+    for key, unit in units.items():
+        name = time_name if (key == "time" and key not in named) else key
+        problem = unit_problem(unit)
+        if problem is not None:
+            raise ModelError(f"the unit of {name!r} {problem}", name=str(key))
+        if name in checked:
+            raise ModelError(f"the unit of the time variable {time_name!r} is given twice (as `time` and as "
+                             f"{time_name!r})", name=str(key))
+        checked[name] = unit
+    return Units(checked)
+
+
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=3)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
@@ -152,6 +231,11 @@ class Model:
         Free text; ``description`` should cite the model's source.
     t_span : (t0, t1), optional
         The time span the model is usually solved over.
+    units : mapping name -> unit text, optional
+        Units of the time variable (key: its name, or ``"time"``), states, parameters, intermediates and
+        outputs, e.g. ``{"time": "ms", "V": "mV"}``: labels for figures and reports (not converted).  Each is
+        a short plain string (:func:`unit_problem`).  Held as :class:`Units` in :attr:`units` (empty by
+        default); they take part in equality, not in the compiled-kernel cache key.
 
     Raises
     ------
@@ -174,6 +258,7 @@ class Model:
     name: str
     description: str
     t_span: tuple[float, float] | None
+    units: Units = field(repr=False)
     _symbol_table: Mapping[str, sp.Symbol] = field(repr=False, compare=False, hash=False)
 
     def __init__(
@@ -189,6 +274,7 @@ class Model:
         name: str = "model",
         description: str = "",
         t_span: tuple[float, float] | None = None,
+        units: Mapping[str, str] | None = None,
     ) -> None:
         state_names = [_as_name(s, "state") for s in states]
         if not state_names:
@@ -291,6 +377,9 @@ class Model:
                 raise ModelError(f"t_span must have t1 > t0, got {t_span!r}")
             t_span = (t0, t1)
         object.__setattr__(self, "t_span", t_span)
+        named = {**{n: "state" for n in state_names}, **{n: "parameter" for n in parameter_names},
+                 **{n: "intermediate" for n in intermediate_names}, **{n: "output" for n in output_names}}
+        object.__setattr__(self, "units", _check_units(units, time_name, named))
         object.__setattr__(self, "_symbol_table", dict(table))
 
     # -- construction helpers ------------------------------------------------------------------------
@@ -384,6 +473,15 @@ class Model:
         raise ModelError(
             f"model {self.name!r} has no output {name!r}{_did_you_mean(name, self.output_names)}", name=name
         )
+
+    def unit(self, name: str) -> str | None:
+        """The unit of a state, parameter, intermediate, output or the time variable (None if not given)."""
+        return self.units.get(name)
+
+    def label(self, name: str) -> str:
+        """``name`` with its unit for an axis label: ``"V (mV)"``, or ``"V"`` without a unit."""
+        unit = self.units.get(name)
+        return name if unit is None else f"{name} ({unit})"
 
     def with_parameter_values(self, values: Mapping[str, float]) -> Model:
         """A copy with some nominal parameter values replaced (names checked, values finite)."""

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["audit_figures", "convergence_figure", "loss_floor_figure", "stiffness_figure", "sensitivity_figure",
-           "steps_figure"]
+           "steps_figure", "data_fit_figure", "axis_label"]
 
 _METHOD_STYLE = {
     "forward": ("C0", "-", "o"),
@@ -26,12 +26,38 @@ def _style(method: str) -> tuple[str, str, str]:
     return _METHOD_STYLE.get(method, ("C7", "-", "."))
 
 
+def _text(text: str) -> str:
+    """User text shown literally by Matplotlib: a ``$`` would start mathematical text."""
+    return str(text).replace("$", r"\$")
+
+
+def axis_label(name: str, unit: str | None) -> str:
+    """``"V (mV)"``, or ``"V"`` when the unit is not known."""
+    return _text(name if not unit else f"{name} ({unit})")
+
+
+def _units(report: Any) -> dict[str, str]:
+    return dict(getattr(report, "_series", {}).get("units") or {})
+
+
+def _time_label(report: Any) -> str:
+    """The time axis label with the model's time unit: ``"t (ms)"``."""
+    name = getattr(report, "_series", {}).get("time_name") or "t"
+    return axis_label(name, _units(report).get(name))
+
+
+def _time_unit(report: Any) -> str | None:
+    name = getattr(report, "_series", {}).get("time_name") or "t"
+    return _units(report).get(name)
+
+
 def convergence_figure(report: Any) -> Figure:
     """Gradient error against rtol: one panel per scheme, one line per method.
 
     Zero errors (a gradient equal to an exact reference) are drawn at the bottom edge as open markers.
     """
-    schemes = list(dict.fromkeys(r["scheme"] for r in report.results))
+    own = [r for r in report.results if not r.get("external")]
+    schemes = list(dict.fromkeys(r["scheme"] for r in own))
     columns = min(2, len(schemes))
     rows = math.ceil(len(schemes) / columns)
     figure = Figure(figsize=(max(9.0, 5.2 * columns), 3.6 * rows + 0.8), layout="constrained")
@@ -41,9 +67,9 @@ def convergence_figure(report: Any) -> Figure:
     positive = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
     floor = min(positive) / 10 if positive else 1e-16
     for ax, scheme in zip(axes, schemes):
-        methods = list(dict.fromkeys(r["method"] for r in report.results if r["scheme"] == scheme))
+        methods = list(dict.fromkeys(r["method"] for r in own if r["scheme"] == scheme))
         for method in methods:
-            rows_m = [r for r in report.results if r["scheme"] == scheme and r["method"] == method]
+            rows_m = [r for r in own if r["scheme"] == scheme and r["method"] == method]
             tol = np.array([r["rtol"] for r in rows_m])
             err = np.array([np.nan if v is None else v for v in
                             (r["relative_error"] if r["relative_error"] is not None else r["absolute_error"] for r in rows_m)],
@@ -55,8 +81,9 @@ def convergence_figure(report: Any) -> Figure:
             if zeros.any():
                 ax.loglog(tol[zeros], np.full(zeros.sum(), floor), ls="none", marker=marker, ms=7, mfc="white",
                           mec=color)
+        _draw_externals(ax, report, scheme, schemes, floor)
         user = getattr(report, "user_setting", None) or {}
-        if user.get("scheme") == scheme:
+        if user.get("scheme") == scheme and not user.get("external"):
             # Ring the gradient the user computes: the one the answer at the top of the report is about.
             mine = next((r for r in report.results if r["scheme"] == scheme and r["method"] == user.get("method")
                          and r["rtol"] == user.get("rtol")), None)
@@ -84,6 +111,40 @@ def convergence_figure(report: Any) -> Figure:
     return figure
 
 
+_EXTERNAL_COLORS = ("C4", "C5", "C6", "C8", "C9", "k")
+
+
+def _draw_externals(ax: Any, report: Any, scheme: str, schemes: list[str], floor: float) -> None:
+    """External gradients in a panel (their scheme's, or every panel when it was not audited): a line over
+    their tolerances (a callable), a star at their rtol (one gradient), or a horizontal line (rtol unknown)."""
+    names = list(dict.fromkeys(r["method"] for r in report.results if r.get("external")))
+    user = getattr(report, "user_setting", None) or {}
+    for k, name in enumerate(names):
+        rows = [r for r in report.results if r.get("external") and r["method"] == name]
+        if rows[0]["scheme"] in schemes and rows[0]["scheme"] != scheme:
+            continue
+        color = _EXTERNAL_COLORS[k % len(_EXTERNAL_COLORS)]
+        label = _text(f"{name} (external" + (f": {rows[0]['solver']}" if rows[0].get("solver") else "") + ")")
+        points = []
+        for row in rows:
+            value = row["relative_error"] if row["relative_error"] is not None else row["absolute_error"]
+            if value is None or not math.isfinite(value):
+                continue
+            shown = floor if value == 0 else value
+            if row["rtol"] is None:
+                ax.axhline(shown, color=color, ls="--", lw=1.4, label=label + ", rtol unknown")
+            else:
+                points.append((row["rtol"], shown))
+            if user.get("external") and user.get("method") == name and user.get("rtol") == row["rtol"]:
+                if row["rtol"] is not None:
+                    ax.loglog([row["rtol"]], [shown], ls="none", marker="o", ms=15, mfc="none", mec="k", mew=1.6,
+                              label="your gradient")
+        if points:
+            points.sort()
+            ax.loglog([t for t, _ in points], [e for _, e in points], color=color, ls="-", lw=1.6, marker="*",
+                      ms=11 if len(points) == 1 else 8, label=label)
+
+
 def loss_floor_figure(report: Any) -> Figure | None:
     """The worst run's gradient terms |(dl/dy)_k S_k| per output time, with ||S(t_k)|| beside them."""
     data = report._series.get("loss_floor")
@@ -95,7 +156,7 @@ def loss_floor_figure(report: Any) -> Figure | None:
     positive = contribution > 0
     ax.semilogy(t[positive], contribution[positive], ".", ms=3, color="C3",
                 label=f"|(dl/dy)_k S_k|: {data['method']}, {data['scheme']}, rtol {data['rtol']:g}")
-    ax.set_xlabel("t")
+    ax.set_xlabel(_time_label(report))
     ax.set_ylabel("gradient term at the output time", color="C3")
     if data.get("sensitivity_norm") is not None:
         other = ax.twinx()
@@ -130,7 +191,7 @@ def stiffness_figure(report: Any) -> Figure | None:
             dR = np.asarray(entry["dR"], dtype=float)
             right.loglog(z_shown, np.where(dR > 0, dR, np.nan), ".", ms=2.5, color=f"C{k}", label=scheme)
     left.axhline(1.0, color="k", lw=0.6, ls=":")
-    left.set_xlabel("t")
+    left.set_xlabel(_time_label(report))
     left.set_ylabel("|h λ| (stiffest eigenvalue)")
     left.set_title("Stiffness seen by each step")
     left.legend(fontsize=8)
@@ -172,7 +233,7 @@ def sensitivity_figure(report: Any) -> Figure | None:
             ax.axvline(t, color="C3", lw=0.8, alpha=0.6)
         ax.plot([], [], color="C3", lw=0.8, label="times carrying most of the gradient")
         ax.legend(fontsize=8)
-    ax.set_xlabel("t")
+    ax.set_xlabel(_time_label(report))
     ax.set_ylabel("||S(t)||_F")
     ax.set_title(f"Sensitivity growth ({data['source']})")
     return figure
@@ -200,17 +261,61 @@ def steps_figure(report: Any) -> Figure | None:
                                ("discrete-tangent-norm", "C3", "differentiated solve, tangents in the norm")):
         steps = entry[name]
         ax.semilogy(steps[1:], np.diff(steps), lw=0.9, color=color, label=f"{label}: {len(steps) - 1} steps")
-    ax.set_xlabel("t")
-    ax.set_ylabel("step size h")
+    ax.set_xlabel(_time_label(report))
+    ax.set_ylabel(axis_label("step size h", _time_unit(report)))
     ax.set_title(f"Step sequences, {entry['scheme']} at rtol {entry['rtol']:g}")
     ax.legend(fontsize=8)
+    return figure
+
+
+#: At most this many compared quantities get a panel of the data-vs-fit figure (the first ones, in loss order).
+MAX_FIT_PANELS = 6
+
+
+def data_fit_figure(report: Any) -> Figure | None:
+    """The data of a least-squares loss (markers) and the model's trajectory at the audited parameters (line),
+    one panel per compared quantity, axes labelled with the model's units.
+
+    A panel uses a log value axis only when every value drawn is positive and they span more than three
+    decades; otherwise linear (no zero is ever put on a log axis).
+    """
+    data = getattr(report, "_series", {}).get("data_fit")
+    if not data:
+        return None
+    names = list(data["names"])
+    shown = names[:MAX_FIT_PANELS]
+    columns = 1 if len(shown) == 1 else 2
+    rows = math.ceil(len(shown) / columns)
+    figure = Figure(figsize=(9.0 if columns == 1 else 11.0, 2.9 * rows + 1.1), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    units = _units(report)
+    t, t_data = np.asarray(data["t"], dtype=float), np.asarray(data["t_data"], dtype=float)
+    for k, (ax, name) in enumerate(zip(axes, shown)):
+        model = np.asarray(data["model"], dtype=float)[:, names.index(name)]
+        observed = np.asarray(data["data"], dtype=float)[:, names.index(name)]
+        values = np.concatenate([model[np.isfinite(model)], observed[np.isfinite(observed)]])
+        logarithmic = values.size > 0 and bool(np.all(values > 0)) and values.max() > 1e3 * values.min()
+        ax.plot(t, model, color="C0", lw=1.1, label="model at the audited parameters" if k == 0 else None)
+        ax.plot(t_data, observed, ls="none", marker="o", ms=3.2, mfc="none", mec="C3", mew=0.9,
+                label=f"data ({_text(data.get('source', 'observed'))})" if k == 0 else None)
+        if logarithmic:
+            ax.set_yscale("log")
+        ax.set_xlabel(_time_label(report))
+        ax.set_ylabel(axis_label(name, units.get(name)))
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(shown):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    more = f" (the first {len(shown)} of {len(names)} compared quantities)" if len(names) > len(shown) else ""
+    figure.suptitle(f"{_text(report.model_name)}: the data and the model at the audited parameters{more}", fontsize=11)
     return figure
 
 
 def audit_figures(report: Any) -> dict[str, Figure]:
     """Every figure of the report that has data, by file stem."""
     figures = {"convergence": convergence_figure(report)}
-    for name, make in (("loss_floor", loss_floor_figure), ("stiffness", stiffness_figure),
+    for name, make in (("data_fit", data_fit_figure), ("loss_floor", loss_floor_figure), ("stiffness", stiffness_figure),
                        ("sensitivity", sensitivity_figure), ("steps", steps_figure)):
         figure = make(report)
         if figure is not None:

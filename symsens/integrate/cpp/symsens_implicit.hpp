@@ -411,29 +411,72 @@ template <class Problem> struct has_exact_time_derivative : std::false_type {};
 template <class Model, class T> struct has_exact_time_derivative<ModelProblem<Model, T>> : std::true_type {};
 template <class Model> struct has_exact_time_derivative<AugmentedProblem<Model>> : std::true_type {};
 
+// A model policy may declare `static constexpr bool autonomous = true` (the generated driver does when t occurs
+// nowhere in f): its f_t is zero, and the dual-in-t routines below are then never instantiated (for the
+// augmented system they are among the largest functions of a library, and the steppers skip f_t for such a
+// model anyway).
+template <class Model, class = void> struct declared_autonomous : std::false_type {};
+template <class Model>
+struct declared_autonomous<Model, std::void_t<decltype(Model::autonomous)>>
+    : std::integral_constant<bool, Model::autonomous> {};
+
 // f_t = d/dt f(t, y, p) by forward-mode differentiation in t alone.  Counted as one evaluation of f.
 template <class Model, class T, class Time>
 void exact_time_derivative(const ModelProblem<Model, T>& problem, const Time& t, const T* y, T* ft) {
-    using TD = Dual<T, 1>;
     constexpr int n = Model::n_states;
-    TD yd[n], fd[n];
-    std::vector<TD> pd(Model::n_parameters);
-    for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
-    for (int i = 0; i < n; ++i) yd[i] = TD(y[i]);
-    ++problem.stats->nfev;
-    Model::rhs(TD::variable(T(t), 0), yd, pd.data(), fd);
-    for (int i = 0; i < n; ++i) ft[i] = fd[i].d[0];
+    if constexpr (declared_autonomous<Model>::value) {
+        for (int i = 0; i < n; ++i) ft[i] = T(0.0);
+    } else {
+        ++problem.stats->nfev;
+        using TD = Dual<T, 1>;
+        TD yd[n], fd[n];
+        std::vector<TD> pd(Model::n_parameters);
+        for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
+        for (int i = 0; i < n; ++i) yd[i] = TD(y[i]);
+        Model::rhs(TD::variable(T(t), 0), yd, pd.data(), fd);
+        for (int i = 0; i < n; ++i) ft[i] = fd[i].d[0];
+    }
 }
+// g_t of the augmented system g = (f, J S + F_p): (f_t, J_t S + F_p,t).  With the model's sparsity, from f, J's
+// non-zeros and F_p over Dual<double, 1> in t (the terms are linear in S, so this is exact, and these
+// instantiations are a fraction of augmented_rhs over duals); otherwise from augmented_rhs over duals.
 template <class Model>
 void exact_time_derivative(const AugmentedProblem<Model>& problem, double t, const double* u, double* gt) {
     using TD = Dual<double, 1>;
+    constexpr int n = Model::n_states;
+    constexpr int np = Model::n_sensitivity_parameters;
     const int N = problem.dimension();
-    std::vector<TD> ud(N), gd(N), pd(Model::n_parameters);
-    for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
-    for (int i = 0; i < N; ++i) ud[i] = TD(u[i]);
-    ++problem.stats->nfev;
-    Model::augmented_rhs(TD::variable(t, 0), ud.data(), pd.data(), gd.data());
-    for (int i = 0; i < N; ++i) gt[i] = gd[i].d[0];
+    if constexpr (declared_autonomous<Model>::value) {
+        for (int i = 0; i < N; ++i) gt[i] = 0.0;
+    } else if constexpr (has_sparsity<Model>::value) {
+        ++problem.stats->nfev;
+        using S = typename Model::sparsity;
+        std::vector<TD> yd(n), fd(n), jd(S::nnz > 0 ? S::nnz : 1), fpd(n * np), pd(Model::n_parameters);
+        for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
+        for (int i = 0; i < n; ++i) yd[i] = TD(u[i]);
+        const TD td = TD::variable(t, 0);
+        Model::rhs(td, yd.data(), pd.data(), fd.data());
+        Model::jacobian_values(td, yd.data(), pd.data(), jd.data());
+        Model::parameter_jacobian(td, yd.data(), pd.data(), fpd.data());
+        const int* row_ptr = S::row_ptr();
+        const int* columns = S::columns();
+        for (int i = 0; i < n; ++i) gt[i] = fd[i].d[0];
+        for (int j = 0; j < np; ++j) {
+            const double* s = u + n + j * n;
+            for (int i = 0; i < n; ++i) {
+                double value = fpd[i * np + j].d[0];
+                for (int r = row_ptr[i]; r < row_ptr[i + 1]; ++r) value += jd[r].d[0] * s[columns[r]];
+                gt[n + j * n + i] = value;
+            }
+        }
+    } else {
+        ++problem.stats->nfev;
+        std::vector<TD> ud(N), gd(N), pd(Model::n_parameters);
+        for (int k = 0; k < Model::n_parameters; ++k) pd[k] = TD(problem.p[k]);
+        for (int i = 0; i < N; ++i) ud[i] = TD(u[i]);
+        Model::augmented_rhs(TD::variable(t, 0), ud.data(), pd.data(), gd.data());
+        for (int i = 0; i < N; ++i) gt[i] = gd[i].d[0];
+    }
 }
 
 // ---- which iteration matrix ----------------------------------------------------------------------------------
