@@ -378,3 +378,44 @@ def test_command_line_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no such file" in capsys.readouterr().err
     assert main([*base, "--gradient", "nofile"]) == 2
     assert "--gradient expects NAME=FILE" in capsys.readouterr().err
+
+
+def _stiff_pair() -> symsens.Model:
+    # A fast mode decaying at rate k = 1000 beside a slow one: the backward state solve grows at exactly k.
+    return symsens.Model(states=["u", "w"], parameters={"k": 1000.0, "a": 1.0}, rhs=["-k*(u - w)", "-a*w"],
+                         initial_conditions=["2", "1"], name="stiff-pair", t_span=(0.0, 1.0))
+
+
+def test_a_backsolve_external_on_a_stiff_model_is_diagnosed_by_the_backward_growth() -> None:
+    from symsens.audit import ExternalGradient
+
+    model = _stiff_pair()
+    loss = fit_loss(model, points=10)
+    truth = symsens.true_gradient(model, loss_data(model, loss).as_loss())
+    wrong = np.asarray(truth.gradient) * (1.0 + 1e-2)   # 1e4 x rtol: beyond what the tolerance explains
+    near = np.asarray(truth.gradient) * (1.0 + 3e-6)    # 3 x rtol: truncation, whatever the backward growth
+    report = audit(model, loss, methods=["forward"], schemes=["rodas4"], tolerances=[1e-6],
+                   external={"backsolve": ExternalGradient(gradient=wrong, rtol=1e-6, backsolve=True),
+                             "other": ExternalGradient(gradient=wrong, rtol=1e-6),
+                             "near": ExternalGradient(gradient=near, rtol=1e-6, backsolve=True)})
+    rows = {row["method"]: row for row in report.results if row.get("external")}
+    backsolve, other = rows["backsolve"], rows["other"]
+    assert backsolve["category"] == "backsolve-instability"
+    # max Re(-lambda) of the Jacobian [[-k, k], [0, -a]] is k = 1000 everywhere, over the span 1.
+    assert "growth rate up to 1e+03 per unit time" in backsolve["verdict"]
+    assert "exp(1e+03)" in backsolve["verdict"]
+    assert other["category"] != "backsolve-instability" and "backwards" not in other["verdict"]
+    assert backsolve["digits"] == pytest.approx(other["digits"])
+    assert rows["near"]["category"] != "backsolve-instability" and "backwards" not in rows["near"]["verdict"]
+
+
+def test_a_backsolve_external_on_a_non_stiff_model_keeps_the_ordinary_verdict(setup) -> None:  # type: ignore[no-untyped-def]
+    from symsens.audit import ExternalGradient
+
+    model, loss, _, _, truth = setup
+    wrong = np.asarray(truth.gradient) * (1.0 + 1e-3)
+    report = audit(model, loss, methods=["forward"], schemes=SCHEMES, tolerances=[1e-7],
+                   external={"backsolve": ExternalGradient(gradient=wrong, rtol=1e-7, backsolve=True)})
+    row = next(r for r in report.results if r.get("external"))
+    # The oscillator's eigenvalues have real part -c/2 = -0.15: the backward solve grows by exp(0.45) < 100.
+    assert row["category"] == "inaccurate" and "backwards" not in row["verdict"]

@@ -22,7 +22,7 @@ import numpy as np
 from ._quiet import quiet_floating_point
 from .._checks import parameter_selection, parameter_values, positive_number, step_count, time_span
 from ..model import Model
-from ._diagnose import diagnose, gradient_error
+from ._diagnose import backward_growth, diagnose, gradient_error
 from ._losses import AuditLoss, TrajectoryLoss, data_fit_series
 from ._methods import (
     DEFAULT_METHODS, SettingRuns, _plan, default_atol, has_discrete_adjoint, method_options, nominal_setting,
@@ -481,9 +481,17 @@ def audit(
     external_seconds = 0.0
     if externals:
         external_start = time.perf_counter()
+        backward = None
+        if any(external.backsolve for _, external in externals):
+            if "backward_growth" not in diagnostics.summary and trajectory is not None:
+                diagnostics.summary["backward_growth"] = backward_growth(plan.model, trajectory[0], trajectory[1],
+                                                                         p_values)
+            growth = diagnostics.summary.get("backward_growth")
+            if growth:
+                backward = {**growth, "span": float(t_span[1] - t_span[0])}
         rows, the_answer, user_record = external_results(
             externals, rows, p_values, chosen, tols, atol_of, references[0], plan, target_digits, advice,
-            the_answer if user_setting is not None else None, user_record, report)
+            the_answer if user_setting is not None else None, user_record, report, backward)
         external_seconds = time.perf_counter() - external_start
     diagnosis_seconds = time.perf_counter() - start - external_seconds
     report("diagnosis")

@@ -68,6 +68,9 @@ class ExternalGradient:
     returning a gradient or ``(loss, gradient)``, where ``p`` is a NumPy array of every model parameter in the
     order of ``model.parameter_names`` (the audited point) and the gradient is over the audit's ``parameters``
     (a sequence in that order, or a mapping name -> value).  ``solver`` says what ran (free text).
+    ``backsolve=True`` says the tool re-solves the state backwards with the adjoint (torchdiffeq's
+    ``odeint_adjoint``, diffrax's ``BacksolveAdjoint``): an inaccurate result is then weighed against the growth
+    rate of that backward state solve.
     """
 
     gradient: np.ndarray | None = None
@@ -78,6 +81,7 @@ class ExternalGradient:
     scheme: str | None = None
     solver: str | None = None
     source: str | None = None        # where it came from (a file), for messages
+    backsolve: bool = False          # a backsolve adjoint (state re-solved backwards): diagnosed by the backward growth
 
 
 def _is_number(value: Any) -> bool:
@@ -176,8 +180,9 @@ def as_external(value: Any, name: str, parameters: Sequence[str], what: str | No
             if not callable(value.function):
                 raise ValueError(f"{what}: `function` is not callable")
             return ExternalGradient(function=value.function, solver=value.solver, scheme=value.scheme,
-                                    source=value.source)
+                                    source=value.source, backsolve=bool(value.backsolve))
         source = value.source
+        backsolve = bool(value.backsolve)
     elif callable(value) and not isinstance(value, (Mapping, Sequence, np.ndarray)):
         return ExternalGradient(function=value, solver=getattr(value, "solver", None))
     elif isinstance(value, Mapping) and "gradient" in value and "gradient" not in parameters:
@@ -186,10 +191,12 @@ def as_external(value: Any, name: str, parameters: Sequence[str], what: str | No
             raise ValueError(f"{what}: unknown key {unknown[0]!r}; the keys are gradient, loss, rtol, atol, scheme, "
                              "solver")
         spec, source = dict(value), None
+        backsolve = False
     else:
         pair = _loss_and_gradient(value)
         spec = {"gradient": value} if pair is None else {"loss": pair[0], "gradient": pair[1]}
         source = None
+        backsolve = False
     gradient = gradient_vector(spec.get("gradient"), what, parameters)
     loss = None if spec.get("loss") is None else _finite(spec["loss"], f"{what}: the loss")
     rtol = None if spec.get("rtol") is None else _finite(spec["rtol"], f"{what}: rtol", positive=True, below_one=True)
@@ -204,7 +211,7 @@ def as_external(value: Any, name: str, parameters: Sequence[str], what: str | No
 
         scheme = canonical_scheme(scheme)
     return ExternalGradient(gradient=gradient, loss=loss, rtol=rtol, atol=atol, scheme=scheme, solver=solver,
-                            source=source)
+                            source=source, backsolve=backsolve)
 
 
 def parse_externals(external: Any, parameters: Sequence[str],
@@ -647,7 +654,7 @@ def _rate(tolerances: Sequence[float], errors: Sequence[float]) -> float | None:
 
 def external_verdict(evaluation: Evaluation, reference: ReferenceGradient, target_digits: float,
                      identification: dict[str, Any], rows: Sequence[dict[str, Any]], series: Sequence[Evaluation],
-                     least_squares: bool) -> tuple[str, str, float | None]:
+                     least_squares: bool, backward: dict[str, Any] | None = None) -> tuple[str, str, float | None]:
     """``(category, sentence, digits)`` of one external gradient, by the rules of
     :func:`symsens.audit._verdict.verdict` with the evidence an external gradient brings: its gradient, its loss
     (when given), its tolerances (a callable: several) and what it was identified as.
@@ -657,10 +664,20 @@ def external_verdict(evaluation: Evaluation, reference: ReferenceGradient, targe
     the two agree to more digits than either agrees with the truth); 5. against an exact 0 with a positive loss
     (least squares): biased by the loss floor (its whole gradient ``sum_k 2 r_k S_k`` is made by its residuals);
     6. inaccurate, with the convergence over its tolerances, or what one point cannot tell.
-    """
-    from ._verdict import accurate_digits
 
+    ``backward`` (for a backsolve external): ``{"max_rate", "time_of_max", "span"}``, the largest growth rate
+    ``max Re(-lambda)`` of the backward state solve along the forward solution and the span it runs over.  An
+    failed backsolve gradient whose backward solve can amplify errors more than a hundredfold
+    (``exp(rate * span) > 100``) has those numbers in its message; an inaccurate one is "biased by the unstable
+    backward solve" when its relative error is also above ``BACKSOLVE_FACTOR`` (100) times its rtol (an error near
+    the tolerance is truncation, whatever the backward growth).
+    """
+    from ._verdict import BACKSOLVE_FACTOR, accurate_digits
+
+    unstable = _backward_text(backward)
     if evaluation.gradient is None:
+        if unstable is not None:
+            return "failed", f"failed: {evaluation.message}; {unstable}", None
         return "failed", f"failed: {evaluation.message}", None
     relative, absolute = gradient_error(evaluation.gradient, reference)
     digits = accurate_digits(relative, absolute, reference)
@@ -684,6 +701,10 @@ def external_verdict(evaluation: Evaluation, reference: ReferenceGradient, targe
         if len(series) == 1 and evaluation.rtol is not None:
             head += f" (at rtol {evaluation.rtol:g}, the one tolerance given)"
         return "accurate", head + loss_text, digits
+    # Unstable only where the error is beyond what its tolerance explains (an error near rtol is truncation).
+    if unstable is not None and (evaluation.rtol is None or relative is None
+                                 or relative > BACKSOLVE_FACTOR * evaluation.rtol):
+        return "backsolve-instability", f"biased by the unstable backward solve: {unstable}; {error_text}{loss_text}", digits
     match = identification.get("identified_as")
     if match is not None:
         row = next((r for r in rows if not r.get("external") and r["method"] == match["method"]
@@ -726,10 +747,29 @@ def external_verdict(evaluation: Evaluation, reference: ReferenceGradient, targe
                           "gradients at two or more tolerances" + loss_text), digits
 
 
+#: A backward solve that can amplify errors by more than this factor is called unstable.
+BACKWARD_AMPLIFICATION = 100.0
+
+
+def _backward_text(backward: dict[str, Any] | None) -> str | None:
+    """What the backward state solve does to errors, when it amplifies them more than
+    :data:`BACKWARD_AMPLIFICATION`-fold (None otherwise, or without the numbers)."""
+    if not backward or backward.get("max_rate") is None or backward.get("span") is None:
+        return None
+    rate, span = float(backward["max_rate"]), float(backward["span"])
+    if not (rate > 0 and rate * span > math.log(BACKWARD_AMPLIFICATION)):
+        return None
+    where = f" (at t = {backward['time_of_max']:.6g})" if backward.get("time_of_max") is not None else ""
+    return (f"it re-solves the state backwards, where the decaying modes of the forward problem grow: growth rate up "
+            f"to {rate:.3g} per unit time{where} over a span of {span:.3g} (amplification up to about "
+            f"exp({rate * span:.3g}))")
+
+
 def external_rows(externals: Sequence[tuple[str, ExternalGradient]], evaluations: Sequence[Sequence[Evaluation]],
                   own_rows: Sequence[dict[str, Any]], reference: ReferenceGradient, target_digits: float,
-                  least_squares: bool) -> list[dict[str, Any]]:
-    """One result row per external evaluation, with the keys of symsens' rows, the verdict and the identification."""
+                  least_squares: bool, backward: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One result row per external evaluation, with the keys of symsens' rows, the verdict and the identification
+    (``backward``: the backward state solve's growth, for backsolve externals)."""
     from ._audit import _adjoint_fields
 
     rows = []
@@ -737,7 +777,8 @@ def external_rows(externals: Sequence[tuple[str, ExternalGradient]], evaluations
         for evaluation in series:
             identification = identify(evaluation.gradient, evaluation.rtol, external.scheme, own_rows, reference)
             category, sentence, digits = external_verdict(evaluation, reference, target_digits, identification,
-                                                          own_rows, series, least_squares)
+                                                          own_rows, series, least_squares,
+                                                          backward if external.backsolve else None)
             relative, absolute = gradient_error(evaluation.gradient, reference)
             loss_error = None
             if evaluation.loss is not None and math.isfinite(reference.loss):
@@ -831,6 +872,10 @@ def first_external_row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, A
     return max(with_rtol, key=lambda r: r["rtol"]) if with_rtol else mine[0]
 
 
+#: The tools whose adjoint re-solves the state backwards (torchdiffeq's odeint_adjoint, diffrax's BacksolveAdjoint).
+BACKSOLVE_TOOLS: frozenset[str] = frozenset({"diffrax-backsolve", "torchdiffeq-adjoint"})
+
+
 def tool_externals(tools: Sequence[str] | None, model: Model, plan: LossPlan, data: LossData,
                    t_span: tuple[float, float], taken: Sequence[str]) -> tuple[tuple[str, ExternalGradient], ...]:
     """Each tool of :mod:`symsens.bridges` as an external callable (``gradient_provider``), named by the tool."""
@@ -856,7 +901,8 @@ def tool_externals(tools: Sequence[str] | None, model: Model, plan: LossPlan, da
         except ValueError as error:
             raise ValueError(f"`tools`: {tool}: {error}") from None
         solver = getattr(provider, "solver", None)
-        out.append((tool, ExternalGradient(function=_ToolCall(provider), solver=solver if isinstance(solver, str) else None)))
+        out.append((tool, ExternalGradient(function=_ToolCall(provider), solver=solver if isinstance(solver, str) else None,
+                                           backsolve=tool in BACKSOLVE_TOOLS)))
     return tuple(out)
 
 
@@ -916,10 +962,11 @@ def external_results(externals: Sequence[tuple[str, ExternalGradient]], rows: li
                      parameters: Sequence[str], tolerances: Sequence[float], atol_of: Callable[[float], float],
                      reference: ReferenceGradient, plan: LossPlan, target_digits: float, advice: dict[str, Any],
                      answer: dict[str, Any] | None, user_record: dict[str, Any],
-                     progress: Callable[[str], None] | None = None
+                     progress: Callable[[str], None] | None = None, backward: dict[str, Any] | None = None
                      ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Evaluate every external gradient, add its rows (verdict, identification) after symsens' own, and answer
-    about the first external unless ``answer`` (the user's own setting's) is given."""
+    about the first external unless ``answer`` (the user's own setting's) is given (``backward``: the backward
+    state solve's growth, ``{"max_rate", "time_of_max", "span"}``, for backsolve externals)."""
     from ._verdict import _cheapest_text
 
     own = [dict(row, external=False) for row in rows]
@@ -929,7 +976,7 @@ def external_results(externals: Sequence[tuple[str, ExternalGradient]], rows: li
         if progress is not None:
             progress(f"external {name}")
     least_squares = plan.kind == "pointwise" and bool(plan.output_names)
-    added = external_rows(externals, evaluations, own, reference, target_digits, least_squares)
+    added = external_rows(externals, evaluations, own, reference, target_digits, least_squares, backward)
     if answer is None:
         row = first_external_row(added, externals[0][0])
         answer = external_answer(row, parameters, reference.gradient, reference.exact, reference.verified,

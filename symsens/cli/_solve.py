@@ -71,11 +71,17 @@ def run(args: argparse.Namespace) -> int:
             method_spec(scheme)  # an unknown scheme is named as the argument that gave it
         except ValueError as error:
             raise ValueError(f"--scheme: {error}") from None
-    solution = solve(
-        model, t_span, method=scheme, rtol=args.rtol, atol=args.atol, t_eval=t_eval,
-        sensitivity=args.sensitivity, parameters=parameters, sensitivity_in_norm=args.sensitivity_in_norm,
-        differentiate_steps=args.differentiate_steps, backend=args.backend,
-    )
+    from ._notice import notice_after
+
+    working = (f"symsens solve: still working after 2 s: the first use of {model.name} with {scheme} compiles its "
+               "solver (cached for later runs), then integrates" if args.backend == "compiled" else
+               "symsens solve: still working after 2 s (the NumPy backend integrates in Python)")
+    with notice_after(2.0, working):
+        solution = solve(
+            model, t_span, method=scheme, rtol=args.rtol, atol=args.atol, t_eval=t_eval,
+            sensitivity=args.sensitivity, parameters=parameters, sensitivity_in_norm=args.sensitivity_in_norm,
+            differentiate_steps=args.differentiate_steps, backend=args.backend,
+        )
     if args.plot:
         from ..plotting import solution_figure
 
