@@ -90,8 +90,8 @@ def jax_backend() -> Backend:
 
 
 @dataclass(frozen=True, eq=False)
-class JaxExport:
-    """A model as JAX functions (jit-able, differentiable with ``jax.jacfwd``/``jax.grad``).
+class ArrayExport:
+    """A model as functions of one array library's arrays.
 
     ``rhs(t, y, p) -> (..., n)``, ``jacobian(t, y, p) -> (..., n, n)``, ``initial_conditions(p) -> (n,)``,
     ``outputs(t, y, p) -> (..., len(output_names))``.
@@ -103,6 +103,12 @@ class JaxExport:
     initial_conditions: Callable[[Any], Any]
     outputs: Callable[[Any, Any, Any], Any]
     output_names: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, eq=False)
+class JaxExport(ArrayExport):
+    """A model as JAX functions (jit-able, differentiable with ``jax.jacfwd``/``jax.grad``); fields as
+    :class:`ArrayExport`."""
 
 
 def _stack_jax(jnp: Any, values: Sequence[Any]) -> Any:
@@ -171,19 +177,9 @@ def torch_backend() -> Backend:
 
 
 @dataclass(frozen=True, eq=False)
-class TorchExport:
-    """A model as PyTorch functions of float64 tensors (differentiable by autograd).
-
-    ``rhs(t, y, p) -> (..., n)``, ``jacobian(t, y, p) -> (..., n, n)``, ``initial_conditions(p) -> (n,)``,
-    ``outputs(t, y, p) -> (..., len(output_names))``.
-    """
-
-    model: Model
-    rhs: Callable[[Any, Any, Any], Any]
-    jacobian: Callable[[Any, Any, Any], Any]
-    initial_conditions: Callable[[Any], Any]
-    outputs: Callable[[Any, Any, Any], Any]
-    output_names: tuple[str, ...] = field(default=())
+class TorchExport(ArrayExport):
+    """A model as PyTorch functions of float64 tensors (differentiable by autograd); fields as
+    :class:`ArrayExport`."""
 
 
 def to_torch(model: Model) -> TorchExport:

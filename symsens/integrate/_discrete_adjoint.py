@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from functools import lru_cache
 
 import numpy as np
@@ -168,6 +169,60 @@ class DiscreteAdjointRun:
 def default_checkpoint_interval(steps: int, stages: int) -> int:
     """``k = ceil(sqrt(M / s))``: balances the ``M / k`` checkpoints against the ``k s`` stages of one block."""
     return max(1, int(math.ceil(math.sqrt(max(steps, 1) / max(stages, 1)))))
+
+
+class CountedKernels:
+    """One run's view of the shared :class:`_Kernels`: the parameter values fixed, each ``f`` and ``(J^T w,
+    F_p^T w)`` evaluation counted (per run, since the kernels are shared between threads)."""
+
+    def __init__(self, kernels: _Kernels, p: Sequence[float] | np.ndarray) -> None:
+        self.kernels = kernels
+        self.p_list = [float(v) for v in np.asarray(p, dtype=float)]
+        self.rhs_count = 0
+        self.vjp_count = 0
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        self.rhs_count += 1
+        return self.kernels.rhs(t, y, self.p_list)
+
+    def vjp(self, t: float, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.vjp_count += 1
+        return self.kernels.vjp(t, y, self.p_list, w)
+
+    def second_order(self, second: Any, t: float, y: np.ndarray, jacobian_cotangent: np.ndarray,
+                     time_cotangent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(d/dy, d/dp)`` of ``<Jbar, J(t, y, p)> + <qbar, f_t(t, y, p)>``: the cotangents of a Jacobian's
+        non-zeros (and of ``f_t``) taken back to the point where it was evaluated; one counted product."""
+        self.vjp_count += 1
+        qbar = np.zeros(len(y)) if time_cotangent is None else time_cotangent
+        return second.second_order(t, y, self.p_list, jacobian_cotangent, qbar)
+
+    def run(self, t0: float, ybar0: np.ndarray, pbar: np.ndarray, outputs: np.ndarray, steps: int,
+            checkpoint_every: int, checkpoints: int, peak: int) -> "DiscreteAdjointRun":
+        """The finished reverse pass: ``gradient = (dy0/dp)^T ybar_0 + pbar`` with the run's schedule and work."""
+        gradient = pbar + (self.kernels.initial_vjp(t0, self.p_list, ybar0) if self.kernels.P else 0.0)
+        return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, steps, checkpoint_every, checkpoints,
+                                  int(peak), self.rhs_count, self.vjp_count)
+
+
+def replay_inputs(step_times: np.ndarray, step_sizes: np.ndarray, output_times: np.ndarray, cotangents: np.ndarray,
+                  n: int, checkpoint_every: int | None, block_work: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The recorded steps, outputs and cotangents as arrays, checked, and the checkpoint interval
+    (default :func:`default_checkpoint_interval` with ``block_work`` stored vectors per step):
+    ``(step_times, step_sizes, output_times, cotangents (K x n), checkpoint_every)``."""
+    step_times = np.asarray(step_times, dtype=float)
+    step_sizes = np.asarray(step_sizes, dtype=float)
+    M = len(step_sizes)
+    if len(step_times) != M + 1:
+        raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
+    output_times = np.asarray(output_times, dtype=float)
+    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
+    if checkpoint_every is None:
+        checkpoint_every = default_checkpoint_interval(M, block_work)
+    if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
+        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
+    return step_times, step_sizes, output_times, cotangents, int(checkpoint_every)
 
 
 def _hermite(theta: float) -> tuple[float, float, float, float]:
@@ -286,29 +341,12 @@ def discrete_adjoint_erk(
     parameters = tuple(parameters)
     kernels = _kernels(model, parameters)
     n, P, s = kernels.n, kernels.P, tableau.stages
-    counts = {"rhs": 0, "vjp": 0}   # local: the kernels are shared between threads
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        counts["rhs"] += 1
-        return kernels.rhs(t, y, p_list)
-
-    def vjp(t: float, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        counts["vjp"] += 1
-        return kernels.vjp(t, y, p_list, w)
-
-    p_list = [float(v) for v in np.asarray(p, dtype=float)]
-    step_times = np.asarray(step_times, dtype=float)
-    h_all = np.asarray(step_sizes, dtype=float)
+    counted = CountedKernels(kernels, p)
+    rhs, vjp = counted.rhs, counted.vjp
+    p_list = counted.p_list
+    step_times, h_all, output_times, cotangents, kb = replay_inputs(
+        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, s)
     M = len(h_all)
-    if len(step_times) != M + 1:
-        raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
-    output_times = np.asarray(output_times, dtype=float)
-    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
-    if checkpoint_every is None:
-        checkpoint_every = default_checkpoint_interval(M, s)
-    if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
-    kb = int(checkpoint_every)
     A, b, c = tableau.A, tableau.b, tableau.c
     rows = [[(j, A[i, j]) for j in range(i) if A[i, j] != 0.0] for i in range(s)]
     # Stages whose cotangent can be non-zero: b_i != 0 or feeding a later stage that can be.
@@ -405,9 +443,7 @@ def discrete_adjoint_erk(
                     kbar[j] += (h * a) * JT
             ybar = ybar_n
         del block
-    gradient = pbar + (kernels.initial_vjp(t0, p_list, ybar) if P else 0.0)
-    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, len(checkpoints), int(peak),
-                              counts["rhs"], counts["vjp"])
+    return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)
 
 
 #: The compiled families with a discrete adjoint (``MethodSpec.family``).

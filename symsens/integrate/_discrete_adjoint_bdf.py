@@ -47,7 +47,7 @@ import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
-from ._discrete_adjoint import DiscreteAdjointRun, _kernels, default_checkpoint_interval
+from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, replay_inputs
 from ._discrete_adjoint_newton import REPLAY_BUDGET, KeptJacobian, NewtonMonitor, ReplayError, same_step, \
     weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
@@ -147,32 +147,15 @@ def discrete_adjoint_bdf(
     kernels = _kernels(model, parameters)
     second = _second_order_kernels(model, parameters)
     n, P = kernels.n, kernels.P
-    counts = {"rhs": 0, "vjp": 0}
-    p_list = [float(v) for v in np.asarray(p, dtype=float)]
+    counted = CountedKernels(kernels, p)
+    p_list = counted.p_list
     rtol, atol = float(rtol), float(atol)
     monitor = NewtonMonitor(rtol, REPLAY_BUDGET if replayed else _ADAPTIVE_BUDGET)
     rows, cols = second.rows, second.cols
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        counts["rhs"] += 1
-        return kernels.rhs(t, y, p_list)
-
-    def vjp(t: float, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        counts["vjp"] += 1
-        return kernels.vjp(t, y, p_list, w)
-
-    step_times = np.asarray(step_times, dtype=float)
-    h_all = np.asarray(step_sizes, dtype=float)
+    rhs, vjp = counted.rhs, counted.vjp
+    step_times, h_all, output_times, cotangents, kb = replay_inputs(
+        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, 8)
     M = len(h_all)
-    if len(step_times) != M + 1:
-        raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
-    output_times = np.asarray(output_times, dtype=float)
-    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
-    if checkpoint_every is None:
-        checkpoint_every = default_checkpoint_interval(M, 8)
-    if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
-    kb = int(checkpoint_every)
     t0 = float(step_times[0])
     y0 = kernels.initial(t0, p_list)
 
@@ -384,8 +367,7 @@ def discrete_adjoint_bdf(
         nonlocal pbar
         if record.refreshed is None or record.refreshed.point not in jbars:
             return np.zeros(n)
-        counts["vjp"] += 1
-        gy, gp = second.second_order(t_new, record.y_pred, p_list, jbars.pop(record.refreshed.point), np.zeros(n))
+        gy, gp = counted.second_order(second, t_new, record.y_pred, jbars.pop(record.refreshed.point))
         pbar = pbar + gp
         return gy
     peak = 0
@@ -455,10 +437,7 @@ def discrete_adjoint_bdf(
         ybar0 += JT
         pbar += FpT
     if "start" in jbars:
-        counts["vjp"] += 1
-        gy, gp = second.second_order(t0, y0, p_list, jbars.pop("start"), np.zeros(n))
+        gy, gp = counted.second_order(second, t0, y0, jbars.pop("start"))
         ybar0 += gy
         pbar += gp
-    gradient = pbar + (kernels.initial_vjp(t0, p_list, ybar0) if P else 0.0)
-    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, len(checkpoints), int(peak),
-                              counts["rhs"], counts["vjp"])
+    return counted.run(t0, ybar0, pbar, outputs, M, kb, len(checkpoints), peak)

@@ -53,8 +53,8 @@ import sympy as sp
 from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
-from ._discrete_adjoint import DiscreteAdjointRun, _kernels, _output_plan, default_checkpoint_interval, output_cotangents, \
-    write_outputs
+from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
+    replay_inputs, write_outputs
 from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, KeptJacobian, NewtonMonitor, \
     ReplayError, error_norm, same_step, weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
@@ -140,33 +140,16 @@ def discrete_adjoint_radau(
     kernels = _kernels(model, parameters)
     second = _second_order_kernels(model, parameters)
     n, P = kernels.n, kernels.P
-    counts = {"rhs": 0, "vjp": 0}
-    p_list = [float(v) for v in np.asarray(p, dtype=float)]
+    counted = CountedKernels(kernels, p)
+    p_list = counted.p_list
     rtol, atol = float(rtol), float(atol)
     monitor = NewtonMonitor(rtol, REPLAY_BUDGET if replayed else ADAPTIVE_BUDGET["radau"])
     c, T, TI = coef.c, coef.T, coef.TI
     controller = None if replayed else Controller.of("radau-iia-3")
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        counts["rhs"] += 1
-        return kernels.rhs(t, y, p_list)
-
-    def vjp(t: float, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        counts["vjp"] += 1
-        return kernels.vjp(t, y, p_list, w)
-
-    step_times = np.asarray(step_times, dtype=float)
-    h_all = np.asarray(step_sizes, dtype=float)
+    rhs, vjp = counted.rhs, counted.vjp
+    step_times, h_all, output_times, cotangents, kb = replay_inputs(
+        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, 12)
     M = len(h_all)
-    if len(step_times) != M + 1:
-        raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
-    output_times = np.asarray(output_times, dtype=float)
-    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
-    if checkpoint_every is None:
-        checkpoint_every = default_checkpoint_interval(M, 12)
-    if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
-    kb = int(checkpoint_every)
     t0 = float(step_times[0])
     t_end = float(step_times[-1])
     y0 = kernels.initial(t0, p_list)
@@ -381,13 +364,10 @@ def discrete_adjoint_radau(
                 ybar_n += JT
                 pbar += FpT
             if n_ in jbars:
-                counts["vjp"] += 1
-                gy, gp = second.second_order(t, y_n, p_list, jbars.pop(n_), np.zeros(n))
+                gy, gp = counted.second_order(second, t, y_n, jbars.pop(n_))
                 ybar_n += gy
                 pbar += gp
             ybar = ybar_n
             y_next = y_n
         del block
-    gradient = pbar + (kernels.initial_vjp(t0, p_list, ybar) if P else 0.0)
-    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, len(checkpoints), int(peak),
-                              counts["rhs"], counts["vjp"])
+    return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)

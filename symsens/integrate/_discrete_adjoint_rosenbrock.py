@@ -63,8 +63,8 @@ import sympy as sp
 from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
-from ._discrete_adjoint import DiscreteAdjointRun, _kernels, _output_plan, default_checkpoint_interval, output_cotangents, \
-    write_outputs
+from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
+    replay_inputs, write_outputs
 
 __all__ = ["discrete_adjoint_rosenbrock", "rosenbrock_coefficients", "RosenbrockCoefficients"]
 
@@ -234,29 +234,12 @@ def discrete_adjoint_rosenbrock(
     kernels = _kernels(model, parameters)
     second = _second_order_kernels(model, parameters)
     n, P, s = kernels.n, kernels.P, coef.stages
-    counts = {"rhs": 0, "vjp": 0}
-    p_list = [float(v) for v in np.asarray(p, dtype=float)]
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        counts["rhs"] += 1
-        return kernels.rhs(t, y, p_list)
-
-    def vjp(t: float, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        counts["vjp"] += 1
-        return kernels.vjp(t, y, p_list, w)
-
-    step_times = np.asarray(step_times, dtype=float)
-    h_all = np.asarray(step_sizes, dtype=float)
+    counted = CountedKernels(kernels, p)
+    p_list = counted.p_list
+    rhs, vjp = counted.rhs, counted.vjp
+    step_times, h_all, output_times, cotangents, kb = replay_inputs(
+        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, s + 1)
     M = len(h_all)
-    if len(step_times) != M + 1:
-        raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
-    output_times = np.asarray(output_times, dtype=float)
-    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
-    if checkpoint_every is None:
-        checkpoint_every = default_checkpoint_interval(M, s + 1)
-    if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
-    kb = int(checkpoint_every)
     a_t, c_t, m, c, gsum = coef.a_t, coef.c_t, coef.m, coef.c, coef.gamma_sum
     a_rows = [[(j, a_t[i, j]) for j in range(i) if a_t[i, j] != 0.0] for i in range(s)]
     c_rows = [[(j, c_t[i, j]) for j in range(i) if c_t[i, j] != 0.0] for i in range(s)]
@@ -281,7 +264,7 @@ def discrete_adjoint_rosenbrock(
         _, lu = factor(t, h, y)
         ft = np.zeros(n)
         if not second.autonomous:
-            counts["rhs"] += 1
+            counted.rhs_count += 1
             ft = second.time_derivative(t, y, p_list)
         U = np.empty((s, n))
         fi = f_start
@@ -364,12 +347,9 @@ def discrete_adjoint_rosenbrock(
                     ubar[j] += a * JT
             if second.autonomous:
                 qbar[:] = 0.0
-            counts["vjp"] += 1
-            gy, gp = second.second_order(t, y_n, p_list, jbar, qbar)
+            gy, gp = counted.second_order(second, t, y_n, jbar, qbar)
             ybar = ybar_n + gy
             pbar += gp
             y_next = y_n
         del block
-    gradient = pbar + (kernels.initial_vjp(t0, p_list, ybar) if P else 0.0)
-    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, len(checkpoints), int(peak),
-                              counts["rhs"], counts["vjp"])
+    return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)
