@@ -1,6 +1,11 @@
 """Compile cost: the first use of a model and scheme with an empty kernel cache.
 
     python benchmarks/compile.py [--repeats 1] [--only SUBSTRING] [--source DIR] [--sizes 8,32,128] [--chain 2000]
+    python benchmarks/compile.py --solve-speed 32 [--source DIR]
+
+``--solve-speed N`` instead times the solves of the Brusselator with 2N states once compiled (BDF, rtol = atol =
+1e-6, output at t = 10; plain, forward and discrete; median and minimum of 21 calls each, ms), so that a change to the generated
+code can be checked not to slow the solves (run it with ``--source`` for the version before).
 
 Every row runs in a fresh subprocess with a fresh, empty ``SYMSENS_CACHE_DIR``: it loads the model, then calls
 ``compiled_solver(model, parameters, scheme)`` once, which derives the model's routines with SymPy, generates
@@ -11,7 +16,10 @@ the C++ and compiles the solver library (all gradient modes: plain, forward, dis
   link);
 * ``compiler CPU``: user + system CPU seconds of the compiler processes (``getrusage(RUSAGE_CHILDREN)``), the
   figure that does not depend on what else the machine is doing (wall times on a loaded 2-core machine do);
-* ``generation``: ``first use - compiler``: SymPy derivation, common subexpressions and printing.
+* ``generation``: ``first use - compiler``: SymPy derivation, common subexpressions and printing;
+* ``Python CPU``: user + system CPU seconds of the Python process itself during the call (mostly that
+  generation), again independent of the load.  On an idle 2-core machine the first use takes about
+  ``Python CPU + compiler CPU / 2`` (the two translation units compile side by side).
 
 Rows: Hodgkin–Huxley with sensitivities to three parameters (g_Na, g_K, g_L) for Tsit5, Verner 7, Rodas4,
 Radau IIA 5 and BDF; the 13-state calcium neuron with all 13 parameters, Rodas4; the 1-D Brusselator
@@ -68,12 +76,15 @@ def timed(*args, **kwargs):
         waited[0] += time.perf_counter() - start
 _build._run_compilers = timed
 before = resource.getrusage(resource.RUSAGE_CHILDREN)
+own = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
 compiled_solver(model, spec["parameters"], spec["scheme"])
 total = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_CHILDREN)
+own_after = resource.getrusage(resource.RUSAGE_SELF)
 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-print(json.dumps({"total": total, "compiler": waited[0], "cpu": cpu, "n": model.n_states}))
+python_cpu = (own_after.ru_utime - own.ru_utime) + (own_after.ru_stime - own.ru_stime)
+print(json.dumps({"total": total, "compiler": waited[0], "cpu": cpu, "python_cpu": python_cpu, "n": model.n_states}))
 """
 
 
@@ -107,6 +118,38 @@ def _run(spec: dict, source: Path, timeout: float) -> dict | None:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# The child of --solve-speed: compile (or load) once, then time repeated solves.
+_SOLVE_CHILD = r"""
+import json, statistics, sys, time
+spec = json.loads(sys.argv[1])
+sys.path.insert(0, spec["benchmarks"])
+import symsens, scale
+model = scale.brusselator(spec["size"])
+common = dict(method="bdf", rtol=1e-6, atol=1e-6, t_eval=[10.0], parameters=["A", "B", "alpha"])
+out = {}
+for label, options in (("plain", {}), ("forward", {"sensitivity": "forward"}), ("discrete", {"sensitivity": "discrete"})):
+    symsens.solve(model, **common, **options).check()
+    times = []
+    for _ in range(21):
+        start = time.perf_counter()
+        symsens.solve(model, **common, **options)
+        times.append(time.perf_counter() - start)
+    out[label] = (1e3 * statistics.median(times), 1e3 * min(times))
+print(json.dumps(out))
+"""
+
+
+def _solve_speed(size: int, source: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(source) + os.pathsep + env.get("PYTHONPATH", "")
+    spec = {"size": size, "benchmarks": str(ROOT / "benchmarks")}
+    out = subprocess.run([sys.executable, "-c", _SOLVE_CHILD, json.dumps(spec)], capture_output=True, text=True,
+                         env=env, cwd=str(source), check=True)
+    times = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"symsens from {source.resolve()}; Brusselator {2 * size} states, BDF, 21 solves: median (min), ms")
+    print("  ".join(f"{label} {median:.2f} ({least:.2f})" for label, (median, least) in times.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=1)
@@ -115,10 +158,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,32,128", help="Brusselator N (2N states)")
     parser.add_argument("--chain", type=int, default=2000, help="states of the chain row (0: none)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
+    parser.add_argument("--solve-speed", type=int, default=0, help="time the solves of Brusselator N instead")
     args = parser.parse_args()
+    if args.solve_speed:
+        _solve_speed(args.solve_speed, args.source)
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"symsens from {args.source.resolve()}; medians of {args.repeats} cold run(s) per row, seconds")
-    print(f"{'row':<48} {'states':>6} {'first use':>10} {'compiler':>9} {'compiler CPU':>13} {'generation':>11}")
+    print(f"{'row':<48} {'states':>6} {'first use':>10} {'compiler':>9} {'compiler CPU':>13} {'generation':>11} "
+          f"{'Python CPU':>11}")
     for label, spec in _rows(sizes, args.chain):
         if args.only and args.only not in label:
             continue
@@ -129,8 +177,9 @@ def main() -> None:
         total = statistics.median(r["total"] for r in results)
         compiler = statistics.median(r["compiler"] for r in results)
         cpu = statistics.median(r["cpu"] for r in results)
+        python_cpu = statistics.median(r["python_cpu"] for r in results)
         print(f"{label:<48} {results[0]['n']:>6} {total:>10.2f} {compiler:>9.2f} {cpu:>13.2f} "
-              f"{total - compiler:>11.2f}", flush=True)
+              f"{total - compiler:>11.2f} {python_cpu:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ common subexpressions as ``const T`` temporaries.  Arrays are flat and row-major
 ``p`` always holds *all* model parameters (nominal order); the sensitivity routines differentiate with respect
 to the selected ones, whose indices are ``sensitivity_parameters``.
 
+A routine longer than ``CHUNK_OPERATIONS`` operations is printed as chunks: never-inlined functions of a local
+``struct chunk``, called in order, passing the temporaries they share through a small array (see
+``_Routine._render_chunks``); the compiler's time then grows linearly with the model instead of faster.
+
 Second derivatives (``d(J S + F_p)/dy``, which the implicit methods on the augmented system need) are not
 generated: evaluating ``jacobian_values`` and ``parameter_jacobian`` over dual numbers seeded in ``y`` (one
 direction per colour of the coupling pattern) gives them exactly at run time (symsens_solver.hpp,
@@ -90,15 +94,46 @@ class ModelSource:
         return len(self.sensitivity_parameters)
 
 
-class _Routine:
-    """Collects the lines of one templated routine, with its own CSE temporaries."""
+# Routines costing more than this many operations (see _cost) are split into chunks of at most about this many,
+# each a separate function that GCC does not inline.  GCC's register allocation, dead-store elimination and alias
+# walks grow faster than linearly in a straight-line function's length, so one 2500-statement routine (the
+# augmented rhs of a 256-state model: 3.95 s of compiler CPU) costs far more than its chunks (1.15 s in all; the
+# measurements are in docs/solvers.md, "Compile cost").  Beyond about 400 operations per chunk the size barely
+# matters.  Chunking reorders and splits the statements only: every temporary and output
+# is computed by the same expression from the same operands, so the results are bit-identical.
+CHUNK_OPERATIONS = 400
 
-    def __init__(self, name: str, signature: str, symbols: dict[sp.Symbol, str], constants: ConstantTable) -> None:
+# More temporaries shared between chunks than this live in a thread-local array instead of on the stack.
+_STACK_SHARED = 1024
+
+
+def _cost(text: str) -> int:
+    """The operations of a printed statement, roughly: its operators and function calls, plus the assignment."""
+    return 1 + sum(text.count(op) for op in ("*", "/", " + ", " - ", "(-", "symsens::"))
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """One line of a routine: a CSE temporary ``const T name = text;`` or an output ``target = text;``."""
+
+    target: str                    # the temporary's C++ name, or the output lvalue (``out[3]``)
+    text: str                      # the printed expression
+    defines: sp.Symbol | None      # the temporary's symbol; None for an output
+    uses: frozenset[sp.Symbol]     # the temporaries the expression reads
+
+
+class _Routine:
+    """Collects the statements of one templated routine, with its own CSE temporaries."""
+
+    def __init__(self, name: str, signature: str, arguments: str, symbols: dict[sp.Symbol, str],
+                 constants: ConstantTable) -> None:
         self.name = name
         self.signature = signature
+        self.arguments = arguments  # the signature's parameter names, to call a chunk with
         self.symbols = dict(symbols)
         self.constants = constants
-        self.lines: list[str] = []
+        self.statements: list[_Statement] = []
+        self._temporaries: set[sp.Symbol] = set()
 
     def assign(self, targets: Sequence[str], expressions: Sequence[sp.Expr], *, cse: bool = True) -> None:
         """``targets[k] = expressions[k]`` with shared temporaries (structural zeros written as ``T(0)``)."""
@@ -110,26 +145,132 @@ class _Routine:
             replacements, reduced = result.replacements, result.reduced
         else:
             replacements, reduced = (), tuple(expressions)
-        for symbol, value in replacements:
-            self.symbols[symbol] = _temporary_name(symbol)
-            printer = CxxPrinter(self.symbols, self.constants)
-            self.lines.append(f"    const T {self.symbols[symbol]} = {printer.doprint(value)};")
-        printer = CxxPrinter(self.symbols, self.constants)
-        for target, value in zip(targets, reduced):
-            self.lines.append(f"    {target} = {printer.doprint(value)};")
+        self.extend(replacements, targets, reduced)
 
-    def render(self) -> str:
-        body = "\n".join(self.lines) if self.lines else "    // (nothing to compute)"
-        uses_constants = any("c[" in line for line in self.lines)
-        prologue = "    const T* c = constants<T>();\n" if uses_constants else ""
-        return f"template <class T>\ninline void {self.name}({self.signature}) {{\n{prologue}{body}\n}}\n"
+    def extend(self, replacements: Sequence[tuple[sp.Symbol, sp.Expr]], targets: Sequence[str],
+               reduced: Sequence[sp.Expr]) -> None:
+        """Append the temporaries ``replacements`` (in order), then ``targets[k] = reduced[k]``."""
+        # One printer, told each temporary's name as it is defined (a printer per temporary would copy the
+        # symbol table each time: quadratic in the model's size).
+        printer = CxxPrinter(self.symbols, self.constants)
+        for symbol, value in replacements:
+            self.symbols[symbol] = printer.symbols[symbol] = _temporary_name(symbol)
+            text = printer.doprint(value)
+            self.statements.append(_Statement(self.symbols[symbol], text, symbol, self._uses(value)))
+            self._temporaries.add(symbol)
+        for target, value in zip(targets, reduced):
+            self.statements.append(_Statement(target, printer.doprint(value), None, self._uses(value)))
+
+    def _uses(self, value: sp.Basic) -> frozenset[sp.Symbol]:
+        value = sp.sympify(value)
+        if value.is_Atom:
+            return frozenset({value} & self._temporaries) if value.is_Symbol else frozenset()
+        return frozenset(value.free_symbols & self._temporaries)
+
+    @staticmethod
+    def _line(statement: _Statement, indent: str) -> str:
+        if statement.defines is not None:
+            return f"{indent}const T {statement.target} = {statement.text};"
+        return f"{indent}{statement.target} = {statement.text};"
+
+    def render(self, chunk_operations: int | None = None) -> str:
+        """The routine's C++: one function, or (costing more than ``chunk_operations``) chunks called in order."""
+        chunk = CHUNK_OPERATIONS if chunk_operations is None else chunk_operations
+        head = f"template <class T>\ninline void {self.name}({self.signature}) {{\n"
+        if sum(_cost(s.text) for s in self.statements) <= chunk:
+            lines = [self._line(s, "    ") for s in self.statements]
+            body = "\n".join(lines) if lines else "    // (nothing to compute)"
+            uses_constants = any("c[" in line for line in lines)
+            prologue = "    const T* c = constants<T>();\n" if uses_constants else ""
+            return f"{head}{prologue}{body}\n}}\n"
+        return head + self._render_chunks(chunk) + "}\n"
+
+    def _schedule(self) -> list[_Statement]:
+        """The statements in the order the outputs need them: each output after the temporaries it reads that
+        were not computed yet (depth first), so a temporary sits next to its first use and few cross a chunk."""
+        defining = {s.defines: s for s in self.statements if s.defines is not None}
+        position = {s.defines: k for k, s in enumerate(self.statements) if s.defines is not None}
+        done: set[sp.Symbol] = set()
+        order: list[_Statement] = []
+        for output in (s for s in self.statements if s.defines is None):
+            stack: list[tuple[_Statement, bool]] = [(output, False)]
+            while stack:
+                statement, expanded = stack.pop()
+                if expanded:
+                    if statement.defines is None or statement.defines not in done:
+                        if statement.defines is not None:
+                            done.add(statement.defines)
+                        order.append(statement)
+                    continue
+                if statement.defines is not None and statement.defines in done:
+                    continue
+                stack.append((statement, True))
+                # Pushed last-defined first, so that they are computed in the order of the flat routine.
+                for symbol in sorted(statement.uses, key=position.__getitem__, reverse=True):
+                    if symbol not in done:
+                        stack.append((defining[symbol], False))
+        # Temporaries no output reads (none from CSE, but kept for safety) come last, as in the flat routine.
+        order += [s for s in self.statements if s.defines is not None and s.defines not in done]
+        return order
+
+    def _render_chunks(self, size: int) -> str:
+        """Chunks as static member functions of a local struct (one function each, never inlined: the
+        ``noinline`` attribute) sharing the temporaries one chunk computes and a later one reads through ``w``."""
+        chunks: list[list[_Statement]] = [[]]
+        cost = 0
+        for statement in self._schedule():
+            if chunks[-1] and cost + _cost(statement.text) > size:
+                chunks.append([])
+                cost = 0
+            chunks[-1].append(statement)
+            cost += _cost(statement.text)
+        chunk_of: dict[sp.Symbol, int] = {}
+        for number, statements in enumerate(chunks):
+            for statement in statements:
+                if statement.defines is not None:
+                    chunk_of[statement.defines] = number
+        shared: dict[sp.Symbol, int] = {}  # temporary -> its slot in w
+        imports: list[list[sp.Symbol]] = []
+        for number, statements in enumerate(chunks):
+            wanted: list[sp.Symbol] = []
+            for statement in statements:
+                for symbol in sorted(statement.uses, key=lambda s: self.symbols[s]):
+                    if chunk_of[symbol] < number and symbol not in wanted:
+                        wanted.append(symbol)
+            imports.append(wanted)
+        for wanted in imports:
+            for symbol in wanted:
+                shared.setdefault(symbol, len(shared))
+        signature = f"{self.signature}, T* w"
+        lines = ["    struct chunk {"]
+        for number, statements in enumerate(chunks):
+            body = [f"        const T {self.symbols[s]} = w[{shared[s]}];" for s in imports[number]]
+            for statement in statements:
+                body.append(self._line(statement, "        "))
+                if statement.defines is not None and statement.defines in shared:
+                    body.append(f"        w[{shared[statement.defines]}] = {statement.target};")
+            if any("c[" in line for line in body):
+                body.insert(0, "        const T* c = constants<T>();")
+            lines.append(f"        [[gnu::noinline]] static void part{number}({signature}) {{")
+            lines += ["    " + line for line in body]
+            lines.append("        }")
+        lines.append("    };")
+        if len(shared) > _STACK_SHARED:
+            # Too many for the stack of a thread with a small one: one array per thread, reused by every call
+            # (the routines never call themselves, so no call overwrites the array of one in progress).
+            lines.append(f"    static thread_local T w[{len(shared)}];  // the temporaries shared between chunks")
+        elif shared:
+            lines.append(f"    T w[{len(shared)}];  // the temporaries shared between chunks")
+        pointer = "w" if shared else "nullptr"
+        lines += [f"    chunk::part{number}({self.arguments}, {pointer});" for number in range(len(chunks))]
+        return "\n".join(lines) + "\n"
 
 
 # A CSE temporary keeps the name derive gave it (x12, J_0_3, ...) when that name is a plain identifier with a
 # digit (so no C++ keyword), without leading or doubled underscores (reserved in C++) and not one of the
 # routine's own names; anything else is refused rather than written into source.
 _TEMPORARY = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")
-_ROUTINE_NAMES = frozenset({"t", "y", "u", "p", "c", "out", "T"})
+_ROUTINE_NAMES = frozenset({"t", "y", "u", "p", "c", "w", "out", "T", "chunk"})
 
 
 def _temporary_name(symbol: sp.Symbol) -> str:
@@ -167,19 +308,19 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
     sig_state = "const T& t, const T* y, const T* p, T* out"
     routines: list[_Routine] = []
 
-    rhs = _Routine("rhs", sig_state, _storage(model), constants)
+    rhs = _Routine("rhs", sig_state, "t, y, p, out", _storage(model), constants)
     rhs.assign([f"out[{i}]" for i in range(n)], model.rhs)
     routines.append(rhs)
 
     # The Jacobian's structural non-zeros only (row-major, the order of sparsity::columns): code and compile time
     # grow with the non-zeros, not with n^2.  The dense routine scatters them in place (see _DENSE_JACOBIAN).
     plan = plan_sparsity(system.jacobian, system.parameter_jacobian, model.states)
-    jac = _Routine("jacobian_values", sig_state, _storage(model), constants)
+    jac = _Routine("jacobian_values", sig_state, "t, y, p, out", _storage(model), constants)
     nonzeros = system.jacobian.todok()
     jac.assign([f"out[{k}]" for k in range(plan.nnz)], [nonzeros[(i, k)] for i, k in zip(plan.rows, plan.columns)])
     routines.append(jac)
 
-    pjac = _Routine("parameter_jacobian", sig_state, _storage(model), constants)
+    pjac = _Routine("parameter_jacobian", sig_state, "t, y, p, out", _storage(model), constants)
     pjac.assign([f"out[{i * n_p + j}]" for i in range(n) for j in range(n_p)], list(system.parameter_jacobian))
     routines.append(pjac)
 
@@ -188,21 +329,20 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
     for j in range(n_p):
         for i in range(n):
             aug_symbols[system.sensitivities[i, j]] = f"u[{n + j * n + i}]"
-    aug = _Routine("augmented_rhs", "const T& t, const T* u, const T* p, T* out", aug_symbols, constants)
+    aug = _Routine("augmented_rhs", "const T& t, const T* u, const T* p, T* out", "t, u, p, out", aug_symbols,
+                   constants)
     reduced = system.cse()
-    for symbol, value in reduced.replacements:
-        aug.symbols[symbol] = _temporary_name(symbol)
-        aug.lines.append(f"    const T {aug.symbols[symbol]} = {CxxPrinter(aug.symbols, constants).doprint(value)};")
-    printer = CxxPrinter(aug.symbols, constants)
-    for k, value in enumerate(reduced.reduced):
-        aug.lines.append(f"    out[{k}] = {printer.doprint(value)};")
+    # Outputs state by state (f_i, then row i of every sensitivity column): row i's coefficients J_i_k are
+    # computed next to all their uses, so a chunked routine passes few temporaries between chunks.
+    by_row = [j * n + i for i in range(n) for j in range(n_p + 1)]
+    aug.extend(reduced.replacements, [f"out[{k}]" for k in by_row], [reduced.reduced[k] for k in by_row])
     routines.append(aug)
 
     param_symbols = {p: f"p[{j}]" for j, p in enumerate(model.parameters)}
-    ic = _Routine("initial_conditions", "const T* p, T* out", param_symbols, constants)
+    ic = _Routine("initial_conditions", "const T* p, T* out", "p, out", param_symbols, constants)
     ic.assign([f"out[{i}]" for i in range(n)], model.initial_conditions)
     routines.append(ic)
-    ics = _Routine("initial_sensitivities", "const T* p, T* out", param_symbols, constants)
+    ics = _Routine("initial_sensitivities", "const T* p, T* out", "p, out", param_symbols, constants)
     ics.assign(
         [f"out[{j * n + i}]" for j in range(n_p) for i in range(n)],
         [system.initial_sensitivities[i, j] for j in range(n_p) for i in range(n)],

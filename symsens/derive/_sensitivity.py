@@ -62,8 +62,12 @@ class SensitivitySystem:
 
     @cached_property
     def _nonzero_jacobian_columns(self) -> tuple[tuple[int, ...], ...]:
-        n = self.n_states
-        return tuple(tuple(k for k in range(n) if self.jacobian[i, k] != 0) for i in range(n))
+        # From the stored non-zeros (todok keeps exactly the entries != 0), not a scan of all n^2 entries, which
+        # costs seconds for a few thousand states.
+        rows: list[list[int]] = [[] for _ in range(self.n_states)]
+        for i, k in sorted(self.jacobian.todok()):
+            rows[i].append(k)
+        return tuple(tuple(row) for row in rows)
 
     @cached_property
     def sensitivity_rhs(self) -> sp.ImmutableMatrix:
@@ -145,7 +149,7 @@ class SensitivitySystem:
         if "cse" in self._cache:
             return self._cache["cse"]
         n, n_p = self.n_states, self.n_parameters
-        jac_entries = [(i, k) for i in range(n) for k in range(n) if self.jacobian[i, k] != 0]
+        jac_entries = [(i, k) for i, columns in enumerate(self._nonzero_jacobian_columns) for k in columns]
         fp_entries = [(i, j) for i in range(n) for j in range(n_p) if self.parameter_jacobian[i, j] != 0]
         pieces = [*self.model.rhs, *(self.jacobian[i, k] for i, k in jac_entries),
                   *(self.parameter_jacobian[i, j] for i, j in fp_entries)]
