@@ -1,25 +1,36 @@
-"""PEtab benchmark problems: load + derive + compile time, objective and gradient times, beside AMICI.
+"""PEtab benchmark problems, work against precision: symsens beside AMICI at equal accuracy.
 
 For each problem in tests/data/petab/ (Boehm_JProteomeRes2014, Crauste_CellSystems2017; Hass et al. 2019):
 
-* ``import+compile cold``: :func:`symsens.petab.load`, the loss's chain rule and the compiled forward-sensitivity
-  solver (and the plain solver of the objective), in a fresh process with an empty ``SYMSENS_CACHE_DIR``;
-* ``import cached``: the same in a fresh process with the kernels already in that cache;
-* ``objective``, ``gradient forward``, ``gradient adjoint-interpolating``: medians of repeated calls in one
-  process (after a first call), at rtol 1e-8, atol 1e-11;
-* AMICI (if installed; never a symsens dependency): import+compile of the PEtab problem (cold, in a temporary
-  folder), then the medians of the objective (the simulations without sensitivities) and of the gradient
-  (CVODES forward sensitivities) at the same tolerances, and its negative log-likelihood;
-* ``its error``: the NLL's distance from the converged value (symsens at rtol 1e-12, atol 1e-14; AMICI at
-  rtol 1e-12 agrees with it to 1e-10).
+* ``import+compile cold``: :func:`symsens.petab.load`, one objective and one gradient (default scheme, rtol 1e-8),
+  in a fresh process with an empty ``SYMSENS_CACHE_DIR`` (so every kernel is generated and compiled);
+  ``import cached``: the same with the kernels already in that cache (medians of ``--cold-repeats`` runs).
+  AMICI: its PEtab import and compile (once).
+* **reference**: the negative log-likelihood (NLL) and its gradient at the nominal point, converged: symsens
+  ``rodas5p`` with the sensitivities in the error norm, rtol 1e-13, atol 1e-16.  Printed beside it: its distance
+  from the same at rtol 1e-14 and from AMICI at rtol 1e-12 (the reference's own error is below those).
+* **work–precision**: for each tool and setting (symsens: each scheme, with forward sensitivities outside or
+  inside the error norm (``:forward-error-control``); AMICI: CVODES BDF with forward
+  sensitivities) and each rtol in 1e-4 ... 1e-10 (atol = rtol / 1000 for both): the NLL's error
+  ``|L - L_ref|``, the gradient's relative error ``max_j |g_j - g_ref_j| / max_j |g_ref_j|``, and the medians
+  of the CPU times of ``--repeats`` calls of the objective (plain solve + NLL) and of the gradient (forward
+  sensitivities + chain rule), each after a first call.  AMICI's calls are ``run_simulations`` on ExpData
+  objects made once (PEtab's parameter mapping is outside the timings), its gradient error from
+  ``simulate_petab``'s gradient on the estimation scale at the same settings.
+* **time to accuracy**: per tool, the fastest of its runs whose errors meet a target (objective: its NLL error,
+  from the plain solve, whose steps differ from the sensitivity solve's; gradient: NLL and gradient errors),
+  and the ratio AMICI / symsens (above 1: symsens is faster).  A setting that fails with "too many steps" (an
+  explicit scheme on a stiff problem) is not run at tighter rtols.
 
-    python benchmarks/petab.py [--repeats 7]
+    python benchmarks/petab.py [--repeats 7] [--cold-repeats 3] [--no-amici] [--no-import]
+                               [--settings rodas4,bdf:forward-error-control,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -31,71 +42,113 @@ from pathlib import Path
 # This script is named petab.py: its own folder must not shadow the `petab` package on the import path.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
+import numpy as np  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = {
     "Boehm_JProteomeRes2014": ROOT / "tests/data/petab/Boehm_JProteomeRes2014/Boehm_JProteomeRes2014.yaml",
     "Crauste_CellSystems2017": ROOT / "tests/data/petab/Crauste_CellSystems2017/Crauste_CellSystems2017.yaml",
 }
-RTOL, ATOL = 1e-8, 1e-11
+RTOLS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12)
+#: The converged reference: rodas5p with the sensitivities in the error norm (CVODES' errconS); without that the
+#: gradient of Crauste converges 100x slower than its NLL (its sensitivities grow 1e4-fold above the states and the
+#: gradient's terms cancel 1e4-fold).
+REFERENCE = ("rodas5p", "forward-error-control", 1e-13, 1e-16)
+DEFAULT_SCHEME = "rodas4"
+#: Accuracy targets: the objective's NLL error; the gradient's (NLL error, gradient relative error).
+OBJECTIVE_TARGETS = (1e-3, 1e-6, 1e-8)
+GRADIENT_TARGETS = ((1e-3, 1.0), (1e-6, 1e-2), (1e-6, 1e-4))
 
 _IMPORT = """
 import json, sys, time
 start = time.perf_counter()
 import symsens.petab
 problem = symsens.petab.load(sys.argv[1])
-problem.objective(rtol={rtol}, atol={atol})
-problem.gradient(rtol={rtol}, atol={atol}).check()
-print(json.dumps({{"seconds": time.perf_counter() - start}}))
+problem.objective(rtol=1e-8, atol=1e-11)
+problem.gradient(rtol=1e-8, atol=1e-11).check()
+print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
 
 def _import_seconds(path: Path, cache: str) -> float:
     environment = dict(os.environ, SYMSENS_CACHE_DIR=cache)
-    out = subprocess.run([sys.executable, "-c", _IMPORT.format(rtol=RTOL, atol=ATOL), str(path)], env=environment,
+    out = subprocess.run([sys.executable, "-c", _IMPORT, str(path)], env=environment,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["seconds"]
 
 
 def _median(function, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    """Median CPU time of the process (``time.process_time``, all its threads) per call: on a machine shared with
+    other work it is far less disturbed than wall time; both tools run single-threaded here."""
     function()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         function()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
-def symsens_row(name: str, path: Path, repeats: int) -> dict:  # type: ignore[type-arg]
+def _errors(loss: float, gradient: np.ndarray, reference: tuple[float, np.ndarray]) -> tuple[float, float]:
+    nll, g = reference
+    return abs(loss - nll), float(np.max(np.abs(np.asarray(gradient) - g)) / np.max(np.abs(g)))
+
+
+def symsens_runs(path: Path, settings: list[str], repeats: int) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+    """``settings``: ``scheme`` (forward sensitivities) or ``scheme:method`` (e.g. ``rodas4:forward-error-control``)."""
     import symsens.petab
+    from symsens import IntegrationError
 
-    with tempfile.TemporaryDirectory() as cache:
-        cold = _import_seconds(path, cache)
-        cached = _import_seconds(path, cache)
     problem = symsens.petab.load(path)
-    row = {"problem": name, "import+compile cold": cold, "import cached": cached,
-           "nll": problem.objective(rtol=RTOL, atol=ATOL), "converged": problem.objective(rtol=1e-12, atol=1e-14)}
-    row["objective"] = _median(lambda: problem.objective(rtol=RTOL, atol=ATOL), repeats)
-    row["gradient forward"] = _median(lambda: problem.gradient(rtol=RTOL, atol=ATOL).check(), repeats)
-    try:
-        row["gradient adjoint-interpolating"] = _median(
-            lambda: problem.gradient(method="adjoint-interpolating", rtol=RTOL, atol=ATOL).check(),
-            max(1, repeats // 3))
-    except Exception as error:  # report, do not hide: the table says it failed
-        row["gradient adjoint-interpolating"] = f"failed: {error}"
-    return row
+    scheme, method, rtol, atol = REFERENCE
+    reference = problem.gradient(scheme=scheme, method=method, rtol=rtol, atol=atol).check()
+    ref = (float(reference.loss), np.asarray(reference.gradient))
+    tighter = problem.gradient(scheme=scheme, method=method, rtol=rtol / 10, atol=atol / 10).check()
+    info = {"reference": ref, "ids": problem.parameter_ids, "tighter": _errors(tighter.loss, tighter.gradient, ref)}
+    runs = []
+    objective_times: dict[tuple[str, float], tuple[float, float] | str] = {}
+    for setting in settings:
+        scheme, _, method = setting.partition(":")
+        method = method or "forward"
+        for rtol in RTOLS:
+            atol = rtol / 1000
+            row = {"tool": "symsens", "setting": setting, "scheme": scheme, "rtol": rtol}
+            try:
+                result = problem.gradient(scheme=scheme, method=method, rtol=rtol, atol=atol).check()
+            except IntegrationError as error:
+                row["failed"] = str(error)
+                runs.append(row)
+                if error.status == "too many steps":  # a stiff problem for this scheme: tighter is no better
+                    break
+                continue
+            row["nll error"], row["gradient error"] = _errors(result.loss, result.gradient, ref)
+            row["gradient"] = _median(
+                lambda: problem.gradient(scheme=scheme, method=method, rtol=rtol, atol=atol), repeats)
+            # The objective (a plain solve) does not depend on the gradient method: timed once per scheme.
+            if (scheme, rtol) not in objective_times:
+                try:
+                    nll = problem.objective(scheme=scheme, rtol=rtol, atol=atol)
+                    objective_times[(scheme, rtol)] = (abs(nll - ref[0]), _median(
+                        lambda: problem.objective(scheme=scheme, rtol=rtol, atol=atol), repeats))
+                except IntegrationError as error:
+                    objective_times[(scheme, rtol)] = str(error)
+            objective = objective_times[(scheme, rtol)]
+            if isinstance(objective, tuple):
+                row["objective nll error"], row["objective"] = objective
+            runs.append(row)
+    return info, runs
 
 
-def amici_row(name: str, path: Path, repeats: int) -> dict | None:  # type: ignore[type-arg]
-    """AMICI (CVODES) on the same problem: the objective and forward-sensitivity gradient of the simulations
-    alone (PEtab's parameter mapping and the ExpData objects are built once, outside the timings)."""
+def amici_runs(name: str, path: Path, ids: tuple[str, ...], reference: tuple[float, np.ndarray], repeats: int
+               ) -> tuple[dict, list[dict]] | None:  # type: ignore[type-arg]
+    """AMICI (CVODES BDF, forward sensitivities) on the same problem, at the same rtols."""
     import logging
 
     try:
         import petab.v1 as petab
         from amici.importers.petab.v1 import import_petab_problem
         from amici.sim.sundials import run_simulations
-        from amici.sim.sundials.petab.v1 import create_edatas, fill_in_parameters
+        from amici.sim.sundials.petab.v1 import create_edatas, fill_in_parameters, simulate_petab
         from amici.sim.sundials.petab.v1._parameter_mapping import create_parameter_mapping
     except ImportError:
         return None
@@ -106,8 +159,8 @@ def amici_row(name: str, path: Path, repeats: int) -> dict | None:  # type: igno
                                      verbose=logging.ERROR)
         compile_seconds = time.perf_counter() - start
         solver = model.create_solver()
-        solver.set_relative_tolerance(RTOL)
-        solver.set_absolute_tolerance(ATOL)
+        solver.set_max_steps(10**6)
+        solver.set_sensitivity_method(1)  # forward sensitivities
         edatas = create_edatas(model, problem)
         mapping = create_parameter_mapping(problem, None, scaled_parameters=True, amici_model=model)
         nominal = dict(zip(problem.x_free_ids, problem.x_nominal_free_scaled))
@@ -115,49 +168,137 @@ def amici_row(name: str, path: Path, repeats: int) -> dict | None:  # type: igno
 
         def run(order: int) -> float:
             solver.set_sensitivity_order(order)
-            solver.set_sensitivity_method(1)  # forward sensitivities
             rdatas = run_simulations(model, solver, edatas)
+            if any(r.status != 0 for r in rdatas):
+                raise RuntimeError(f"AMICI status {[r.status for r in rdatas]}")
             return -sum(r.llh for r in rdatas)
 
-        nll = run(0)
-        objective = _median(lambda: run(0), repeats)
-        gradient = _median(lambda: run(1), repeats)
-    return {"problem": name, "import+compile cold": compile_seconds, "nll": nll, "objective": objective,
-            "gradient forward": gradient}
+        def value_and_gradient() -> tuple[float, np.ndarray]:
+            solver.set_sensitivity_order(1)
+            result = simulate_petab(problem, amici_model=model, solver=solver, problem_parameters=nominal,
+                                    edatas=edatas, parameter_mapping=mapping, scaled_parameters=True,
+                                    scaled_gradients=True, log_level=logging.ERROR)
+            if any(r.status != 0 for r in result["rdatas"]):
+                raise RuntimeError(f"AMICI status {[r.status for r in result['rdatas']]}")
+            return -float(result["llh"]), -np.array([result["sllh"][i] for i in ids])
+
+        def at(rtol: float) -> None:
+            solver.set_relative_tolerance(rtol)
+            solver.set_absolute_tolerance(rtol / 1000)
+
+        at(1e-12)
+        converged = value_and_gradient()
+        info = {"import+compile cold": compile_seconds, "at 1e-12": _errors(*converged, reference)}
+        runs = []
+        for rtol in RTOLS:
+            at(rtol)
+            row = {"tool": "AMICI", "setting": "CVODES BDF", "rtol": rtol}
+            try:
+                loss, gradient = value_and_gradient()
+                nll = run(0)
+            except RuntimeError as error:
+                row["failed"] = str(error)
+                runs.append(row)
+                continue
+            row["nll error"], row["gradient error"] = _errors(loss, gradient, reference)
+            row["objective nll error"] = abs(nll - reference[0])
+            row["objective"] = _median(lambda: run(0), repeats)
+            row["gradient"] = _median(lambda: run(1), repeats)
+            runs.append(row)
+    return info, runs
+
+
+def _fastest(runs: list[dict], what: str, nll_bound: float,  # type: ignore[type-arg]
+             gradient_bound: float) -> dict | None:  # type: ignore[type-arg]
+    if what == "objective":
+        meeting = [r for r in runs if "objective" in r and r["objective nll error"] <= nll_bound]
+    else:
+        meeting = [r for r in runs if "failed" not in r and r["nll error"] <= nll_bound
+                   and r["gradient error"] <= gradient_bound]
+    return min(meeting, key=lambda r: r[what]) if meeting else None
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-amici", action="store_true")
+    parser.add_argument("--no-import", action="store_true", help="skip the cold/cached import+compile runs")
+    parser.add_argument("--cold-repeats", type=int, default=3, help="cold/cached import+compile runs (median)")
+    parser.add_argument("--settings", default="rodas4,rodas4:forward-error-control,rodas5p,"
+                        "rodas5p:forward-error-control,bdf,tsit5:forward-error-control,"
+                        "verner7:forward-error-control")
     args = parser.parse_args()
-    rows = []
-    converged = {}
+    settings = [s.strip() for s in args.settings.split(",") if s.strip()]
+    print(f"per-call times: medians of the CPU time of {args.repeats} calls, milliseconds; atol = rtol / 1000\n")
     for name, path in PROBLEMS.items():
-        rows.append(("symsens", symsens_row(name, path, args.repeats)))
-        converged[name] = rows[-1][1]["converged"]
+        print(f"## {name}\n")
+        if not args.no_import:
+            colds, cacheds = [], []
+            for _ in range(args.cold_repeats):  # each in a fresh process with an empty kernel cache
+                with tempfile.TemporaryDirectory() as cache:
+                    colds.append(_import_seconds(path, cache))
+                    cacheds.append(_import_seconds(path, cache))
+            cold, cached = statistics.median(colds), statistics.median(cacheds)
+        info, runs = symsens_runs(path, settings, args.repeats)
+        amici = None
         if not args.no_amici:
             try:
-                row = amici_row(name, path, args.repeats)
-            except Exception as error:
-                row = {"problem": name, "error": f"{type(error).__name__}: {error}"}
-            if row is not None:
-                rows.append(("AMICI", row))
-    columns = ["import+compile cold", "import cached", "objective", "gradient forward",
-               "gradient adjoint-interpolating"]
-    print(f"rtol {RTOL:g}, atol {ATOL:g}; seconds (medians of {args.repeats} runs for objective and gradients)\n")
-    print("| tool | problem | NLL at nominal | its error | " + " | ".join(columns) + " |")
-    print("|---|---|---|---|" + "---|" * len(columns))
-    for tool, row in rows:
-        if "error" in row:
-            print(f"| {tool} | {row['problem']} | {row['error']} | |" + " |" * len(columns))
-            continue
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            cells.append("—" if value is None else value if isinstance(value, str) else f"{value:.3g}")
-        error = abs(row["nll"] - converged[row["problem"]])
-        print(f"| {tool} | {row['problem']} | {row['nll']:.10g} | {error:.1e} | " + " | ".join(cells) + " |")
+                amici = amici_runs(name, path, info["ids"], info["reference"], args.repeats)
+            except Exception as error:  # report, do not hide: the table says it failed
+                print(f"AMICI failed: {type(error).__name__}: {error}\n")
+        if amici is not None:
+            runs += amici[1]
+        nll, g = info["reference"]
+        scheme, method, rtol, atol = REFERENCE
+        print(f"reference (symsens {scheme} {method}, rtol {rtol:g}, atol {atol:g}): NLL {nll:.12g}; its distance "
+              f"from the same at rtol {rtol / 10:g}: NLL {info['tighter'][0]:.1e}, gradient {info['tighter'][1]:.1e}"
+              + (f"; from AMICI at rtol 1e-12: NLL {amici[0]['at 1e-12'][0]:.1e}, "
+                 f"gradient {amici[0]['at 1e-12'][1]:.1e}" if amici else "") + "\n")
+        if not args.no_import:
+            print(f"import+compile cold: symsens {cold:.1f} s (median of {args.cold_repeats}; "
+                  f"{min(colds):.1f}–{max(colds):.1f})" +
+                  (f", AMICI {amici[0]['import+compile cold']:.1f} s" if amici else "") +
+                  f"; symsens import cached {cached:.2f} s\n")
+        print("| tool | setting | rtol | NLL error | gradient error | gradient ms | objective's NLL error | "
+              "objective ms |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in runs:
+            if "failed" in r:
+                print(f"| {r['tool']} | {r['setting']} | {r['rtol']:.0e} | failed: {r['failed'][:60]} | | | | |")
+                continue
+            objective = (f"{r['objective nll error']:.1e} | {_ms(r['objective'])}" if "objective" in r
+                         else "failed | ")
+            print(f"| {r['tool']} | {r['setting']} | {r['rtol']:.0e} | {r['nll error']:.1e} | "
+                  f"{r['gradient error']:.1e} | {_ms(r['gradient'])} | {objective} |")
+        print("\nTime to accuracy (the fastest run meeting the target; ms, with its setting and rtol):\n")
+        print("| call | target | symsens rodas4 (default) | symsens, fastest setting | AMICI | "
+              "AMICI / symsens default | AMICI / symsens fastest |")
+        print("|---|---|---|---|---|---|---|")
+        targets = [("objective", bound, math.inf) for bound in OBJECTIVE_TARGETS]
+        targets += [("gradient", nll_bound, gradient_bound) for nll_bound, gradient_bound in GRADIENT_TARGETS]
+        for what, nll_bound, gradient_bound in targets:
+            bound = f"NLL ≤ {nll_bound:g}" + (f", gradient ≤ {gradient_bound:g}" if what == "gradient" else "")
+            default = _fastest([r for r in runs if r["setting"] == DEFAULT_SCHEME], what, nll_bound, gradient_bound)
+            best = _fastest([r for r in runs if r["tool"] == "symsens"], what, nll_bound, gradient_bound)
+            peer = _fastest([r for r in runs if r["tool"] == "AMICI"], what, nll_bound, gradient_bound)
+
+            def cell(r: dict | None) -> str:  # type: ignore[type-arg]
+                if r is None:
+                    return "not reached"
+                setting = r["setting"] if what == "gradient" else r["setting"].partition(":")[0]
+                return f"{_ms(r[what])} ({setting}, {r['rtol']:.0e})"
+
+            def ratio(r: dict | None) -> str:  # type: ignore[type-arg]
+                return "—" if r is None or peer is None else f"{peer[what] / r[what]:.2f}"
+
+            peer_cell = cell(peer) if any(r["tool"] == "AMICI" for r in runs) else "not run"
+            print(f"| {what} | {bound} | {cell(default)} | {cell(best)} | {peer_cell} | {ratio(default)} | "
+                  f"{ratio(best)} |")
+        print()
 
 
 if __name__ == "__main__":

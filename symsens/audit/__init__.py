@@ -16,11 +16,12 @@ from ._losses import (
 )
 from ._external import ExternalGradient, LossData, loss_data
 from ._methods import DEFAULT_METHODS, GRADIENT_METHODS
+from ._parameter_map import ParameterMap
 
 __all__ = [
     "audit", "audit_sweep", "AuditReport", "TrajectoryLoss", "DataLoss", "IntegralLoss", "ExpressionLoss",
     "parse_loss", "loss_from_model_file", "fit_loss", "GRADIENT_METHODS", "DEFAULT_METHODS", "DEFAULT_SCHEMES",
-    "DEFAULT_TOLERANCES", "ExternalGradient", "LossData", "loss_data",
+    "DEFAULT_TOLERANCES", "ExternalGradient", "LossData", "loss_data", "ParameterMap",
 ]
 
 

@@ -28,7 +28,8 @@ from ._methods import (
     DEFAULT_METHODS, SettingRuns, _plan, default_atol, has_discrete_adjoint, method_options, nominal_setting,
     run_setting, unit_costs, work_estimate,
 )
-from ._reference import ReferenceGradient, reference_gradients
+from ._parameter_map import ParameterMap
+from ._reference import ReferenceGradient, composed_reference, reference_gradients
 from ._external import external_results, prepare_externals, report_loss_data
 from ._verdict import answer, recommendation, verdict
 
@@ -82,6 +83,9 @@ class AuditReport:
     answer about it (:func:`symsens.audit._verdict.answer`): ``answer["text"]``, ``answer["trustworthy"]``
     (True, False, or None when the audit cannot tell), ``answer["digits"]``, ``answer["cause"]``,
     ``answer["cheapest"]``.
+
+    ``parameter_map``: with a :class:`ParameterMap`, its one-line description (every gradient of the report is
+    composed with its Jacobian); None without.
     """
 
     model_name: str
@@ -103,6 +107,7 @@ class AuditReport:
     user_setting: dict[str, Any] = field(default_factory=dict)
     answer: dict[str, Any] = field(default_factory=dict)
     loss_data: dict[str, Any] | None = None
+    parameter_map: str | None = None
     _settings: tuple[SettingRuns, ...] = field(repr=False, default=())
     _references: tuple[ReferenceGradient, ...] = field(repr=False, default=())
     _series: dict[str, Any] = field(repr=False, default_factory=dict)
@@ -138,6 +143,7 @@ class AuditReport:
             "target_digits": self.target_digits,
             "timings": self.timings,
             "loss_data": self.loss_data,
+            "parameter_map": self.parameter_map,
         })
 
     def summary_table(self) -> str:
@@ -296,6 +302,7 @@ def audit(
     use_cache: bool = True,
     external: Mapping[str, Any] | None = None,
     tools: Sequence[str] | None = None,
+    parameter_map: ParameterMap | None = None,
 ) -> AuditReport:
     """Compare the gradients of ``loss`` from every method x scheme x tolerance with the reference.
 
@@ -340,6 +347,14 @@ def audit(
     use_cache : read the verified reference from, and store it in, the per-user reference cache (keyed by
         the content of everything it depends on; :mod:`symsens.audit._reference_cache`).  ``False``
         recomputes it.
+    parameter_map : :class:`symsens.audit.ParameterMap`, optional
+        When model parameters are functions of the user's parameters (a PEtab problem's pre-equilibrated
+        initial values, ``problem.audit_arguments()``): every method and the reference differentiate over
+        ``parameter_map.model_parameters`` and each gradient is composed with ``dq/dtheta``, the compared
+        methods' with its double-precision value, the reference's with the extended-precision one and its error
+        bound (:mod:`symsens.audit._parameter_map`).  ``parameters`` then selects among
+        ``parameter_map.parameters`` (default all); ``p`` must agree with the map's values.  ``external``
+        gradients are then over the map's parameters (the total derivative); not combined with ``tools``.
 
     Returns
     -------
@@ -352,7 +367,13 @@ def audit(
     user = _user_setting(user_setting, methods, schemes, tols)
     t_span = time_span(t_span, model.t_span)
     p_values = _parameter_values(model, p)
-    chosen = parameter_selection(model, parameters)
+    if parameter_map is not None:
+        parameter_map = _checked_map(parameter_map, model, p_values, parameters, tools)
+        chosen = parameter_selection(model, parameter_map.model_parameters)
+        reported, reported_values = parameter_map.parameters, parameter_map.values
+    else:
+        chosen = parameter_selection(model, parameters)
+        reported, reported_values = chosen, p_values[[model.parameter_names.index(n) for n in chosen]]
     loss = default_loss(model, chosen, p_values, t_span) if loss is None else loss
     max_steps = step_count(max_steps, "max_steps")
     if isinstance(loss, TrajectoryLoss):
@@ -362,7 +383,8 @@ def audit(
     plan = _plan(model, loss, chosen, t_span)
     # External gradients need the loss made concrete (fixed times and targets); see _external.
     loss, plan, externals, loss_record = prepare_externals(model, loss, plan, external, tools, p_values, chosen,
-                                                           t_span, reference_digits, reference_time_budget, use_cache)
+                                                           t_span, reference_digits, reference_time_budget, use_cache,
+                                                           gradient_parameters=tuple(reported))
 
     def atol_of(rtol: float) -> float:
         if atol is not None and not callable(atol):
@@ -417,7 +439,8 @@ def audit(
                 p_data[model.parameter_names.index(name)] = value
         refs = reference_gradients(plan, t_span, p_values, p_data, [n.output_times for n in usable_nominals],
                                    [n.targets for n in usable_nominals], reference_digits, reference_time_budget,
-                                   use_cache=use_cache)
+                                   use_cache=use_cache,
+                                   exact_values=parameter_map.reference_values if parameter_map is not None else ())
         reference_of = {id(n): r for n, r in zip(usable_nominals, refs)}
         report("reference")
         reference_seconds = time.perf_counter() - start
@@ -438,6 +461,11 @@ def audit(
     finally:
         if own_pool:
             pool.shutdown()
+    if parameter_map is not None:
+        # dL/dtheta = dL/dq dq/dtheta, for every method and the reference (module _parameter_map).
+        settings = [_composed_setting(setting, parameter_map) for setting in settings]
+        reference_of = {key: composed_reference(ref, parameter_map, plan.model.n_states)
+                        for key, ref in reference_of.items()}
     usable = [s for s in settings if s.output_times is not None]
     by_setting = {id(s): reference_of[id(n)] for s, n in zip(settings, nominals) if id(n) in reference_of}
 
@@ -445,10 +473,9 @@ def audit(
     start = time.perf_counter()
     trajectory = _trajectory(plan.solve_model, t_span, p_values, schemes, tols, atol_of, max_steps)
     references = [by_setting[id(s)] for s in usable]
-    diagnostics = diagnose(plan.model, p_values, usable, references, trajectory, chosen)
+    diagnostics = diagnose(plan.model, p_values, usable, references, trajectory, reported)
 
     units = unit_costs(plan.solve_model)
-    chosen_index = [model.parameter_names.index(name) for name in chosen]
     rows = []
     for setting in settings:
         reference = by_setting.get(id(setting))
@@ -463,7 +490,7 @@ def audit(
             continue
         for run in setting.runs:
             category, sentence, digits = verdict(run, setting, reference, diagnostics, target_digits,
-                                                 p_values[chosen_index])
+                                                 reported_values)
             relative, absolute = gradient_error(run.gradient, reference)
             rows.append({
                 "method": run.method, "scheme": run.scheme, "rtol": run.rtol, "atol": run.atol,
@@ -490,7 +517,7 @@ def audit(
             if growth:
                 backward = {**growth, "span": float(t_span[1] - t_span[0])}
         rows, the_answer, user_record = external_results(
-            externals, rows, p_values, chosen, tols, atol_of, references[0], plan, target_digits, advice,
+            externals, rows, p_values, reported, tols, atol_of, references[0], plan, target_digits, advice,
             the_answer if user_setting is not None else None, user_record, report, backward)
         external_seconds = time.perf_counter() - external_start
     diagnosis_seconds = time.perf_counter() - start - external_seconds
@@ -500,8 +527,8 @@ def audit(
     return AuditReport(
         model_name=model.name,
         loss_description=loss.description,
-        parameters=chosen,
-        parameter_values=p_values[[model.parameter_names.index(n) for n in chosen]],
+        parameters=tuple(reported),
+        parameter_values=np.asarray(reported_values, dtype=float),
         t_span=t_span,
         reference_gradient=first.gradient,
         reference_digits=first.digits,
@@ -517,6 +544,7 @@ def audit(
         loss_data=loss_record if loss_record is not None else report_loss_data(model, loss, plan, p_values, t_span,
                                                                                references[0]),
         answer=the_answer,
+        parameter_map=None if parameter_map is None else parameter_map.description,
         timings={"compile": compile_seconds, "solves": solve_seconds, "reference": reference_seconds,
                  "diagnosis": diagnosis_seconds, **({"external": external_seconds} if externals else {}),
                  "total": time.perf_counter() - start_total},
@@ -525,6 +553,47 @@ def audit(
         _series={**diagnostics.series, "units": dict(model.units), "time_name": model.time.name,
                  "data_fit": data_fit_series(plan, usable[0].output_times, first.targets, trajectory, p_values)},
     )
+
+
+def _checked_map(parameter_map: Any, model: Model, p: np.ndarray, parameters: Sequence[str] | None,
+                 tools: Any) -> ParameterMap:
+    """The map over the selected ``parameters``, checked against the model and the point ``p``."""
+    if not isinstance(parameter_map, ParameterMap):
+        raise TypeError(f"`parameter_map` must be a symsens.audit.ParameterMap, got {type(parameter_map).__name__}")
+    if tools:
+        raise ValueError("`parameter_map` cannot be combined with `tools`: a tool differentiates over the model's "
+                         "parameters, the audited gradient is over the map's parameters")
+    for name in (*parameter_map.model_parameters, *(n for n, _ in parameter_map.reference_values)):
+        if name not in model.parameter_names:
+            raise ValueError(f"`parameter_map`: {name!r} is not a parameter of the model")
+    selected = parameter_map.select(parameters)
+    # A map is linearised at one point: a p elsewhere would compose gradients at one point with a Jacobian at
+    # another.  Its parameters that are model parameters, and its exact values, must be those of p.
+    for name, value in zip(parameter_map.parameters, parameter_map.values):
+        if name in model.parameter_names:
+            given = float(p[model.parameter_names.index(name)])
+            if not math.isclose(given, float(value), rel_tol=1e-12, abs_tol=1e-300):
+                raise ValueError(f"`p`: {name} = {given:.15g}, but `parameter_map` was made at {name} = "
+                                 f"{float(value):.15g}; make the map at this point")
+    for name, text in parameter_map.reference_values:
+        given = float(p[model.parameter_names.index(name)])
+        if not math.isclose(given, float(text), rel_tol=1e-12, abs_tol=1e-300):
+            raise ValueError(f"`p`: {name} = {given:.15g}, but `parameter_map` gives it the value {text}; make the "
+                             "map at this point")
+    return selected
+
+
+def _composed_setting(setting: SettingRuns, parameter_map: ParameterMap) -> SettingRuns:
+    """Every run's gradient (and its per-time and loss-floor parts) over the map's parameters: ``g J``.  The
+    sensitivity norms stay those of the solve (over the model parameters): they describe the solve's growth."""
+    from dataclasses import replace
+
+    def composed(value: np.ndarray | None) -> np.ndarray | None:
+        return None if value is None else parameter_map.compose(value)
+
+    runs = tuple(replace(run, gradient=composed(run.gradient), contributions=composed(run.contributions),
+                         floor_bias=composed(run.floor_bias)) for run in setting.runs)
+    return replace(setting, runs=runs)
 
 
 def _adjoint_fields(run: Any, diagnostics: Any) -> dict[str, Any]:

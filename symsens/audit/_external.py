@@ -920,13 +920,16 @@ class _ToolCall:
 # -- the audit's hooks -----------------------------------------------------------------------------------------
 def prepare_externals(model: Model, loss: AuditLoss, plan: LossPlan, external: Any, tools: Sequence[str] | None,
                       p: np.ndarray, parameters: tuple[str, ...], t_span: tuple[float, float], digits: int,
-                      time_budget: float | None, use_cache: bool = True
+                      time_budget: float | None, use_cache: bool = True,
+                      gradient_parameters: tuple[str, ...] | None = None,
                       ) -> tuple[AuditLoss, LossPlan, tuple[tuple[str, ExternalGradient], ...], dict[str, Any] | None]:
     """Check the externals, make the loss concrete for them and add the tools: ``(loss, plan, externals,
-    loss data as JSON)``; without externals or tools everything is returned unchanged."""
+    loss data as JSON)``; without externals or tools everything is returned unchanged.  ``parameters``: the
+    model parameters differentiated; ``gradient_parameters``: the externals' gradient order, when it differs
+    (an audit with a :class:`~symsens.audit.ParameterMap`: its parameters)."""
     from ._methods import _plan
 
-    externals = parse_externals(external, parameters)
+    externals = parse_externals(external, parameters if gradient_parameters is None else gradient_parameters)
     if tools is not None and isinstance(tools, str):
         raise ValueError("`tools` must be a sequence of tool names, not a string")
     if not externals and not tools:

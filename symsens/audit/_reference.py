@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from ..model import Model
 from ._losses import LossPlan, TrajectoryLoss
+from ._parameter_map import ParameterMap
 
-__all__ = ["ReferenceGradient", "reference_gradients"]
+__all__ = ["ReferenceGradient", "reference_gradients", "composed_reference"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,29 +78,60 @@ def _gradient_error_bound(plan: LossPlan, t: np.ndarray, y: np.ndarray, S: np.nd
 
 
 def _run_reference(model: Model, t_span: tuple[float, float], p: np.ndarray, times: np.ndarray,
-                   parameters: Sequence[str], digits: int, sensitivity: bool, time_budget: float | None):  # type: ignore[no-untyped-def]
+                   parameters: Sequence[str], digits: int, sensitivity: bool, time_budget: float | None,
+                   exact_values: Sequence[tuple[str, str]] = ()):  # type: ignore[no-untyped-def]
     from ..reference import reference
 
-    return reference(model, t_span, p=p, t_eval=times, digits=digits, sensitivity=sensitivity,
+    point: Any = p
+    if exact_values:  # values known beyond double precision, as decimal strings (symsens.reference reads them)
+        point = list(p)
+        for name, text in exact_values:
+            point[model.parameter_names.index(name)] = text
+    return reference(model, t_span, p=point, t_eval=times, digits=digits, sensitivity=sensitivity,
                      parameters=list(parameters) if sensitivity else None, time_budget=time_budget)
 
 
 def _cached_reference(model: Model, t_span: tuple[float, float], p: np.ndarray, times: np.ndarray,
                       parameters: Sequence[str], digits: int, sensitivity: bool, time_budget: float | None,
-                      use_cache: bool):  # type: ignore[no-untyped-def]
+                      use_cache: bool, exact_values: Sequence[tuple[str, str]] = ()):  # type: ignore[no-untyped-def]
     """:func:`_run_reference`, read from the on-disk reference cache when it holds this run (keyed by content,
     :mod:`symsens.audit._reference_cache`); a verified fresh run is stored there."""
     if not use_cache:
-        return _run_reference(model, t_span, p, times, parameters, digits, sensitivity, time_budget)
+        return _run_reference(model, t_span, p, times, parameters, digits, sensitivity, time_budget, exact_values)
     from ._reference_cache import read_reference, reference_key, write_reference
 
-    key = reference_key(model, t_span, p, times, parameters, digits, sensitivity)
+    key = reference_key(model, t_span, p, times, parameters, digits, sensitivity, exact_values)
     cached = read_reference(key, times)
     if cached is not None:
         return cached
-    result = _run_reference(model, t_span, p, times, parameters, digits, sensitivity, time_budget)
+    result = _run_reference(model, t_span, p, times, parameters, digits, sensitivity, time_budget, exact_values)
     write_reference(key, times, result)
     return result
+
+
+def _digits(gradient: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Correct digits of each component from its error bound: ``-log10(bound / |g|)`` in [0, 17]; 0 unbounded."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        digits = np.where(bound == 0, 17.0, np.clip(-np.log10(bound / np.abs(gradient)), 0.0, 17.0))
+    return np.where(np.isfinite(bound), digits, 0.0)
+
+
+def composed_reference(reference: ReferenceGradient, parameter_map: ParameterMap, n_states: int) -> ReferenceGradient:
+    """``reference`` (over the map's model parameters) as the reference over the map's parameters: the gradient
+    composed with the extended-precision Jacobian and its error bound carried through
+    (:meth:`ParameterMap.compose_reference`), the sensitivities ``S J`` (their norms recomputed)."""
+    P = len(parameter_map.parameters)
+    if reference.exact:
+        return replace(reference, gradient=np.zeros(P), digits=np.full(P, np.inf))
+    gradient, bound = parameter_map.compose_reference(reference.gradient, reference.error_bound)
+    sensitivities = norms = None
+    if reference.sensitivities is not None:
+        sensitivities = np.asarray(reference.sensitivities, dtype=float) @ parameter_map.reference_jacobian
+        norms = np.sqrt(np.sum(sensitivities[:, :n_states, :] ** 2, axis=(1, 2)))
+    return replace(reference, gradient=gradient, digits=_digits(gradient, bound), error_bound=bound,
+                   sensitivities=sensitivities, sensitivity_norms=norms,
+                   how=f"{reference.how}; composed with the parameter map's extended-precision Jacobian, whose "
+                       "error bound is carried into the digits")
 
 
 def reference_gradients(
@@ -111,13 +144,16 @@ def reference_gradients(
     digits: int,
     time_budget: float | None = None,
     use_cache: bool = False,
+    exact_values: Sequence[tuple[str, str]] = (),
 ) -> list[ReferenceGradient]:
     """One :class:`ReferenceGradient` per output grid (``grids[i]``, with least-squares ``targets[i]``).
 
     Trajectory losses compare with the *exact* trajectory at ``p_data`` (not the solver's): the true loss.
     With ``use_cache``, verified reference runs are read from and stored in the per-user reference cache
     (:mod:`symsens.audit._reference_cache`); the gradient is recomputed from the cached states and
-    sensitivities, so a cached result equals a fresh one.
+    sensitivities, so a cached result equals a fresh one.  ``exact_values``: ``(name, decimal string)`` of model
+    parameters whose values are known beyond double precision; the reference run uses them (the loss's own
+    terms, evaluated in double, use ``p``).
     """
     P = len(plan.parameters)
     if isinstance(plan.loss, TrajectoryLoss) and p_data is not None and np.array_equal(p, p_data):
@@ -126,7 +162,8 @@ def reference_gradients(
 
     start = time.perf_counter()
     union = np.unique(np.concatenate([np.asarray(g, dtype=float) for g in grids]))
-    result = _cached_reference(plan.solve_model, t_span, p, union, plan.parameters, digits, True, time_budget, use_cache)
+    result = _cached_reference(plan.solve_model, t_span, p, union, plan.parameters, digits, True, time_budget,
+                               use_cache, exact_values)
     y_ref = np.asarray(result.y, dtype=float)
     s_ref = np.asarray(result.sensitivities, dtype=float)
     # Absolute error bounds of every reference value (symsens.reference's y_error / sensitivity_error);
@@ -157,12 +194,9 @@ def reference_gradients(
         assert gradient is not None
         bound = _gradient_error_bound(plan, grid, y, S, p, data, y_err[index], s_err[index],
                                       None if data_err is None else (data_y[index], data_err[index], p_data))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            component_digits = np.where(bound == 0, 17.0, np.clip(-np.log10(bound / np.abs(gradient)), 0.0, 17.0))
-        component_digits = np.where(np.isfinite(bound), component_digits, 0.0)
         norms = np.sqrt(np.sum(S[:, : plan.model.n_states, :] ** 2, axis=(1, 2)))
         references.append(ReferenceGradient(
-            gradient, loss, component_digits, False,
+            gradient, loss, _digits(gradient, bound), False,
             f"{how}; {len(union)} output times, {seconds:.1f} s", y=y, sensitivity_norms=norms, targets=data,
             error_bound=bound, verified=verified, sensitivities=S,
         ))

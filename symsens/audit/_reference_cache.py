@@ -104,14 +104,19 @@ def _floats(values: Any) -> bytes:
 
 
 def reference_key(model: Model, t_span: tuple[float, float], p: np.ndarray, times: np.ndarray,
-                  parameters: Sequence[str], digits: int, sensitivity: bool) -> str:
-    """The content key of one reference run: SHA-256 of everything its result depends on."""
+                  parameters: Sequence[str], digits: int, sensitivity: bool,
+                  exact_values: Sequence[tuple[str, str]] = ()) -> str:
+    """The content key of one reference run: SHA-256 of everything its result depends on (``exact_values``:
+    parameters given beyond double precision, as decimal strings, which replace their entries of ``p``)."""
     from ..codegen._kernels import _model_digest
 
     digest = hashlib.sha256()
-    for part in (f"symsens-reference-{_FORMAT}".encode(), _code_digest().encode(), _model_digest(model).encode(),
-                 repr(list(model.parameter_names)).encode(), _floats(t_span), _floats(p), _floats(times),
-                 repr(list(parameters) if sensitivity else None).encode(), repr((int(digits), bool(sensitivity))).encode()):
+    parts = [f"symsens-reference-{_FORMAT}".encode(), _code_digest().encode(), _model_digest(model).encode(),
+             repr(list(model.parameter_names)).encode(), _floats(t_span), _floats(p), _floats(times),
+             repr(list(parameters) if sensitivity else None).encode(), repr((int(digits), bool(sensitivity))).encode()]
+    if exact_values:  # only then: the keys of every other run stay as they were
+        parts.append(repr([(str(name), str(text)) for name, text in exact_values]).encode())
+    for part in parts:
         digest.update(len(part).to_bytes(8, "little") + part)
     return digest.hexdigest()
 

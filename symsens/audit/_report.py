@@ -198,6 +198,8 @@ def _header_lines(report, width: int = 110) -> list[str]:  # type: ignore[no-unt
     return [
         f"symsens audit: {_plain(report.model_name)}",
         *wrap_words(f"loss: {_plain(report.loss_description)}", width, indent="  "),
+        *(wrap_words(f"gradient: {_plain(report.parameter_map)}", width, indent="  ")
+          if getattr(report, "parameter_map", None) else []),
         f"reference gradient |g*| = {format_number(stable_norm(report.reference_gradient))} "
         f"({'exact' if report.reference_exact else ('verified' if report.reference_verified else 'NOT fully verified')}), "
         f"true loss {format_number(report.loss_at_nominal)}",
@@ -460,6 +462,8 @@ def _build(report, figures: dict[str, str]) -> _Document:  # type: ignore[no-unt
                    "(relative error; absolute |g| where the true gradient is 0); the ringed point is your setting.")
     doc.paragraph(f"Loss: {_u(report.loss_description)}; time span {report.t_span[0]:g} to {report.t_span[1]:g}; "
                   f"gradient with respect to {len(report.parameters)} parameter{'s' if len(report.parameters) != 1 else ''}.")
+    if getattr(report, "parameter_map", None):
+        doc.paragraph(f"Gradient: {_u(report.parameter_map)}.")
     if "data_fit" in figures:
         doc.figure(figures["data_fit"], "The loss's data (circles) and the model's trajectory at the audited parameters "
                    "(line), per compared quantity: the fit whose gradient is audited.")

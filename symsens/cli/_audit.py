@@ -159,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model and str(args.model).lower().endswith((".yaml", ".yml")):  # a PEtab problem: symsens.petab
         from ..petab import load as load_petab
 
-        petab = load_petab(args.model).audit_arguments()
+        problem = load_petab(args.model)
+        petab = problem.audit_arguments()
     model = resolve_model(args) if petab is None else petab["model"]
     from .._checks import parameter_values
     from ..model import examples
@@ -169,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     options = preset_for(model.name) if model_file is None else {}
     if petab is not None:  # its negative log-likelihood over the estimated parameters (nominal values)
         options.update(loss=petab["loss"], parameters=petab["parameters"])
+        if "parameter_map" in petab:  # pre-equilibration: the total derivative through the steady state
+            options.update(p=petab["p"], parameter_map=petab["parameter_map"])
     if args.schemes:
         options["schemes"] = _names(args.schemes)
     if args.tolerances:
@@ -189,6 +192,15 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise ValueError(f"--set: {error}") from None
         options["p"] = point
+        if petab is not None and "parameter_map" in petab:  # the steady state and its Jacobian at this point
+            ids = {q.model_name: q.id for q in problem.parameters}
+            for name in point:
+                if name not in ids:
+                    raise ValueError(f"--set: {name!r} is not an estimated parameter of the PEtab problem (with "
+                                     f"pre-equilibration the initial values follow the steady state); they are "
+                                     f"{', '.join(ids)}")
+            moved = problem.audit_arguments({ids[name]: value for name, value in point.items()})
+            options.update(p=moved["p"], parameter_map=moved["parameter_map"])
     p_data = _assignments(args.p_data, "--p-data")
 
     # The gradient the user computes: always among the audited settings.

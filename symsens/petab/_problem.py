@@ -18,6 +18,14 @@ The construction (docs/petab.md has the full account):
 * A copy with pre-equilibration starts from parameters ``<state>_<copy>_preequilibrated`` (initial values that
   are model parameters); :meth:`PetabProblem.objective` and :meth:`PetabProblem.gradient` set them to the
   steady state (:func:`symsens.petab.steady_state`) and chain its sensitivity into the gradient.
+* :meth:`PetabProblem.objective`, :meth:`PetabProblem.simulate` and :meth:`PetabProblem.gradient` (its compiled
+  sensitivity methods) take a lean path (:mod:`symsens.petab._lean`): the model without the intermediate ``nll``
+  is solved once at the measurement times (one compiled library serves the plain solve and the gradient's
+  sensitivities), and the NLL and its chain rule are evaluated in NumPy per measurement row from the closed-form
+  noise terms
+  (:func:`symsens.petab._noise.nll_and_partials`) and the exact derivatives of the observable and noise
+  formulas.  The values equal those of :func:`symsens.gradient` on :attr:`PetabProblem.loss` to rounding;
+  the audit (:meth:`PetabProblem.audit_arguments`) still differentiates ``loss`` as it is.
 """
 
 from __future__ import annotations
@@ -92,8 +100,9 @@ class EstimatedParameter:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One row of the measurement table: where it is (``line``), what it measures, and its terms (SymPy in the
-    model's symbols): the simulated observable, the noise parameter and ``-log`` likelihood."""
+    """One row of the measurement table: where it is (``line``), what it measures, its terms (SymPy in the
+    model's symbols: the simulated observable, the noise parameter and ``-log`` likelihood) and its noise model
+    (``distribution``, ``transformation``: PEtab's ``noiseDistribution``, ``observableTransformation``)."""
 
     line: int
     observable_id: str
@@ -103,6 +112,8 @@ class Measurement:
     simulated: sp.Expr = field(repr=False)
     sigma: sp.Expr = field(repr=False)
     nll: sp.Expr = field(repr=False)
+    distribution: str = "normal"
+    transformation: str = "lin"
 
 
 @dataclass(frozen=True)
@@ -210,78 +221,80 @@ class PetabProblem:
 
     # -- objective and gradient ----------------------------------------------------------------------------
     def audit_arguments(self, p: Sequence[float] | Mapping[str, float] | None = None) -> dict[str, Any]:
-        """``model``, ``loss``, ``p`` and ``parameters`` for :func:`symsens.audit` (or :func:`symsens.gradient`):
-        ``symsens.audit(**problem.audit_arguments())``.
+        """``model``, ``loss``, ``p`` and ``parameters`` for :func:`symsens.audit` (or, without
+        pre-equilibration, :func:`symsens.gradient`): ``symsens.audit(**problem.audit_arguments())``.
 
-        With pre-equilibration the audit differentiates with the pre-equilibrated initial values held at the
-        steady state of ``p`` (their dependence on the parameters is not part of the audited gradient).
+        With pre-equilibration also ``parameter_map`` (:func:`symsens.petab._steady.preequilibration_map`): the
+        audit differentiates over the estimated parameters and the pre-equilibrated initial values and composes
+        every gradient with ``dx*/dtheta``, so it audits the total derivative :meth:`gradient` computes.
         """
         point = self._point(p)
-        full = self._full_point(point, self.steady_states(point) if self.preequilibrations else ())
+        if self.preequilibrations:
+            from ._steady import preequilibration_map
+
+            full, parameter_map = preequilibration_map(self, point)
+            return {"model": self.model, "loss": self.loss, "p": full, "parameters": list(self.parameter_names),
+                    "parameter_map": parameter_map}
+        full = self._full_point(point, ())
         return {"model": self.model, "loss": self.loss, "p": full, "parameters": list(self.parameter_names)}
 
     def objective(self, p: Sequence[float] | Mapping[str, float] | None = None, *, scheme: str = "rodas4",
                   rtol: float = DEFAULT_RTOL, atol: float | None = None) -> float:
         """The negative log-likelihood at ``p`` (estimated parameters on their scale; default nominal), from one
-        compiled solve (``scheme``, ``rtol``, ``atol`` default ``rtol/1000``)."""
-        from ..integrate import solve
-
+        compiled solve (``scheme``, ``rtol``, ``atol`` default ``rtol/1000``) and the NLL in NumPy
+        (:mod:`symsens.petab._lean`)."""
         point = self._point(p)
         full = self._full_point(point, self.steady_states(point) if self.preequilibrations else ())
-        times = np.asarray(self.loss.times, dtype=float)
+        lean = self._lean()
         atol = rtol / 1000 if atol is None else atol
-        solution = solve(self.model, self.model.t_span, p=full, t_eval=times, method=scheme, rtol=rtol, atol=atol)
+        self._load_solver(scheme)
+        solution = self._solve(full, scheme, rtol, atol)
         if solution.status != "success":
             from .._errors import IntegrationError
 
             raise IntegrationError(f"PEtab objective: {solution.message}", status=solution.status,
                                    t=solution.t_failure)
-        return float(np.sum(self._nll_function()(times, solution.y, full)))
+        return lean.value(solution.y, full)
 
-    def _nll_function(self) -> Any:
-        function = self._cache.get("nll")
-        if function is None:
-            from ..derive._numeric import numpy_function
+    def _gradient_parameters(self) -> tuple[str, ...]:
+        """The parameters of the solver's gradient: the estimated ones, then the pre-equilibrated initial values."""
+        initial = [n for pre in self.preequilibrations for n in pre.initial_parameters if n is not None]
+        return (*self.parameter_names, *initial)
 
-            m = self.model
-            raw = numpy_function([dict(m.intermediates)[m.symbol("nll")]], [m.time, *m.states, *m.parameters])
+    def _load_solver(self, scheme: str) -> None:
+        """Load (compiling on first use) the solver library of the gradient, which runs the plain solve of the
+        objective too: one library for both instead of two (its plain solve is the same program as the
+        plain-only library's, so the values do not depend on which one runs it)."""
+        from ..integrate._compiled import compiled_solver, method_spec
 
-            def function(t: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-                K = len(t)
-                args = [t, *(y[:, i] for i in range(m.n_states)), *(np.full(K, v) for v in p)]
-                return np.asarray(raw(*args), dtype=float).reshape(K)
+        if isinstance(scheme, str) and method_spec(scheme).error_order is not None:
+            compiled_solver(self._lean().solve_model, self._lean().parameters, scheme)
 
-            self._cache["nll"] = function
-        return function
+    def _lean(self) -> Any:
+        """The lean objective and gradient's solve model and NLL (:mod:`symsens.petab._lean`), built once."""
+        lean = self._cache.get("lean")
+        if lean is None:
+            from ._lean import lean_loss
+
+            lean = lean_loss(self.model, self.measurements, self.loss.times, self._gradient_parameters())
+            self._cache["lean"] = lean
+        return lean
 
     def simulate(self, p: Sequence[float] | Mapping[str, float] | None = None, *, scheme: str = "rodas4",
                  rtol: float = DEFAULT_RTOL, atol: float | None = None) -> np.ndarray:
-        """The simulated observable of every measurement row (in :attr:`measurements` order) at ``p``."""
-        from ..derive._numeric import numpy_function
-        from ..integrate import solve
-
+        """The simulated observable of every measurement row (in :attr:`measurements` order) at ``p``, from the
+        objective's solve (:mod:`symsens.petab._lean`)."""
         point = self._point(p)
         full = self._full_point(point, self.steady_states(point) if self.preequilibrations else ())
-        times = np.asarray(self.loss.times, dtype=float)
         atol = rtol / 1000 if atol is None else atol
-        solution = solve(self.model, self.model.t_span, p=full, t_eval=times, method=scheme, rtol=rtol, atol=atol)
+        self._load_solver(scheme)
+        solution = self._solve(full, scheme, rtol, atol)
         if solution.status != "success":
             from .._errors import IntegrationError
 
             raise IntegrationError(f"PEtab simulation: {solution.message}", status=solution.status,
                                    t=solution.t_failure)
-        m = self.model
-        function = self._cache.get("observables")
-        if function is None:
-            function = numpy_function([r.simulated for r in self.measurements], [*m.states, *m.parameters])
-            self._cache["observables"] = function
-        K = len(times)
-        # Every observable at every measurement time (R x K), then each row's own time.
-        values = np.asarray(function(*(solution.y[:, i] for i in range(m.n_states)), *(np.full(K, v) for v in full)),
-                            dtype=float)
-        values = np.broadcast_to(values.reshape(len(self.measurements), -1), (len(self.measurements), K))
-        index = {t: k for k, t in enumerate(self.loss.times)}
-        return np.array([values[r, index[row.time]] for r, row in enumerate(self.measurements)])
+        return self._lean().simulated(solution.y, full)
 
     def gradient(self, p: Sequence[float] | Mapping[str, float] | None = None, *, method: str = "forward",
                  scheme: str | None = None, rtol: float = DEFAULT_RTOL, atol: float | None = None,
@@ -289,31 +302,101 @@ class PetabProblem:
         """The negative log-likelihood and its gradient over the estimated parameters on their estimation scale,
         by :func:`symsens.gradient` (``method``, ``scheme``, ``rtol``, ``atol`` as there).
 
+        The compiled sensitivity methods (``forward``, ``forward-error-control`` and the ``discrete`` modes) run
+        the lean path (:mod:`symsens.petab._lean`): one compiled solve with sensitivities at the measurement
+        times and the NLL's chain rule in NumPy, equal to :func:`symsens.gradient` on :attr:`loss` to rounding;
+        the others run :func:`symsens.gradient` itself.
+
         With pre-equilibration, ``dL/dtheta = (dL/dtheta)|_x0 + (dL/dx0) dx*/dtheta`` with ``dx*/dtheta`` from
         the implicit-function theorem (``steady_state_method="newton"``) or the simulated sensitivities
         (``"simulation"``).  Returns a :class:`symsens.GradientResult` over :attr:`parameter_names`.
         """
-        from .._gradient import gradient as symsens_gradient
+        from ..audit._methods import GRADIENT_METHODS
 
         start = _time.perf_counter()
         point = self._point(p)
         states = self.steady_states(point, method=steady_state_method) if self.preequilibrations else ()
         full = self._full_point(point, states)
-        initial = [n for pre in self.preequilibrations for n in pre.initial_parameters if n is not None]
-        chosen = [*self.parameter_names, *initial]
-        result = symsens_gradient(self.model, self.loss, p=full, parameters=chosen, method=method, scheme=scheme,
-                                  rtol=rtol, atol=atol)
+        options = GRADIENT_METHODS.get(method) if isinstance(method, str) else None
+        if options and "sensitivity" in options:
+            return self._lean_gradient(full, states, method, options, scheme, rtol, atol, start)
+        from .._gradient import gradient as symsens_gradient
+
+        if scheme is None and method in ("adjoint-interpolating", "adjoint-backsolve"):
+            scheme = "rodas4"   # the problem's compiled default, as for the objective: the compiled adjoint
+
+        result = symsens_gradient(self.model, self.loss, p=full, parameters=list(self._gradient_parameters()),
+                                  method=method, scheme=scheme, rtol=rtol, atol=atol)
         if result.gradient is None:
             return replace(result, parameters=self.parameter_names, seconds=_time.perf_counter() - start)
+        return replace(result, gradient=self._chained(result.gradient, states), parameters=self.parameter_names,
+                       seconds=_time.perf_counter() - start)
+
+    def _chained(self, gradient: np.ndarray, states: Sequence[SteadyState]) -> np.ndarray:
+        """The gradient over the estimated parameters from the one over :meth:`_gradient_parameters`:
+        ``dL/dtheta|_x0 + sum (dL/dx0_i) dx*_i/dtheta`` over the pre-equilibrated initial values."""
         P = len(self.parameters)
-        total = np.array(result.gradient[:P], dtype=float)
+        total = np.array(gradient[:P], dtype=float)
         offset = P
         for pre, steady in zip(self.preequilibrations, states):
             for i, name in enumerate(pre.initial_parameters):
                 if name is not None:
-                    total += result.gradient[offset] * steady.sensitivity[i, :]
+                    total += gradient[offset] * steady.sensitivity[i, :]
                     offset += 1
-        return replace(result, gradient=total, parameters=self.parameter_names, seconds=_time.perf_counter() - start)
+        return total
+
+    def _solve(self, full: np.ndarray, scheme: str, rtol: float, atol: float, sensitivity: str | None = None,
+               in_norm: bool = False, differentiate_steps: bool = False, max_steps: int = 100_000) -> Any:
+        """The compiled solve of the lean path at the measurement times: :func:`symsens.solve` without its
+        argument checks, which the arguments built here pass by construction (``full`` from :meth:`_point`,
+        the fixed times and parameters); the tolerances and scheme are checked here."""
+        from .._checks import positive_number
+        from ..integrate._solve import _solve_compiled
+
+        if not isinstance(scheme, str):
+            raise TypeError(f"`method` must be a method name (str), got {type(scheme).__name__} {scheme!r}")
+        rtol = positive_number(rtol, "rtol")
+        atol = positive_number(atol, "atol")
+        lean = self._lean()
+        t0, t1 = self.model.t_span
+        return _solve_compiled(lean.solve_model, float(t0), float(t1), full, None, scheme, rtol, atol, lean.times,
+                               sensitivity, lean.parameters, in_norm, differentiate_steps, None, None, None, None,
+                               False, max_steps, None)
+
+    def _lean_gradient(self, full: np.ndarray, states: Sequence[SteadyState], method: str,
+                       options: Mapping[str, Any], scheme: str | None, rtol: float, atol: float | None,
+                       start: float) -> Any:
+        """:func:`symsens.gradient`'s result for a compiled sensitivity method by the lean path (the same solve
+        with the audit's ``max_steps``, the same checks and result fields), chained over the steady states."""
+        from .._checks import positive_number
+        from .._gradient import GradientResult
+        from ..audit._methods import _counts, default_atol
+        from ..integrate._compiled import method_spec
+
+        rtol = positive_number(rtol, "rtol")
+        if not rtol < 1:
+            raise ValueError(f"`rtol` must be below 1, got {rtol!r}")
+        atol = default_atol(rtol) if atol is None else positive_number(atol, "atol")
+        scheme = "rodas4" if scheme is None else scheme
+        try:
+            spec = method_spec(scheme)
+        except Exception as error:
+            raise ValueError(f"`scheme`: {error}") from None
+        if spec.error_order is None:
+            raise ValueError(f"`scheme`: {scheme!r} has no error estimate, so it cannot run adaptively")
+        solution = self._solve(full, scheme, rtol, atol, options["sensitivity"],
+                               bool(options.get("sensitivity_in_norm", False)),
+                               bool(options.get("differentiate_steps", False)), max_steps=200_000)
+        statistics = {"forward": {**_counts(solution.stats), "accepted_steps": solution.stats.accepted_steps,
+                                  "rejected_steps": solution.stats.rejected_steps}}
+        if solution.status != "success":
+            return GradientResult(None, None, self.parameter_names, method, scheme, solution.status,
+                                  solution.message, rtol, atol, t_failure=solution.t_failure, statistics=statistics,
+                                  seconds=_time.perf_counter() - start)
+        value, gradient = self._lean().value_and_gradient(solution.y, solution.sensitivities, full)
+        return GradientResult(value, self._chained(gradient, states), self.parameter_names, method, scheme,
+                              "success", solution.message, rtol, atol, statistics=statistics,
+                              seconds=_time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -649,7 +732,7 @@ class _Builder:
                                  f"{transformation!r}")
             nll = negative_log_likelihood(value, simulated, sigma, distribution, transformation)
             measurements.append(Measurement(table.lines[index], oid, f"{pre}:{sim}" if pre else sim, t, value,
-                                            simulated, sigma, nll))
+                                            simulated, sigma, nll, distribution, transformation))
 
         times = sorted({m.time for m in measurements})
         if times[-1] <= 0:
