@@ -15,14 +15,22 @@ Python, SymPy and NumPy, about the first 200 MB).
 Methods (all at rtol 1e-8, atol 1e-11; accuracy is compared, so "equal accuracy" is read off the error column):
 
 - ``adjoint-interpolating``: the continuous adjoint on SciPy's RK45 (``symsens.gradient``), Python kernels;
-- ``adjoint-discrete``: the compiled Tsit5 solve, then reverse mode through its steps in NumPy (checkpointed);
+- ``adjoint-interpolating-compiled``: the same adjoint compiled (``symsens.gradient(scheme="tsit5")``): forward and
+  backward Tsit5 in C++, ``J^T v`` and ``F_p^T v`` from the generated transposed products;
+- ``adjoint-discrete``: the compiled Tsit5 solve, then reverse mode through its steps in C++ (checkpointed;
+  ``symsens_erk_adjoint.hpp`` with the model's generated ``J^T v`` and ``F_p^T v`` kernels);
+- ``adjoint-discrete-numpy``: the same reverse mode in NumPy with lambdified kernels (``backend="numpy"``);
+- ``adjoint-discrete-direct``: the same compiled reverse sweep called directly (``symsens.solve`` with tsit5, the
+  least-squares cotangents ``2 (y - data)``, ``discrete_adjoint_erk(backend="compiled")``), without the
+  bookkeeping of ``symsens.gradient`` (loss plan, audit setting); the same number as ``adjoint-discrete``;
 - ``forward``: compiled continuous forward sensitivities with Tsit5 (C++; n(P+1) unknowns);
 - ``discrete``: compiled forward-mode AD through Tsit5 (C++ dual numbers with P partials);
 - ``casadi-cvodes-adjoint``: CasADi's CVODES integrator, gradient by reverse mode (CVODES's adjoint module);
 - ``diffrax-recursive-checkpoint``: diffrax Tsit5 with ``RecursiveCheckpointAdjoint`` (reverse mode through the
   solver), jitted ``jax.grad``; ``diffrax-backsolve``: ``BacksolveAdjoint``.
 
-CasADi and diffrax are run when importable (``pip install ".[bench]"``).  The crossover P is the smallest P at
+``--methods`` also takes ``METHOD@RTOL`` for the symsens methods (e.g. ``adjoint-discrete-direct@1e-10``): the same
+method at another tolerance, for a comparison at equal error.  CasADi and diffrax are run when importable (``pip install ".[bench]"``).  The crossover P is the smallest P at
 which the adjoint's median time is below the compiled forward sensitivities'.
 """
 
@@ -45,8 +53,10 @@ T_SPAN = (0.0, 5.0)
 RTOL, ATOL = 1e-8, 1e-11
 TIMES = np.linspace(0.5, 5.0, 10)
 
-METHODS = ("adjoint-interpolating", "adjoint-discrete", "forward", "discrete", "casadi-cvodes-adjoint",
-           "diffrax-recursive-checkpoint", "diffrax-backsolve")
+METHODS = ("adjoint-interpolating", "adjoint-interpolating-compiled", "adjoint-interpolating-compiled@1e-10",
+           "adjoint-discrete", "adjoint-discrete@1e-11", "adjoint-discrete-direct",
+           "adjoint-discrete-direct@1e-11", "adjoint-discrete-numpy", "forward", "discrete",
+           "casadi-cvodes-adjoint", "diffrax-recursive-checkpoint", "diffrax-backsolve")
 
 
 def network(P: int, seed: int = 1) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -93,9 +103,36 @@ def _loss(model: Any) -> Any:
 def _symsens_call(model: Any, loss: Any, method: str) -> tuple[Any, np.ndarray]:
     import symsens
 
-    scheme = {"adjoint-interpolating": "dopri5", "adjoint-discrete": "tsit5"}.get(method, "tsit5")
-    result = symsens.gradient(model, loss, method=method, scheme=scheme, rtol=RTOL, atol=ATOL).check()
+    scheme = {"adjoint-interpolating": "dopri5"}.get(method, "tsit5")
+    options = {}
+    if method == "adjoint-interpolating":
+        options["backend"] = "scipy"
+    elif method == "adjoint-interpolating-compiled":
+        method = "adjoint-interpolating"
+    elif method.startswith("adjoint-discrete"):
+        options["backend"] = "numpy" if method == "adjoint-discrete-numpy" else "compiled"
+        method = "adjoint-discrete"
+    result = symsens.gradient(model, loss, method=method, scheme=scheme, rtol=RTOL, atol=ATOL, **options).check()
     return result, np.asarray(result.gradient)
+
+
+def _direct(model: Any, loss: Any):
+    """The compiled Tsit5 solve, the least-squares cotangents and the compiled reverse sweep, called directly."""
+    import symsens
+    from symsens.integrate._discrete_adjoint import discrete_adjoint_erk
+
+    names = tuple(model.parameter_names)
+    observed = np.asarray(loss.observed, dtype=float)
+
+    def call(p: np.ndarray) -> np.ndarray:
+        solution = symsens.solve(model, T_SPAN, p=p, method="tsit5", rtol=RTOL, atol=ATOL, t_eval=TIMES)
+        if solution.status != "success":
+            raise RuntimeError(solution.message)
+        W = 2.0 * (solution.y - observed)                  # dL/dy of sum_k |y_k - d_k|^2
+        return discrete_adjoint_erk(model, "tsit5", p, names, solution.stats.step_times, solution.stats.step_sizes,
+                                    TIMES, W, backend="compiled").gradient
+
+    return call
 
 
 def _casadi(model: Any, loss: Any, reactants: np.ndarray, products: np.ndarray, rates: np.ndarray, y0: np.ndarray):
@@ -169,12 +206,21 @@ def _diffrax(loss: Any, reactants: np.ndarray, products: np.ndarray, y0: np.ndar
 
 
 def one(P: int, method: str, repeats: int) -> dict[str, Any]:
-    """One (P, method) in this process: setup time, median time, gradient, peak RSS."""
+    """One (P, method) in this process: setup time, median time, gradient, peak RSS.  ``METHOD@RTOL`` runs a
+    symsens method at another rtol (atol = rtol / 1000), to compare times at equal accuracy."""
+    global RTOL, ATOL
+    name = method
+    if "@" in method:
+        method, tolerance = method.split("@")
+        RTOL, ATOL = float(tolerance), float(tolerance) / 1000
     model, reactants, products, rates, y0 = network(P)
     loss = _loss(model)
     start = time.perf_counter()
     if method.startswith("casadi"):
         call = _casadi(model, loss, reactants, products, rates, y0)
+        run = lambda: call(rates)  # noqa: E731
+    elif method == "adjoint-discrete-direct":
+        call = _direct(model, loss)
         run = lambda: call(rates)  # noqa: E731
     elif method.startswith("diffrax"):
         call = _diffrax(loss, reactants, products, y0, method[len("diffrax-"):])
@@ -188,7 +234,7 @@ def one(P: int, method: str, repeats: int) -> dict[str, Any]:
         start = time.perf_counter()
         gradient = run()
         times.append(time.perf_counter() - start)
-    return {"P": P, "method": method, "setup": setup, "median": statistics.median(times),
+    return {"P": P, "method": name, "rtol": RTOL, "setup": setup, "median": statistics.median(times),
             "gradient": np.asarray(gradient, dtype=float).tolist(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
@@ -234,7 +280,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated; default all, without forward and discrete above P = 100 (their "
+                             "drivers, dense in n x P, did not compile within 15 minutes at P = 1000)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--one", nargs=2, metavar=("P", "METHOD"), help=argparse.SUPPRESS)
     parser.add_argument("--reference", type=int, help=argparse.SUPPRESS)
@@ -247,7 +295,7 @@ def main() -> None:
         print(json.dumps(reference(args.reference, args.timeout)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    methods = args.methods.split(",")
+    methods = args.methods.split(",") if args.methods else list(METHODS)
     results: list[dict[str, Any]] = []
     print(f"mass-action network, {N_SPECIES} species, P rate constants, rtol {RTOL:g}, atol {ATOL:g}; "
           f"medians of {args.repeats}")
@@ -258,6 +306,9 @@ def main() -> None:
         print(f"{P:>5} {'(reference: ' + (ref.get('how', '') if ref else '') + ')':<30} "
               f"{(ref or {}).get('seconds', float('nan')):>9.2f}" + (f"  {ref['error']}" if ref and "error" in ref else ""))
         for method in methods:
+            if args.methods is None and P > 100 and method in ("forward", "discrete"):
+                print(f"{P:>5} {method:<30} {'':>9} {'':>9} {'':>11} {'':>12}  not run (see --methods)")
+                continue
             row = _child(["--one", str(P), method, "--repeats", str(args.repeats)], args.timeout)
             row = {"P": P, "method": method, **(row or {})}
             if "error" in row:
@@ -268,10 +319,11 @@ def main() -> None:
             if g_ref is not None:
                 error = float(np.linalg.norm(np.asarray(row["gradient"]) - g_ref) / np.linalg.norm(g_ref))
             row["relative_error"] = error
-            print(f"{P:>5} {method:<30} {row['setup']:>9.2f} {row['median']:>9.3f} "
+            print(f"{P:>5} {method:<30} {row['setup']:>9.2f} {row['median']:>9.4f} "
                   f"{(f'{error:.1e}' if error is not None else '–'):>11} {row['peak_rss_mb']:>12.0f}")
             results.append(row)
-    for adjoint in ("adjoint-interpolating", "adjoint-discrete", "casadi-cvodes-adjoint"):
+    for adjoint in ("adjoint-interpolating", "adjoint-interpolating-compiled", "adjoint-discrete",
+                    "adjoint-discrete-direct", "adjoint-discrete-numpy", "casadi-cvodes-adjoint"):
         crossing = next((P for P in sizes if _faster(results, P, adjoint, "forward")), None)
         print(f"crossover ({adjoint} faster than compiled forward sensitivities): "
               + (f"P = {crossing}" if crossing is not None else "not within the sizes run"))

@@ -200,6 +200,7 @@ def gradient(
     atol: float | None = None,
     adjoint_rtol: float | None = None,
     adjoint_atol: float | None = None,
+    backend: str | None = None,
 ) -> GradientResult:
     """The loss ``L(p)`` and its gradient ``dL/dp`` by one gradient method.
 
@@ -210,7 +211,9 @@ def gradient(
         dL/dp = lambda(t0)^T dy0/dp + int (lambda^T F_p + dg/dp) dt + sum_k dl/dp
 
     (Cao, Li, Petzold & Serban 2003; Hindmarsh et al. 2005), integrated with SciPy's ``solve_ivp``
-    (:mod:`symsens.integrate._adjoint`).  The other methods are the audit's (:mod:`symsens.audit._methods`).
+    (:mod:`symsens.integrate._adjoint`) or, for a pointwise loss with a compiled scheme, forward and backward in
+    compiled code (:mod:`symsens.integrate._compiled_adjoint`).  The other
+    methods are the audit's (:mod:`symsens.audit._methods`).
 
     Parameters
     ----------
@@ -222,11 +225,15 @@ def gradient(
     t_span : (t0, t1), optional; default the model's.
     parameters : names of the gradient's parameters, in its order (default all).
     method : one of :data:`GRADIENT_METHOD_NAMES`.
-    scheme : the integrator: for the adjoints a SciPy method (``"radau"`` default, ``"bdf"``, ``"lsoda"``,
-        ``"dopri5"``, ``"dop853"``, ``"bs3"`` or SciPy's own names); otherwise a compiled scheme
-        (default ``"rodas4"``).
+    scheme : the integrator: for the continuous adjoints a SciPy method (``"radau"`` default, ``"bdf"``,
+        ``"lsoda"``, ``"dopri5"``, ``"dop853"``, ``"bs3"`` or SciPy's own names) or any compiled adaptive scheme (``"tsit5"``, ``"rodas4"``, ``"radau-iia-3"``,
+        ``"kvaerno5"``, ...: see ``backend``); otherwise a compiled scheme (default ``"rodas4"``).
     rtol, atol : tolerances (``atol`` default ``rtol / 1000``, as in the audit).
     adjoint_rtol, adjoint_atol : tolerances of the adjoint's backward pass (default ``rtol``, ``atol``).
+    backend : where the continuous adjoints run: ``"scipy"`` or ``"compiled"`` (pointwise losses).  Default: SciPy for SciPy's names above, compiled for the other compiled schemes;
+        ``backend="compiled"`` with ``"bdf"`` or ``"dopri5"`` runs symsens' compiled BDF or Dormand–Prince.
+        For ``adjoint-discrete`` with an explicit scheme: ``"compiled"`` (the C++ reverse sweep, the default when
+        a C++ compiler is found) or ``"numpy"`` (the NumPy sweep; the implicit families always run in NumPy).
 
     Returns
     -------
@@ -253,15 +260,18 @@ def gradient(
     atol = _tolerance(atol, "atol", default_atol(rtol))
     loss, p_values, span, chosen, plan, p_data = _common(model, loss, p, t_span, parameters)
     if method in _ADJOINT_METHODS:
-        from .integrate._adjoint import scipy_method
-
         scheme = _DEFAULT_ADJOINT_SCHEME if scheme is None else scheme
-        scipy_method(scheme)
+        backend = _adjoint_backend(method, scheme, backend, loss)
         a_rtol = _tolerance(adjoint_rtol, "adjoint_rtol", rtol)
         a_atol = _tolerance(adjoint_atol, "adjoint_atol", atol)
+        if backend == "compiled":
+            return _compiled_adjoint(model, loss, plan, p_values, p_data, span, chosen, method, scheme, rtol, atol,
+                                     a_rtol, a_atol)
         return _adjoint(model, loss, plan, p_values, p_data, span, chosen, method, scheme, rtol, atol, a_rtol, a_atol)
     if adjoint_rtol is not None or adjoint_atol is not None:
         raise ValueError(f"`adjoint_rtol`/`adjoint_atol` apply to the adjoint methods only, not to {method!r}")
+    if backend is not None and method != "adjoint-discrete":
+        raise ValueError(f"`backend` applies to the adjoint methods only, not to {method!r}")
     if scheme is None:
         scheme = _DEFAULT_DISCRETE_ADJOINT_SCHEME if method == "adjoint-discrete" else _DEFAULT_AUDIT_SCHEME
     from .integrate._compiled import method_spec
@@ -279,6 +289,16 @@ def gradient(
             raise ValueError(f"`scheme`: the discrete adjoint covers the explicit Runge–Kutta, Rosenbrock, "
                              f"SDIRK/ESDIRK, Radau IIA and BDF schemes (tsit5, rodas4, kvaerno5, radau5, bdf, ...); "
                              f"{scheme!r} is {spec.family!r}")
+        if backend is not None:
+            from .integrate._discrete_adjoint import erk_adjoint_backend
+
+            if backend not in ("compiled", "numpy"):
+                raise ValueError(f"`backend` of adjoint-discrete must be 'compiled' or 'numpy', got {backend!r}")
+            if backend == "compiled" and spec.family != "explicit":
+                raise ValueError(f"`backend`: the compiled discrete adjoint covers the explicit Runge–Kutta "
+                                 f"schemes; {scheme!r} is {spec.family!r} (its discrete adjoint runs in NumPy)")
+            with erk_adjoint_backend(backend):
+                return _audit_method(model, loss, p_values, span, chosen, method, scheme, rtol, atol)
     return _audit_method(model, loss, p_values, span, chosen, method, scheme, rtol, atol)
 
 
@@ -318,6 +338,65 @@ def _adjoint(model: Model, loss: AuditLoss, plan: LossPlan, p: np.ndarray, p_dat
         times, data = targets
     run = adjoint_gradient(system, span, p, times=times, data=data, variant=_ADJOINT_METHODS[method],
                            method=scheme, rtol=rtol, atol=atol, adjoint_rtol=a_rtol, adjoint_atol=a_atol)
+    return GradientResult(
+        run.loss, run.gradient, chosen, method, scheme, run.status, run.message, rtol, atol, a_rtol, a_atol,
+        run.t_failure, {"forward": dict(run.forward), "backward": dict(run.backward)}, time.perf_counter() - start,
+        run.y0_reconstruction_error, run.reconstruction_errors,
+    )
+
+
+_ADJOINT_BACKENDS = ("scipy", "compiled")
+
+
+def _adjoint_backend(method: str, scheme: Any, backend: Any, loss: AuditLoss) -> str:
+    """Where a continuous adjoint runs (see :func:`gradient`), with errors naming the argument."""
+    from .integrate._adjoint import SCIPY_METHODS, scipy_method
+
+    if backend is not None and backend not in _ADJOINT_BACKENDS:
+        raise ValueError(f"`backend` must be one of {', '.join(map(repr, _ADJOINT_BACKENDS))}, got {backend!r}")
+    if backend is None:
+        backend = "scipy" if scheme in SCIPY_METHODS else "compiled"
+    if backend == "scipy":
+        scipy_method(scheme)
+        return backend
+    from .integrate._compiled import method_spec
+    from .integrate._compiled_adjoint import COMPILED_ADJOINT_FAMILIES
+
+    try:
+        spec = method_spec(scheme)
+    except Exception as error:
+        raise ValueError(f"`scheme`: {error}") from None
+    if spec.family not in COMPILED_ADJOINT_FAMILIES or spec.error_order is None:
+        raise ValueError(f"`scheme`: the compiled adjoint runs adaptive explicit, SDIRK/ESDIRK, Radau IIA, Rosenbrock "
+                         f"and BDF schemes; {scheme!r} is {spec.family!r}" +
+                         ("" if spec.error_order is not None else " without an error estimate"))
+    if isinstance(loss, IntegralLoss):
+        raise ValueError("the compiled adjoint takes pointwise losses (trajectory, data, expression at times); "
+                         "an IntegralLoss runs with backend='scipy'")
+    return backend
+
+
+def _compiled_adjoint(model: Model, loss: AuditLoss, plan: LossPlan, p: np.ndarray, p_data: np.ndarray | None,
+                      span: tuple[float, float], chosen: tuple[str, ...], method: str, scheme: str, rtol: float,
+                      atol: float, a_rtol: float, a_atol: float) -> GradientResult:
+    from .integrate._compiled_adjoint import compiled_adjoint_gradient
+    from .integrate._solve import solve
+
+    start = time.perf_counter()
+    system = _adjoint_system_of(model, loss, plan, chosen)
+    times: np.ndarray | None = None if plan.times is None else np.asarray(plan.times, dtype=float)
+    data = plan.data
+    if isinstance(loss, TrajectoryLoss):
+        # The targets: the same compiled integrator at the data parameters (on its own steps for grid="steps").
+        nominal = solve(model, span, p=p_data, method=scheme, rtol=rtol, atol=atol,
+                        t_eval=None if times is None else times)
+        if nominal.status != "success":
+            return GradientResult(None, None, chosen, method, scheme, "failed",
+                                  f"nominal solve at the data parameters: {nominal.message}", rtol, atol)
+        times = np.asarray(nominal.t, dtype=float)
+        data = plan.outputs_of(times, nominal.y, p_data)
+    run = compiled_adjoint_gradient(system, span, p, times=times, data=data, method=scheme, rtol=rtol, atol=atol,
+                                    adjoint_rtol=a_rtol, adjoint_atol=a_atol, variant=_ADJOINT_METHODS[method])
     return GradientResult(
         run.loss, run.gradient, chosen, method, scheme, run.status, run.message, rtol, atol, a_rtol, a_atol,
         run.t_failure, {"forward": dict(run.forward), "backward": dict(run.backward)}, time.perf_counter() - start,

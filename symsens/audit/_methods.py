@@ -20,7 +20,8 @@ method                                      what it computes
 ``finite-differences``                      central differences of the loss, step ``h_j = rtol^(1/3) |p_j|``
                                             (``|p_j| = 0``: 1), each side a plain solve of the same setting
 ``adjoint-interpolating``                   continuous adjoint, state from the forward solve's interpolant
-                                            (:mod:`symsens.integrate._adjoint`, SciPy integrators)
+                                            (:mod:`symsens.integrate._compiled_adjoint`; integral losses:
+                                            :mod:`symsens.integrate._adjoint`, SciPy integrators)
 ``adjoint-backsolve``                       continuous adjoint, state re-integrated backwards with the adjoint
 ``adjoint-discrete``                        reverse mode through the compiled solve's accepted steps (steps
                                             held), with checkpointing: explicit Runge–Kutta (stages),
@@ -30,18 +31,20 @@ method                                      what it computes
                                             (:mod:`symsens.integrate._discrete_adjoint` and its siblings)
 ==========================================  ==================================================================
 
-How a setting's scheme maps to the adjoints.  The continuous adjoints run SciPy's ``solve_ivp``, not the
-compiled scheme: :func:`adjoint_integrator` picks ``BDF`` for ``bdf``, ``Radau`` for every other implicit
-family (Radau IIA, SDIRK/ESDIRK, Rosenbrock, exponential), and for explicit schemes ``RK23`` (order <= 3),
-``RK45`` (order 4-5) or ``DOP853`` (order >= 6); the row's ``integrator`` names what ran.  Their backward pass
-uses the setting's tolerances (``adjoint_rtol = rtol``, ``adjoint_atol = atol``, recorded per row).  The targets
+How a setting's scheme maps to the adjoints.  For a pointwise loss (trajectory, data, expression at times)
+the continuous adjoints run compiled, forward and backward with the setting's own scheme (every family but the
+exponential integrators; the row's ``integrator`` is the scheme).  For an integral loss, or an exponential
+scheme, they run SciPy's ``solve_ivp``: :func:`adjoint_integrator` picks ``BDF`` for ``bdf``, ``Radau`` for
+every other implicit family (Radau IIA, SDIRK/ESDIRK, Rosenbrock, exponential), and for explicit schemes
+``RK23`` (order <= 3), ``RK45`` (order 4-5) or ``DOP853`` (order >= 6); the row's ``integrator`` names what
+ran.  Their backward pass uses the setting's tolerances (``adjoint_rtol = rtol``, ``adjoint_atol = atol``, recorded per row).  The targets
 and output times are the setting's own (the compiled nominal solve's), so every method of a setting fits the
 same data.  ``adjoint-discrete`` runs on the explicit Runge–Kutta, Rosenbrock, SDIRK/ESDIRK, Radau IIA and BDF
 schemes (the compiled solve's recorded steps, replayed in NumPy); with an exponential scheme it is skipped (no
 row).
 
-The adjoints run in Python/SciPy, so they are not in :data:`DEFAULT_METHODS` (the default audit keeps its run
-time); ask for them with ``methods=`` or ``symsens audit --methods``/``--method``.
+The adjoints are not in :data:`DEFAULT_METHODS` (the default audit keeps its rows and its run time); ask for
+them with ``methods=`` or ``symsens audit --methods``/``--method``.
 """
 
 from __future__ import annotations
@@ -274,7 +277,8 @@ def run_setting(
         return SettingRuns(scheme, rtol, atol, None, None, None, None, nominal.seconds, (), failure=nominal.failure)
     solve_model = plan.solve_model
     common = dict(method=scheme, rtol=rtol, atol=atol, max_steps=max_steps)
-    index = [model.parameter_names.index(name) for name in parameters]
+    position = {name: k for k, name in enumerate(model.parameter_names)}
+    index = [position[name] for name in parameters]
     output_times, targets = nominal.output_times, nominal.targets
 
     runs = []
@@ -461,20 +465,26 @@ def _continuous_adjoint(
     plan: LossPlan, t_span: tuple[float, float], p: np.ndarray, parameters: tuple[str, ...],
     output_times: np.ndarray | None, targets: np.ndarray | None, scheme: str, rtol: float, atol: float, variant: str,
 ) -> MethodRun:
-    """``adjoint-interpolating`` / ``adjoint-backsolve`` in one setting: SciPy's integrator for the scheme
-    (:func:`adjoint_integrator`), the setting's output times and targets, ``adjoint_rtol = rtol``,
-    ``adjoint_atol = atol``."""
+    """``adjoint-interpolating`` / ``adjoint-backsolve`` in one setting, with the setting's output times and
+    targets, ``adjoint_rtol = rtol``, ``adjoint_atol = atol``: compiled with the setting's scheme for a pointwise
+    loss, else SciPy's integrator for the scheme (:func:`adjoint_integrator`)."""
     from .._gradient import _adjoint_system_of
     from ..integrate._adjoint import adjoint_gradient
+    from ..integrate._compiled_adjoint import compiled_adjoint_gradient, runs_compiled
 
     method = f"adjoint-{variant}"
-    integrator = adjoint_integrator(scheme)
     start = time.perf_counter()
     system = _adjoint_system_of(plan.model, plan.loss, plan, parameters)
     times = None if plan.kind == "integral" or output_times is None else np.asarray(output_times, dtype=float)
-    run = adjoint_gradient(system, t_span, p, times=times, data=targets if times is not None else None,
-                           variant=variant, method=integrator, rtol=rtol, atol=atol, adjoint_rtol=rtol,
-                           adjoint_atol=atol)
+    if times is not None and not system.has_integral and runs_compiled(scheme):
+        integrator = scheme
+        run = compiled_adjoint_gradient(system, t_span, p, times=times, data=targets, method=scheme, rtol=rtol,
+                                        atol=atol, adjoint_rtol=rtol, adjoint_atol=atol, variant=variant)
+    else:
+        integrator = adjoint_integrator(scheme)
+        run = adjoint_gradient(system, t_span, p, times=times, data=targets if times is not None else None,
+                               variant=variant, method=integrator, rtol=rtol, atol=atol, adjoint_rtol=rtol,
+                               adjoint_atol=atol)
     seconds = time.perf_counter() - start
     counts = dict.fromkeys(_COUNT_NAMES, 0)
     for part in (run.forward, run.backward):

@@ -35,15 +35,26 @@ class _PowerRule(sp.Function):
         return _PowerRule(base, exponent) * sp.log(base)
 
 
+def _has_symbolic_power(node: sp.Basic) -> bool:
+    return bool(node.is_Pow and not node.exp.is_Number)
+
+
+def _marked(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with its powers of symbolic exponent as :class:`_PowerRule` (``expr`` itself when it has none)."""
+    if not any(_has_symbolic_power(node) for node in sp.preorder_traversal(expr)):
+        return expr
+    return expr.replace(_has_symbolic_power, lambda node: _PowerRule(node.base, node.exp))
+
+
+def _unmarked(expr: sp.Expr) -> sp.Expr:
+    if not expr.has(_PowerRule):
+        return expr
+    return expr.replace(lambda node: isinstance(node, _PowerRule), lambda node: sp.Pow(*node.args))
+
+
 def _differentiate(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
     """``d expr / d variable``, with powers of symbolic exponent by the power rule (see :class:`_PowerRule`)."""
-    symbolic_powers = [node for node in sp.preorder_traversal(expr) if node.is_Pow and not node.exp.is_Number]
-    if not symbolic_powers:
-        return expr.diff(variable)
-    marked = expr.replace(lambda node: node.is_Pow and not node.exp.is_Number,
-                          lambda node: _PowerRule(node.base, node.exp))
-    derivative = marked.diff(variable)
-    return derivative.replace(lambda node: isinstance(node, _PowerRule), lambda node: sp.Pow(*node.args))
+    return _unmarked(_marked(expr).diff(variable))
 
 
 def derivative_matrix(expressions: Sequence[sp.Expr], variables: Sequence[sp.Symbol]) -> sp.ImmutableMatrix:
@@ -51,11 +62,35 @@ def derivative_matrix(expressions: Sequence[sp.Expr], variables: Sequence[sp.Sym
 
     Powers ``b**e`` with a symbolic exponent are differentiated as ``e b**(e-1) db`` (equal to SymPy's
     ``e b**e / b db`` wherever that is defined, and defined at ``b = 0`` where SymPy's form is 0/0).
+
+    A sum is differentiated over the terms that hold the variable only (SymPy's ``Add`` derivative is the sum of
+    its terms' derivatives, the others being zero): the same expression, at a cost that grows with the
+    structural non-zeros instead of (terms x variables) -- a mass-action network with a thousand rate constants
+    has sums of a hundred terms in every right-hand side.
     """
     rows = []
     for expr in expressions:
+        expr = sp.sympify(expr)
         present = expr.free_symbols
-        rows.append([_differentiate(expr, v) if v in present else sp.S.Zero for v in variables])
+        if not any(v in present for v in variables):
+            rows.append([sp.S.Zero] * len(variables))
+            continue
+        marked = _marked(expr)
+        holding: dict[sp.Symbol, list[sp.Expr]] | None = None
+        if marked.is_Add:
+            holding = {}
+            for term in marked.args:
+                for symbol in term.free_symbols:
+                    holding.setdefault(symbol, []).append(term)
+        row = []
+        for v in variables:
+            if v not in present:
+                row.append(sp.S.Zero)
+            elif holding is not None:
+                row.append(_unmarked(sp.Add(*[term.diff(v) for term in holding.get(v, ())])))
+            else:
+                row.append(_unmarked(marked.diff(v)))
+        rows.append(row)
     return sp.ImmutableMatrix(len(expressions), len(variables), [x for row in rows for x in row])
 
 
@@ -72,17 +107,19 @@ def select_parameters(model: Model, parameters: Sequence[str] | None) -> tuple[s
     if isinstance(parameters, str):
         raise DerivationError("`parameters` must be a sequence of parameter names, not a single string")
     chosen: list[sp.Symbol] = []
+    seen: set[str] = set()
+    known = set(model.parameter_names)
     for name in parameters:
-        if name not in model.parameter_names:
+        if name not in known:
             import difflib
 
             close = difflib.get_close_matches(str(name), model.parameter_names, n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             raise DerivationError(f"unknown parameter {name!r} in `parameters`{hint}")
-        symbol = model.symbol(name)
-        if symbol in chosen:
+        if name in seen:
             raise DerivationError(f"parameter {name!r} is listed twice in `parameters`")
-        chosen.append(symbol)
+        seen.add(name)
+        chosen.append(model.symbol(name))
     return tuple(chosen)
 
 

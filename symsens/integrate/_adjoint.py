@@ -160,15 +160,28 @@ class _Kernels:
         self.n_data = len(system.data_symbols)
         self.integral = system.has_integral
         self.arguments = [model.time, *model.states, *system.adjoints, *model.parameters, *system.data_symbols]
-        forward_rhs = [*model.rhs, *([system.integrand] if self.integral else [])]
-        self.forward_rhs = _vector_function(forward_rhs, self.arguments)
-        self.forward_jacobian = _sparse_jacobian(forward_rhs, list(model.states), self.arguments)
-        self.initial_conditions = _vector_function(list(model.initial_conditions), self.arguments)
         self.pointwise = _vector_function([system.pointwise], self.arguments)
         self.jumps = _vector_function([*system.jumps, *system.parameter_jumps], self.arguments)
         self.initial_gradient = _vector_function(list(system.initial_gradient), self.arguments)
 
-    # Each variant's backward kernels are made on first use (backsolve's Jacobian holds second derivatives of f).
+    # The forward and backward kernels are made on first use: the compiled adjoint needs none of them (only the
+    # loss, its jumps and the initial gradient), and backsolve's Jacobian holds second derivatives of f.
+
+    @cached_property
+    def _forward_expressions(self) -> list[sp.Expr]:
+        return [*self.system.model.rhs, *([self.system.integrand] if self.integral else [])]
+
+    @cached_property
+    def forward_rhs(self) -> Callable[..., np.ndarray]:
+        return _vector_function(self._forward_expressions, self.arguments)
+
+    @cached_property
+    def forward_jacobian(self) -> Callable[[list[float]], np.ndarray]:
+        return _sparse_jacobian(self._forward_expressions, list(self.system.model.states), self.arguments)
+
+    @cached_property
+    def initial_conditions(self) -> Callable[..., np.ndarray]:
+        return _vector_function(list(self.system.model.initial_conditions), self.arguments)
 
     @cached_property
     def backward_rhs(self) -> Callable[..., np.ndarray]:

@@ -34,6 +34,15 @@ stages, and reverses it.  Memory ``(M / k) n + k s n`` numbers for ``M`` steps o
 forward sweep (``M s`` more right-hand side evaluations, the price of any uniform checkpointing; Griewank's
 binomial ``revolve`` schedule lowers memory to logarithmic at a logarithmic recompute factor).
 
+Two implementations of one sweep.  ``backend="compiled"`` (the default when a C++ compiler is found) runs the
+replay and the reverse pass in C++ (``cpp/adjoint/symsens_erk_adjoint.hpp``): sized at run time, compiled once for
+every model, with ``f``, ``J^T v`` and ``F_p^T v`` from the model's generated transposed-product library
+(:mod:`symsens.codegen._vjp`: written over the non-zeros of ``J`` and ``F_p``, so it compiles in seconds at a
+thousand parameters) passed as function pointers.  ``backend="numpy"`` runs this module's sweep with lambdified
+kernels.  Both take the same output plan (:func:`_output_plan`), checkpoints and operation order, so they agree
+to the rounding of the kernels' evaluation order; the NumPy sweep is the fallback and the independent check.
+:func:`erk_adjoint_backend` chooses for callers that do not pass ``backend`` (``symsens.gradient``, the audit).
+
 Explicit Runge–Kutta schemes are here; the implicit families have their own modules
 (:mod:`._discrete_adjoint_rosenbrock`, :mod:`._discrete_adjoint_dirk`, :mod:`._discrete_adjoint_radau`,
 :mod:`._discrete_adjoint_bdf`), and :func:`discrete_adjoint` picks the one for a scheme.
@@ -50,8 +59,11 @@ A. Griewank and A. Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008 (Ch. 12
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import ctypes
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from functools import lru_cache
@@ -62,7 +74,7 @@ import sympy as sp
 from ..model import Model
 
 __all__ = ["DiscreteAdjointRun", "discrete_adjoint", "discrete_adjoint_erk", "discrete_adjoint_family",
-           "explicit_tableau", "default_checkpoint_interval"]
+           "explicit_tableau", "default_checkpoint_interval", "ERK_BACKENDS", "erk_adjoint_backend"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,8 @@ class DiscreteAdjointRun:
     ``dl/dp``); ``outputs`` the replayed solution at the output times (to compare with the compiled solve);
     ``checkpoint_every``/``checkpoints`` the schedule; ``stored_numbers`` the peak count of stored floats
     (checkpoints plus one block's stages); ``rhs_evaluations`` (forward replay and recomputation) and
-    ``vjp_evaluations`` (transposed products) the work.
+    ``vjp_evaluations`` (transposed products) the work.  ``schedule`` is ``"uniform"`` or ``"binomial"`` (then
+    ``checkpoint_every`` is 0 and ``checkpoints`` the snapshots used).
     """
 
     gradient: np.ndarray
@@ -164,6 +177,7 @@ class DiscreteAdjointRun:
     stored_numbers: int
     rhs_evaluations: int
     vjp_evaluations: int
+    schedule: str = "uniform"
 
 
 def default_checkpoint_interval(steps: int, stages: int) -> int:
@@ -217,7 +231,13 @@ def replay_inputs(step_times: np.ndarray, step_sizes: np.ndarray, output_times: 
     if len(step_times) != M + 1:
         raise ValueError(f"`step_times` must have one entry more than `step_sizes` ({M + 1}), got {len(step_times)}")
     output_times = np.asarray(output_times, dtype=float)
-    cotangents = np.asarray(cotangents, dtype=float).reshape(len(output_times), n)
+    if output_times.ndim != 1:
+        raise ValueError(f"`output_times` must be one-dimensional, got shape {output_times.shape}")
+    cotangents = np.asarray(cotangents, dtype=float)
+    if cotangents.size != len(output_times) * n:
+        raise ValueError(f"`cotangents` must have shape ({len(output_times)}, {n}) (one row of dL/dy per output "
+                         f"time, one column per state), got {cotangents.shape}")
+    cotangents = cotangents.reshape(len(output_times), n)
     if checkpoint_every is None:
         checkpoint_every = default_checkpoint_interval(M, block_work)
     if not (isinstance(checkpoint_every, (int, np.integer)) and checkpoint_every >= 1):
@@ -316,6 +336,9 @@ def discrete_adjoint_erk(
     cotangents: np.ndarray,
     *,
     checkpoint_every: int | None = None,
+    backend: str | None = None,
+    checkpointing: str = "uniform",
+    snapshots: int | None = None,
 ) -> DiscreteAdjointRun:
     """Reverse mode through an explicit Runge–Kutta solve with the given accepted steps (module docstring).
 
@@ -332,6 +355,16 @@ def discrete_adjoint_erk(
     cotangents : ndarray (K x n)
         ``dL/dy(t_k)`` of the loss at each output.
     checkpoint_every : store the state every this many steps (default :func:`default_checkpoint_interval`).
+    backend : ``"compiled"`` (the C++ sweep of ``symsens_erk_adjoint.hpp`` with generated kernels),
+        ``"numpy"`` (this module's sweep with lambdified kernels) or ``"auto"`` (compiled when a C++ compiler is
+        found); None: the setting of :func:`erk_adjoint_backend` (default ``"auto"``).  Both compute the same
+        number by the same operations, up to the kernels' own rounding.
+    checkpointing : ``"uniform"`` (a checkpoint every ``checkpoint_every`` steps) or ``"binomial"`` (compiled
+        backend only): ``snapshots`` states (default ``ceil(log2(M + 1))``) placed by the binomial rule of
+        Griewank's ``revolve``, so that ``M`` steps are reversed with ``c`` snapshots when
+        ``binom(c + r, c) >= M`` and no step is advanced more than ``r`` times: memory ``c n`` plus one step's
+        stages, at up to ``r`` forward sweeps (uniform: ``(M / k + 2 k s) n`` numbers for two sweeps).  Both
+        schedules give the same gradient bit for bit (the recomputed steps are the same operations).
 
     Returns
     -------
@@ -339,6 +372,16 @@ def discrete_adjoint_erk(
     """
     tableau = explicit_tableau(scheme)
     parameters = tuple(parameters)
+    if checkpointing not in ("uniform", "binomial"):
+        raise ValueError(f"`checkpointing` must be 'uniform' or 'binomial', got {checkpointing!r}")
+    if checkpointing == "binomial" and _resolve_backend(backend) != "compiled":
+        raise ValueError("`checkpointing`: the binomial schedule is implemented in the compiled sweep only "
+                         "(backend='compiled', which needs a C++ compiler)")
+    if snapshots is not None and checkpointing != "binomial":
+        raise ValueError("`snapshots` applies to checkpointing='binomial' only")
+    if _resolve_backend(backend) == "compiled":
+        return _discrete_adjoint_erk_compiled(model, tableau, p, parameters, step_times, step_sizes, output_times,
+                                              cotangents, checkpoint_every, checkpointing, snapshots)
     kernels = _kernels(model, parameters)
     n, P, s = kernels.n, kernels.P, tableau.stages
     counted = CountedKernels(kernels, p)
@@ -446,6 +489,173 @@ def discrete_adjoint_erk(
     return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)
 
 
+#: ``backend=`` values of :func:`discrete_adjoint_erk`.
+ERK_BACKENDS: tuple[str, ...] = ("auto", "compiled", "numpy")
+
+_backend_setting: contextvars.ContextVar[str] = contextvars.ContextVar("symsens_erk_adjoint_backend",
+                                                                       default="auto")
+
+
+def _check_backend(backend: object) -> str:
+    if not isinstance(backend, str) or backend not in ERK_BACKENDS:
+        raise ValueError(f"`backend` must be one of {', '.join(map(repr, ERK_BACKENDS))}, got {backend!r}")
+    return backend
+
+
+@contextlib.contextmanager
+def erk_adjoint_backend(backend: str) -> Iterator[None]:
+    """Within the ``with`` block (this thread or task), explicit discrete adjoints called without ``backend=``
+    (as :func:`symsens.gradient` and the audit call them) run on ``backend``: ``"compiled"``, ``"numpy"`` or
+    ``"auto"``.  ``symsens.gradient(..., method="adjoint-discrete", backend=...)`` sets it for one call."""
+    token = _backend_setting.set(_check_backend(backend))
+    try:
+        yield
+    finally:
+        _backend_setting.reset(token)
+
+
+def _resolve_backend(backend: str | None) -> str:
+    """``"compiled"`` or ``"numpy"``: ``auto`` is compiled when a C++ compiler is found."""
+    chosen = _backend_setting.get() if backend is None else _check_backend(backend)
+    if chosen != "auto":
+        return chosen
+    from ..codegen._build import find_compiler
+    from ..codegen._printer import CodegenError
+
+    try:
+        find_compiler()
+    except CodegenError:
+        return "numpy"
+    return "compiled"
+
+
+_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+_LONG_P = ctypes.POINTER(ctypes.c_long)
+_INT_P = ctypes.POINTER(ctypes.c_int)
+_LONG_DTYPE = np.dtype(ctypes.c_long)
+
+
+def _core_sources() -> dict[str, str]:
+    from importlib import resources
+
+    folder = resources.files("symsens.integrate").joinpath("cpp").joinpath("adjoint")
+    return {name: folder.joinpath(name).read_text() for name in ("symsens_erk_adjoint.hpp", "erk_adjoint.cpp")}
+
+
+@lru_cache(maxsize=1)
+def _compiled_core() -> Any:
+    """The compiled sweep (``cpp/adjoint/symsens_erk_adjoint.hpp``): one library for every model and scheme,
+    built once (content-keyed cache of :func:`symsens.codegen._build.build_library`).  Floating-point
+    contraction is off so that the sweep's sums round as the NumPy sweep's do (no fused multiply-adds)."""
+    from ..codegen._build import DEFAULT_FLAGS, build_library, load_library
+
+    path = build_library(_core_sources(), "erk_adjoint.cpp", flags=(*DEFAULT_FLAGS, "-ffp-contract=off"))
+    library = load_library(path)
+    function = library.symsens_erk_adjoint
+    function.restype = ctypes.c_int
+    function.argtypes = [
+        ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int, _DOUBLE_P, _DOUBLE_P,
+        ctypes.c_int, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.c_int,
+        ctypes.c_long, _DOUBLE_P, _DOUBLE_P,
+        ctypes.c_long, _LONG_P, _LONG_P, _INT_P, _DOUBLE_P,
+        _DOUBLE_P, ctypes.c_int, ctypes.c_long,
+        _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _LONG_P,
+    ]
+    return function
+
+
+_KINDS = {"start": 0, "end": 1, "inner": 2}
+#: The most forward sweeps a binomial schedule may take (``binom(c + r, c) >= M`` with ``r`` at most this).
+_MAX_SWEEPS = 64
+
+
+def _discrete_adjoint_erk_compiled(model: Model, tableau: ExplicitTableauValues, p: Sequence[float] | np.ndarray,
+                                   parameters: tuple[str, ...], step_times: np.ndarray, step_sizes: np.ndarray,
+                                   output_times: np.ndarray, cotangents: np.ndarray, checkpoint_every: int | None,
+                                   checkpointing: str = "uniform", snapshots: int | None = None
+                                   ) -> DiscreteAdjointRun:
+    """:func:`discrete_adjoint_erk` by the compiled sweep: the same replay, output plan and reverse pass in C++
+    (``symsens_erk_adjoint.hpp``), with ``f``, ``J^T v`` and ``F_p^T v`` from the model's generated
+    transposed-product library (:func:`symsens.codegen._vjp.compile_vjp`) passed as function pointers."""
+    from ..codegen._vjp import loaded_vjp
+
+    known = set(model.parameter_names)   # a property that builds a tuple: once, not per name
+    unknown = [name for name in parameters if name not in known]
+    if unknown:
+        raise ValueError(f"`parameters`: unknown parameter {unknown[0]!r}; the model's parameters are "
+                         f"{', '.join(model.parameter_names)}")
+    if len(set(parameters)) != len(parameters):
+        raise ValueError("`parameters`: a parameter is listed twice")
+    p_values = np.ascontiguousarray(p, dtype=float)
+    if p_values.shape != (model.n_parameters,):
+        raise ValueError(f"`p` must hold all {model.n_parameters} parameter values in the model's order, "
+                         f"got shape {p_values.shape}")
+    n, P, s = model.n_states, len(parameters), tableau.stages
+    step_times, h_all, output_times, cotangents, kb = replay_inputs(
+        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, s)
+    if not (np.all(np.isfinite(step_times)) and np.all(np.isfinite(h_all))):
+        raise ValueError("`step_times`/`step_sizes` must be finite (the accepted steps of a successful solve)")
+    M, K = len(h_all), len(output_times)
+    schedule, every = 0, kb
+    if checkpointing == "binomial":
+        if checkpoint_every is not None:
+            raise ValueError("`checkpoint_every` applies to checkpointing='uniform'; the binomial schedule takes "
+                             "`snapshots`")
+        if snapshots is None:
+            snapshots = max(1, math.ceil(math.log2(M + 1)))
+        if not (isinstance(snapshots, (int, np.integer)) and not isinstance(snapshots, bool) and snapshots >= 1):
+            raise ValueError(f"`snapshots` must be a positive integer, got {snapshots!r}")
+        sweeps = 0
+        while math.comb(int(snapshots) + sweeps, int(snapshots)) < M:
+            sweeps += 1
+        if sweeps > _MAX_SWEEPS:
+            # The schedule recurses about r + c deep and costs r sweeps: refuse rather than run for hours.
+            raise ValueError(f"`snapshots`: {snapshots} snapshots for {M} steps would advance each step up to "
+                             f"{sweeps} times; give at least "
+                             f"{next(c for c in range(1, M + 1) if math.comb(c + _MAX_SWEEPS, c) >= M)}")
+        schedule, every = 1, int(snapshots)
+    kernels = loaded_vjp(model, parameters)
+    plan = _output_plan(step_times, output_times)
+    first = np.zeros(M + 1, dtype=_LONG_DTYPE)
+    first[1:] = np.cumsum([len(entries) for entries in plan]) if M else []
+    entries = [entry for step_entries in plan for entry in step_entries]
+    index = np.ascontiguousarray([k for k, _, _ in entries], dtype=_LONG_DTYPE)
+    kind = np.ascontiguousarray([_KINDS[name] for _, name, _ in entries], dtype=np.intc)
+    theta = np.ascontiguousarray([value for _, _, value in entries], dtype=float)
+    y0 = kernels.initial_conditions(p_values)
+    outputs = np.full((K, n), np.nan)
+    ybar0 = np.zeros(n)
+    pbar = np.zeros(P)
+    counters = np.zeros(4, dtype=_LONG_DTYPE)
+    A = np.ascontiguousarray(tableau.A, dtype=float)
+    b = np.ascontiguousarray(tableau.b, dtype=float)
+    c = np.ascontiguousarray(tableau.c, dtype=float)
+    times = np.ascontiguousarray(step_times)
+    sizes = np.ascontiguousarray(h_all)
+    W = np.ascontiguousarray(cotangents)
+    pointers = (ctypes.c_void_p * 3)(*kernels.pointers)
+
+    def pointer(array: np.ndarray, kind_of: Any = _DOUBLE_P) -> Any:
+        return array.ctypes.data_as(kind_of)
+
+    status = _compiled_core()(
+        pointers, n, P, pointer(p_values), pointer(y0), s, pointer(A), pointer(b), pointer(c), int(tableau.fsal),
+        M, pointer(times), pointer(sizes), K, pointer(first, _LONG_P), pointer(index, _LONG_P),
+        pointer(kind, _INT_P), pointer(theta), pointer(W), schedule, every, pointer(outputs), pointer(ybar0),
+        pointer(pbar), pointer(counters, _LONG_P))
+    if status != 0:
+        raise ValueError(f"the compiled discrete adjoint refused its input (status {status}): the steps, output "
+                         "plan or checkpoint interval are inconsistent")
+    if M == 0:
+        for k, te in enumerate(output_times):
+            if te == float(step_times[0]):
+                outputs[k] = y0
+    gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
+    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb if schedule == 0 else 0,
+                              int(counters[2]), int(counters[3]), int(counters[0]), int(counters[1]),
+                              "uniform" if schedule == 0 else "binomial")
+
+
 #: The compiled families with a discrete adjoint (``MethodSpec.family``).
 DISCRETE_ADJOINT_FAMILIES: tuple[str, ...] = ("explicit", "rosenbrock", "dirk", "radau", "bdf")
 
@@ -475,16 +685,21 @@ def discrete_adjoint(
     atol: float,
     replayed: bool = False,
     checkpoint_every: int | None = None,
+    backend: str | None = None,
 ) -> DiscreteAdjointRun:
     """Reverse mode through the accepted steps of a compiled solve with ``scheme``: explicit Runge–Kutta
     (:func:`discrete_adjoint_erk`), Rosenbrock, SDIRK/ESDIRK, Radau IIA or BDF (their modules).  ``rtol``/``atol`` are
     the solve's (the Newton replay of SDIRK, Radau and BDF needs them); ``replayed``: the steps were replayed
     (``solve(replay_steps=...)``: Newton budget 20) rather than chosen adaptively.  A ValueError names a scheme
-    without a discrete adjoint."""
+    without a discrete adjoint.  ``backend`` chooses the explicit sweep (:func:`discrete_adjoint_erk`); the
+    implicit families run in NumPy, and ``backend="compiled"`` for them is a ValueError."""
     family = discrete_adjoint_family(scheme)
     arguments = (model, scheme, p, parameters, step_times, step_sizes, output_times, cotangents)
     if family == "explicit":
-        return discrete_adjoint_erk(*arguments, checkpoint_every=checkpoint_every)
+        return discrete_adjoint_erk(*arguments, checkpoint_every=checkpoint_every, backend=backend)
+    if backend is not None and _check_backend(backend) == "compiled":
+        raise ValueError(f"`backend`: the compiled discrete adjoint covers the explicit Runge–Kutta schemes; "
+                         f"{scheme!r} runs in NumPy (backend='numpy' or 'auto')")
     if family == "rosenbrock":
         from ._discrete_adjoint_rosenbrock import discrete_adjoint_rosenbrock
 

@@ -18,7 +18,7 @@ import math
 import numbers
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Union
 
 import sympy as sp
@@ -441,11 +441,20 @@ class Model:
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.states)
+        cached = self.__dict__.get("_state_names")
+        if cached is None:
+            cached = tuple(s.name for s in self.states)
+            object.__setattr__(self, "_state_names", cached)
+        return cached
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.parameters)
+        # Cached (the model is immutable): gradient loops over a thousand parameters look names up per call.
+        cached = self.__dict__.get("_parameter_names")
+        if cached is None:
+            cached = tuple(p.name for p in self.parameters)
+            object.__setattr__(self, "_parameter_names", cached)
+        return cached
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -498,6 +507,21 @@ class Model:
             object.__setattr__(clone, attribute, getattr(self, attribute))
         object.__setattr__(clone, "parameter_values", tuple(new_values[n] for n in self.parameter_names))
         return clone
+
+    def __hash__(self) -> int:
+        # The hash the dataclass would compute (over the compared fields), computed once: it walks every expression
+        # (milliseconds for a model with a thousand parameters), and the solver caches hash the model on every call.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, item.name) for item in fields(self) if item.compare))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        # String hashes differ between processes: a pickled model must not carry this process's hash.
+        state = dict(self.__dict__)
+        state.pop("_hash", None)
+        return state
 
     def __str__(self) -> str:
         lines = [f"model {self.name}: {self.n_states} states, {self.n_parameters} parameters"]
