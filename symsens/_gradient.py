@@ -274,14 +274,9 @@ def gradient(
         raise ValueError(f"`backend` applies to the adjoint methods only, not to {method!r}")
     if scheme is None:
         scheme = _DEFAULT_DISCRETE_ADJOINT_SCHEME if method == "adjoint-discrete" else _DEFAULT_AUDIT_SCHEME
-    from .integrate._compiled import method_spec
+    from .integrate._compiled import adaptive_method_spec
 
-    try:
-        spec = method_spec(scheme)
-    except Exception as error:
-        raise ValueError(f"`scheme`: {error}") from None
-    if spec.error_order is None:
-        raise ValueError(f"`scheme`: {scheme!r} has no error estimate, so it cannot run adaptively")
+    spec = adaptive_method_spec(scheme)
     if method == "adjoint-discrete":
         from .integrate._discrete_adjoint import discrete_adjoint_family
 
@@ -359,17 +354,13 @@ def _adjoint_backend(method: str, scheme: Any, backend: Any, loss: AuditLoss) ->
     if backend == "scipy":
         scipy_method(scheme)
         return backend
-    from .integrate._compiled import method_spec
+    from .integrate._compiled import adaptive_method_spec
     from .integrate._compiled_adjoint import COMPILED_ADJOINT_FAMILIES
 
-    try:
-        spec = method_spec(scheme)
-    except Exception as error:
-        raise ValueError(f"`scheme`: {error}") from None
-    if spec.family not in COMPILED_ADJOINT_FAMILIES or spec.error_order is None:
+    spec = adaptive_method_spec(scheme)
+    if spec.family not in COMPILED_ADJOINT_FAMILIES:
         raise ValueError(f"`scheme`: the compiled adjoint runs adaptive explicit, SDIRK/ESDIRK, Radau IIA, Rosenbrock "
-                         f"and BDF schemes; {scheme!r} is {spec.family!r}" +
-                         ("" if spec.error_order is not None else " without an error estimate"))
+                         f"and BDF schemes; {scheme!r} is {spec.family!r}")
     if isinstance(loss, IntegralLoss):
         raise ValueError("the compiled adjoint takes pointwise losses (trajectory, data, expression at times); "
                          "an IntegralLoss runs with backend='scipy'")

@@ -11,7 +11,6 @@ import json
 
 import numpy as np
 import pytest
-from scipy.linalg import expm, expm_frechet
 
 import symsens
 from symsens.audit import DataLoss, IntegralLoss, TrajectoryLoss, audit, fit_loss
@@ -19,29 +18,13 @@ from symsens.audit._glossary import GLOSSARY
 from symsens.audit._methods import ADJOINT_METHODS, DEFAULT_METHODS, adjoint_integrator
 from symsens.integrate._discrete_adjoint import discrete_adjoint_erk
 
-TIMES = np.array([0.0, 0.5, 1.0, 2.0])
-OBSERVED = np.array([[0.9, 0.2], [0.5, 0.1], [0.2, -0.1], [0.1, 0.0]])
-P_LINEAR = np.array([1.5, 0.7, 0.3])
-
-
-def linear_model() -> symsens.Model:
-    return symsens.Model(states=["x1", "x2"], parameters={"a": 1.5, "b": 0.7, "c": 0.3},
-                         rhs=["-a*x1 + x2", "-b*x1 - 0.5*x2"], initial_conditions=["1", "c"], name="linear",
-                         t_span=(0.0, 2.0))
+from _linear_system import OBSERVED, P_LINEAR, TIMES, linear_model
+from _linear_system import linear_closed_form as _closed_form
 
 
 def linear_closed_form(p: np.ndarray) -> np.ndarray:
     """``d/dp sum_k |y(t_k) - d_k|^2`` for ``y' = A(p) y``, ``y0 = (1, c)``, from ``expm`` and ``expm_frechet``."""
-    A = np.array([[-p[0], 1.0], [-p[1], -0.5]])
-    dA = [np.array([[-1.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [-1.0, 0.0]]), np.zeros((2, 2))]
-    y0, dy0 = np.array([1.0, p[2]]), [np.zeros(2), np.zeros(2), np.array([0.0, 1.0])]
-    grad = np.zeros(3)
-    for t, d in zip(TIMES, OBSERVED):
-        E = expm(A * t)
-        r = E @ y0 - d
-        for j in range(3):
-            grad[j] += 2.0 * float(r @ (expm_frechet(A * t, dA[j] * t, compute_expm=False) @ y0 + E @ dy0[j]))
-    return grad
+    return _closed_form(p)[1]
 
 
 NEW_FIELDS = ("integrator", "adjoint_rtol", "adjoint_atol", "y0_reconstruction_error", "max_reconstruction_error",

@@ -9,39 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.linalg import expm, expm_frechet
 
 import symsens
 from symsens.audit import DataLoss, ExpressionLoss, IntegralLoss, TrajectoryLoss
 from symsens.derive import adjoint_system, least_squares
 from symsens.integrate._compiled_adjoint import compiled_adjoint_gradient
 
-P_LINEAR = np.array([1.5, 0.7, 0.3])
-TIMES = np.array([0.0, 0.5, 1.0, 2.0])          # data at t0 and t1 too: jumps at both ends
-OBSERVED = np.array([[0.9, 0.2], [0.5, 0.1], [0.2, -0.1], [0.1, 0.0]])
-
-
-def linear_model(stiffness: float = 1.0) -> symsens.Model:
-    """``x1' = -s a x1 + x2``, ``x2' = -b x1 - x2/2``, ``x(0) = (1, c)``: A(p) with a fast mode when s is large."""
-    return symsens.Model(states=["x1", "x2"], parameters={"a": 1.5, "b": 0.7, "c": 0.3},
-                         rhs=[f"-{stiffness!r}*a*x1 + x2", "-b*x1 - 0.5*x2"], initial_conditions=["1", "c"],
-                         name=f"linear-{stiffness:g}", t_span=(0.0, 2.0))
+from _linear_system import OBSERVED, P_LINEAR, TIMES, linear_closed_form, linear_model
 
 
 def closed_form(p: np.ndarray, stiffness: float = 1.0) -> tuple[float, np.ndarray]:
-    """``L = sum_k |y(t_k) - d_k|^2`` and dL/dp from the matrix exponential and its Fréchet derivative."""
-    A = np.array([[-stiffness * p[0], 1.0], [-p[1], -0.5]])
-    dA = [np.array([[-stiffness, 0.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [-1.0, 0.0]]), np.zeros((2, 2))]
-    y0, dy0 = np.array([1.0, p[2]]), [np.zeros(2), np.zeros(2), np.array([0.0, 1.0])]
-    value, grad = 0.0, np.zeros(3)
-    for t, d in zip(TIMES, OBSERVED):
-        E = expm(A * t)
-        r = E @ y0 - d
-        value += float(r @ r)
-        for j in range(3):
-            dy = expm_frechet(A * t, dA[j] * t, compute_expm=False) @ y0 + E @ dy0[j]
-            grad[j] += 2.0 * float(r @ dy)
-    return value, grad
+    """``L`` and ``dL/dp`` from the matrix exponential and its Fréchet derivative (``tests/_linear_system.py``)."""
+    return linear_closed_form(p, stiffness)
 
 
 @pytest.mark.parametrize(("scheme", "tolerance"), [("tsit5", 1e-9), ("radau-iia-3", 1e-10), ("bdf", 1e-7)])

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import sympy as sp
-from scipy.linalg import expm, expm_frechet
 
 import symsens
 from symsens.audit import DataLoss, TrajectoryLoss, fit_loss
@@ -19,30 +17,13 @@ from symsens.codegen._vjp import compile_vjp, vjp_source
 from symsens.derive import derivative_matrix
 from symsens.integrate._discrete_adjoint import discrete_adjoint, discrete_adjoint_erk, erk_adjoint_backend
 
-TIMES = np.array([0.0, 0.5, 1.0, 2.0])
-OBSERVED = np.array([[0.9, 0.2], [0.5, 0.1], [0.2, -0.1], [0.1, 0.0]])
-P_LINEAR = np.array([1.5, 0.7, 0.3])
-
-
-def linear_model() -> symsens.Model:
-    """``y' = A(p) y`` with ``y0 = (1, c)`` (the model of ``tests/test_adjoint_audit.py``: one compile serves both)."""
-    return symsens.Model(states=["x1", "x2"], parameters={"a": 1.5, "b": 0.7, "c": 0.3},
-                         rhs=["-a*x1 + x2", "-b*x1 - 0.5*x2"], initial_conditions=["1", "c"], name="linear",
-                         t_span=(0.0, 2.0))
+from _linear_system import OBSERVED, P_LINEAR, TIMES, linear_model
+from _linear_system import linear_closed_form as _closed_form
 
 
 def linear_closed_form(p: np.ndarray) -> np.ndarray:
     """``d/dp sum_k |y(t_k) - d_k|^2`` from ``expm`` and ``expm_frechet``."""
-    A = np.array([[-p[0], 1.0], [-p[1], -0.5]])
-    dA = [np.array([[-1.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [-1.0, 0.0]]), np.zeros((2, 2))]
-    y0, dy0 = np.array([1.0, p[2]]), [np.zeros(2), np.zeros(2), np.array([0.0, 1.0])]
-    grad = np.zeros(3)
-    for t, d in zip(TIMES, OBSERVED):
-        E = expm(A * t)
-        r = E @ y0 - d
-        for j in range(3):
-            grad[j] += 2.0 * float(r @ (expm_frechet(A * t, dA[j] * t, compute_expm=False) @ y0 + E @ dy0[j]))
-    return grad
+    return _closed_form(p)[1]
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:

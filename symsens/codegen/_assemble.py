@@ -152,7 +152,7 @@ class _Routine:
         """Append the temporaries ``replacements`` (in order), then ``targets[k] = reduced[k]``."""
         # One printer, told each temporary's name as it is defined (a printer per temporary would copy the
         # symbol table each time: quadratic in the model's size).
-        printer = CxxPrinter(self.symbols, self.constants)
+        printer = CxxPrinter(self.symbols, self.constants, scalar="S")
         for symbol, value in replacements:
             self.symbols[symbol] = printer.symbols[symbol] = _temporary_name(symbol)
             text = printer.doprint(value)
@@ -180,9 +180,7 @@ class _Routine:
         if sum(_cost(s.text) for s in self.statements) <= chunk:
             lines = [self._line(s, "    ") for s in self.statements]
             body = "\n".join(lines) if lines else "    // (nothing to compute)"
-            uses_constants = any("c[" in line for line in lines)
-            prologue = "    const T* c = constants<T>();\n" if uses_constants else ""
-            return f"{head}{prologue}{body}\n}}\n"
+            return f"{head}{_prologue(lines, '    ')}{body}\n}}\n"
         return head + self._render_chunks(chunk) + "}\n"
 
     def _schedule(self) -> list[_Statement]:
@@ -249,8 +247,7 @@ class _Routine:
                 body.append(self._line(statement, "        "))
                 if statement.defines is not None and statement.defines in shared:
                     body.append(f"        w[{shared[statement.defines]}] = {statement.target};")
-            if any("c[" in line for line in body):
-                body.insert(0, "        const T* c = constants<T>();")
+            body[:0] = _prologue(body, "        ").splitlines()
             lines.append(f"        [[gnu::noinline]] static void part{number}({signature}) {{")
             lines += ["    " + line for line in body]
             lines.append("        }")
@@ -264,6 +261,15 @@ class _Routine:
         pointer = "w" if shared else "nullptr"
         lines += [f"    chunk::part{number}({self.arguments}, {pointer});" for number in range(len(chunks))]
         return "\n".join(lines) + "\n"
+
+
+def _prologue(lines: Sequence[str], indent: str) -> str:
+    """The declarations a routine's body needs: the real type ``S`` of its numbers (see the printer) and the
+    constants table ``c`` (of ``S``: doubles for dual numbers over double, exact values for wider types)."""
+    text = f"{indent}using S = symsens::scalar_of_t<T>;\n"
+    if any("c[" in line for line in lines):
+        text += f"{indent}const S* c = constants<S>();\n"
+    return text
 
 
 # A CSE temporary keeps the name derive gave it (x12, J_0_3, ...) when that name is a plain identifier with a
@@ -369,7 +375,8 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
         f"constexpr int n_sensitivity_parameters = {n_p};",
         f"constexpr int sensitivity_parameters[{max(n_p, 1)}] = {{{', '.join(map(str, selected)) or '0'}}};",
         "",
-        "// Exact constants of the model: a double literal and a 40-digit decimal for wider scalar types.",
+        "// Exact constants of the model: a double literal and a 40-digit decimal for wider scalar types.  Routines",
+        "// read them as S = symsens::scalar_of_t<T>: double for dual numbers over double (see the runtime).",
         "template <class T>",
         "inline const T* constants() {",
         f"    static const T table[{max(len(table), 1)}] = {{",

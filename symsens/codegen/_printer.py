@@ -10,6 +10,15 @@ each scalar type, and every number is written so that it is exact in the widest 
   expression, initialised once from a double literal (exact for ``double``) and a 40-digit decimal string
   (for wider types) — see :class:`ConstantTable`.
 
+With ``scalar="S"`` the numbers are of the routine's real type instead, ``S = symsens::scalar_of_t<T>``
+(``S(3)``, and ``c`` points to ``S``): ``double`` for dual numbers over ``double``, ``T`` itself for real
+types, so extended-precision constants stay exact.  Over dual numbers ``S(2)*x`` then scales ``x``
+(the runtime's mixed operators) instead of multiplying by a dual number with zero partials, which costs
+twice the arithmetic and, at hundreds of states, most of the compiler's time.  Every subexpression free of
+symbols is then ``S``-valued and every other one ``T``-valued; where the runtime wants ``T`` on both sides
+(``min``, ``max``, ``heaviside``, the branches of a conditional, the statement's result) a constant is
+converted, ``T(...)``.
+
 One ``_print_<Node>`` method per SymPy node type and a table of known functions, as SymPy's own code
 printers are organised; unsupported nodes raise :class:`CodegenError` naming the node.
 """
@@ -86,14 +95,29 @@ class CxxPrinter:
         How each free symbol is spelled (``y[0]``, ``p[3]``, ``t``, a CSE temporary ``x12``).
     constants : ConstantTable
         Shared across the routines of one translation unit.
+    scalar : str
+        The C++ type numbers are written in: ``"T"`` (every number a ``T``), or ``"S"`` for routines that
+        define ``using S = symsens::scalar_of_t<T>;`` and ``const S* c`` (see the module docstring).
     """
 
-    def __init__(self, symbols: Mapping[sp.Symbol, str], constants: ConstantTable) -> None:
+    def __init__(self, symbols: Mapping[sp.Symbol, str], constants: ConstantTable, scalar: str = "T") -> None:
+        if scalar not in ("T", "S"):
+            raise ValueError(f"scalar must be 'T' or 'S', not {scalar!r}")
         self.symbols = dict(symbols)
         self.constants = constants
+        self.scalar = scalar
 
     def doprint(self, expr: sp.Basic) -> str:
-        return self._print(sp.sympify(expr))
+        """``expr`` as a ``T``-valued C++ expression."""
+        return self._print_as_T(sp.sympify(expr))
+
+    def _print_as_T(self, expr: sp.Basic) -> str:
+        """``expr`` as C++ of type ``T``: a number-valued expression (no symbols) converted from ``S``."""
+        if self.scalar == "T" or expr.free_symbols:
+            return self._print(expr)
+        if expr.is_Integer and abs(int(expr)) < _EXACT_INTEGER_LIMIT:
+            return f"T({int(expr)})"
+        return f"T({self._print(expr)})"
 
     # -- dispatch ---------------------------------------------------------------------------------------
     def _print(self, expr: sp.Basic) -> str:
@@ -115,7 +139,7 @@ class CxxPrinter:
 
     def _print_Integer(self, expr: sp.Integer) -> str:
         if abs(int(expr)) < _EXACT_INTEGER_LIMIT:
-            return f"T({int(expr)})" if expr >= 0 else f"T({int(expr)})"
+            return f"{self.scalar}({int(expr)})"
         return self._number(expr)
 
     def _print_Rational(self, expr: sp.Rational) -> str:
@@ -169,7 +193,7 @@ class CxxPrinter:
                 denominator.append(sp.Integer(factor.q))
             else:
                 numerator.append(factor)
-        num = "*".join(self._print(f) for f in numerator) if numerator else "T(1)"
+        num = "*".join(self._print(f) for f in numerator) if numerator else f"{self.scalar}(1)"
         if not denominator:
             return f"({num})" if len(numerator) > 1 else num
         den = "*".join(self._print(f) for f in denominator)
@@ -182,13 +206,13 @@ class CxxPrinter:
         if exponent == sp.S.Half:
             return f"symsens::sqrt({self._print(base)})"
         if exponent == -sp.S.Half:
-            return f"(T(1)/symsens::sqrt({self._print(base)}))"
+            return f"({self.scalar}(1)/symsens::sqrt({self._print(base)}))"
         if exponent.is_Integer:
             n = int(exponent)
             if n == -1:
-                return f"(T(1)/{self._print(base)})"
+                return f"({self.scalar}(1)/{self._print(base)})"
             if n < 0:
-                return f"(T(1)/symsens::ipow<{-n}>({self._print(base)}))"
+                return f"({self.scalar}(1)/symsens::ipow<{-n}>({self._print(base)}))"
             return f"symsens::ipow<{n}>({self._print(base)})"
         if base == sp.E:
             return f"symsens::exp({self._print(exponent)})"
@@ -208,11 +232,15 @@ class CxxPrinter:
     def _print_Heaviside(self, expr: sp.Expr) -> str:
         # SymPy's Heaviside(0) is 1/2 unless given; d/dx of Max/Min produces it.
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
-        return f"symsens::heaviside({self._print(expr.args[0])}, {self._print(h0)})"
+        argument = expr.args[0]
+        if argument.free_symbols:  # the runtime's heaviside takes two T (or two S)
+            return f"symsens::heaviside({self._print(argument)}, {self._print_as_T(h0)})"
+        return f"symsens::heaviside({self._print(argument)}, {self._print(h0)})"
 
     def _print_MinMaxBase(self, expr: sp.Expr) -> str:
         name = "min" if isinstance(expr, sp.Min) else "max"
-        args = [self._print(a) for a in expr.args]
+        print_argument = self._print_as_T if expr.free_symbols else self._print
+        args = [print_argument(a) for a in expr.args]
         out = args[0]
         for a in args[1:]:
             out = f"symsens::{name}({out}, {a})"
@@ -222,9 +250,11 @@ class CxxPrinter:
         pieces = list(expr.args)
         if pieces[-1].cond != sp.true:
             raise CodegenError(f"Piecewise without an otherwise branch cannot be generated: {expr}")
-        out = self._print(pieces[-1].expr)
+        # Both branches of ?: must have one type: T unless every branch is a number.
+        print_branch = self._print_as_T if any(p.expr.free_symbols for p in pieces) else self._print
+        out = print_branch(pieces[-1].expr)
         for piece in reversed(pieces[:-1]):
-            out = f"(({self._print(piece.cond)}) ? {self._print(piece.expr)} : {out})"
+            out = f"(({self._print(piece.cond)}) ? {print_branch(piece.expr)} : {out})"
         return out
 
     _RELATIONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}

@@ -472,6 +472,18 @@ def method_spec(name: str) -> MethodSpec:
     return _method_spec(name)
 
 
+def adaptive_method_spec(scheme: object, argument: str = "scheme") -> MethodSpec:
+    """:func:`method_spec` for a scheme that must run adaptively (an embedded error estimate); a ValueError
+    names ``argument`` and the problem."""
+    try:
+        spec = method_spec(scheme)  # type: ignore[arg-type]
+    except Exception as error:
+        raise ValueError(f"`{argument}`: {error}") from None
+    if spec.error_order is None:
+        raise ValueError(f"`{argument}`: {scheme!r} has no error estimate, so it cannot run adaptively")
+    return spec
+
+
 @cached_once()
 def _tableau_code(name: str) -> str:
     """The tableau of method ``name`` printed from the catalogue, after checking the catalogue agrees with the

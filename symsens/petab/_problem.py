@@ -371,19 +371,14 @@ class PetabProblem:
         from .._checks import positive_number
         from .._gradient import GradientResult
         from ..audit._methods import _counts, default_atol
-        from ..integrate._compiled import method_spec
+        from ..integrate._compiled import adaptive_method_spec
 
         rtol = positive_number(rtol, "rtol")
         if not rtol < 1:
             raise ValueError(f"`rtol` must be below 1, got {rtol!r}")
         atol = default_atol(rtol) if atol is None else positive_number(atol, "atol")
         scheme = "rodas4" if scheme is None else scheme
-        try:
-            spec = method_spec(scheme)
-        except Exception as error:
-            raise ValueError(f"`scheme`: {error}") from None
-        if spec.error_order is None:
-            raise ValueError(f"`scheme`: {scheme!r} has no error estimate, so it cannot run adaptively")
+        spec = adaptive_method_spec(scheme)
         solution = self._solve(full, scheme, rtol, atol, options["sensitivity"],
                                bool(options.get("sensitivity_in_norm", False)),
                                bool(options.get("differentiate_steps", False)), max_steps=200_000)

@@ -26,6 +26,15 @@ template <> struct constant_maker<long double> {
 };
 template <class T> inline T constant(double literal, const char* decimal) { return constant_maker<T>::make(literal, decimal); }
 
+// The real type a scalar is built on: the type itself for real scalars, the innermost value type of a dual
+// number (double for Dual<double, P> and Dual<Dual<double, P>, Q>, double-double for Dual<DoubleDouble, P>).
+// Generated routines hold their numeric constants in it, so that 2*x over dual numbers scales x's value and
+// partials (P + 1 multiplications) instead of multiplying by a dual 2 with zero partials (2P + 1
+// multiplications, P additions and the zero dual's construction); for real scalars it is T itself, so the
+// constants of the extended-precision types stay exact.
+template <class T> struct scalar_of { using type = T; };
+template <class T> using scalar_of_t = typename scalar_of<T>::type;
+
 // ---- real scalars ----------------------------------------------------------------------------------
 #define SYMSENS_REAL_UNARY(name, impl)                                                    \
     template <class T, typename std::enable_if<is_real<T>::value, int>::type = 0>        \
@@ -117,22 +126,52 @@ template <class T, int P> inline Dual<T, P> operator/(Dual<T, P> a, const Dual<T
 template <class T, int P> inline Dual<T, P> operator-(const Dual<T, P>& a) {
     Dual<T, P> r;
     r.v = -a.v;
-    for (int i = 0; i < P; ++i) r.d[i] = -a.d[i];
+    for (int i = 0; i < P; ++i) r.d[i] = T(0) - a.d[i];
     return r;
 }
 template <class T, int P> inline Dual<T, P> operator+(const Dual<T, P>& a) { return a; }
-// Mixed with the value type (integrators scale duals by real step sizes and coefficients).
-template <class T, int P> inline Dual<T, P> operator*(Dual<T, P> a, const T& s) { a.v *= s; for (int i = 0; i < P; ++i) a.d[i] *= s; return a; }
-template <class T, int P> inline Dual<T, P> operator*(const T& s, Dual<T, P> a) { return a * s; }
-template <class T, int P> inline Dual<T, P> operator/(Dual<T, P> a, const T& s) {
-    a.v /= s;
-    for (int i = 0; i < P; ++i) a.d[i] /= s;
+// Mixed with a coefficient that is no dual: the value type T (integrators scale duals by real step sizes and
+// coefficients) or the underlying real scalar (a generated routine's constants, see scalar_of).  Each computes
+// the value exactly as the all-dual operation computes it, with the same operands in the same order, so values
+// stay bit-identical; the partials skip the products with the coefficient's zero partials (which differ only in
+// the sign of zeros, or in a NaN from 0 * inf).
+template <class T, int P> struct scalar_of<Dual<T, P>> { using type = scalar_of_t<T>; };
+template <class T, class U>
+struct is_dual_coefficient
+    : std::integral_constant<bool, std::is_same<U, T>::value || std::is_same<U, scalar_of_t<T>>::value> {};
+#define SYMSENS_COEFFICIENT(T, U) typename std::enable_if<is_dual_coefficient<T, U>::value, int>::type = 0
+
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator*(Dual<T, P> a, const U& s) {
+    a.v = a.v * s;
+    for (int i = 0; i < P; ++i) a.d[i] = a.d[i] * s;
     return a;
 }
-template <class T, int P> inline Dual<T, P> operator+(Dual<T, P> a, const T& s) { a.v += s; return a; }
-template <class T, int P> inline Dual<T, P> operator+(const T& s, Dual<T, P> a) { a.v += s; return a; }
-template <class T, int P> inline Dual<T, P> operator-(Dual<T, P> a, const T& s) { a.v -= s; return a; }
-template <class T, int P> inline Dual<T, P> operator-(const T& s, const Dual<T, P>& a) { return Dual<T, P>(s) - a; }
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator*(const U& s, Dual<T, P> a) {
+    a.v = s * a.v;
+    for (int i = 0; i < P; ++i) a.d[i] = s * a.d[i];
+    return a;
+}
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator/(Dual<T, P> a, const U& s) {
+    a.v = a.v / s;
+    for (int i = 0; i < P; ++i) a.d[i] = a.d[i] / s;
+    return a;
+}
+// s / a and s - a: as the all-dual operations compute them (Dual(s) / a, Dual(s) - a), without the zero partials.
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator/(const U& s, const Dual<T, P>& a) {
+    Dual<T, P> r;
+    r.v = s / a.v;
+    for (int i = 0; i < P; ++i) r.d[i] = (T(0) - r.v * a.d[i]) / a.v;
+    return r;
+}
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator+(Dual<T, P> a, const U& s) { a.v = a.v + s; return a; }
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator+(const U& s, Dual<T, P> a) { a.v = s + a.v; return a; }
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator-(Dual<T, P> a, const U& s) { a.v = a.v - s; return a; }
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> operator-(const U& s, const Dual<T, P>& a) {
+    Dual<T, P> r;
+    r.v = s - a.v;
+    for (int i = 0; i < P; ++i) r.d[i] = T(0) - a.d[i];
+    return r;
+}
 
 template <class T, int P> inline bool operator<(const Dual<T, P>& a, const Dual<T, P>& b) { return a.v < b.v; }
 template <class T, int P> inline bool operator>(const Dual<T, P>& a, const Dual<T, P>& b) { return a.v > b.v; }
@@ -186,6 +225,26 @@ template <class T, int P> inline Dual<T, P> pow(const Dual<T, P>& x, const Dual<
     for (int i = 0; i < P; ++i) r.d[i] = dx * x.d[i] + (exponent_varies ? dy * y.d[i] : T(0));
     return r;
 }
+// The same with a constant exponent or base (a coefficient as above): the value from pow on the values, the
+// partials without the terms the constant's zero partials would contribute.
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> pow(const Dual<T, P>& x, const U& y) {
+    Dual<T, P> r(pow(x.v, y));
+    const T dx = y * pow(x.v, y - U(1));
+    for (int i = 0; i < P; ++i) r.d[i] = dx * x.d[i];
+    return r;
+}
+template <class T, int P, class U, SYMSENS_COEFFICIENT(T, U)> inline Dual<T, P> pow(const U& x, const Dual<T, P>& y) {
+    const T value = pow(x, y.v);
+    Dual<T, P> r(value);
+    bool exponent_varies = false;
+    for (int i = 0; i < P; ++i) exponent_varies = exponent_varies || !is_exact_zero(y.d[i]);
+    if (exponent_varies) {  // as above: log(x) only where y carries partials (x may be 0)
+        const T dy = value * log(x);
+        for (int i = 0; i < P; ++i) r.d[i] = dy * y.d[i];
+    }
+    return r;
+}
+#undef SYMSENS_COEFFICIENT
 template <int N, class T, int P>
 inline Dual<T, P> exprel_derivative(const Dual<T, P>& x) {
     return chain(x, exprel_derivative<N>(x.v), exprel_derivative<N + 1>(x.v));

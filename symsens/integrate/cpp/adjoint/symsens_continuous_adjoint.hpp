@@ -222,6 +222,43 @@ inline void add_stats(Stats& into, const Stats& part) {
     into.newton_iterations += part.newton_iterations;
 }
 
+// One backward segment from s0 to s1 with outputs at every accepted step end, starting from `start`: the
+// buffers grow until they hold every step (the solver is deterministic, so a rerun takes the same steps).
+// Returns the Status; `state` holds the end value, out/times the outputs, `count` their number, `segment`
+// the segment's counters.
+template <class Problem, class Run>
+int backward_segment(const Run& run_segment, Problem& problem, const std::vector<double>& start, double s0, double s1,
+                     Options& o, long& capacity, std::vector<double>& state, std::vector<double>& out,
+                     std::vector<double>& times, std::vector<double>& sizes, long& count, Stats& segment) {
+    const int dimension = problem.dimension();
+    for (;;) {
+        out.assign(static_cast<size_t>(capacity) * dimension, 0.0);
+        times.assign(capacity, 0.0);
+        sizes.assign(capacity, 0.0);
+        o.step_capacity = capacity;
+        segment = Stats{};
+        problem.stats = &segment;
+        state = start;
+        const int status = run_segment(problem, state.data(), s0, s1, o, out.data(), capacity, times.data(),
+                                       sizes.data(), &count, segment);
+        if (status != STATUS_SUCCESS || count <= capacity) return status;
+        capacity = count;
+    }
+}
+
+// The options of a backward pass: outputs at every accepted step end, no replay, values-only norm.
+inline Options backward_options(const Options& options) {
+    Options o = options;
+    o.outputs_at_steps = 1;
+    o.record_steps = 1;
+    o.n_replay = 0;
+    o.replay_steps = nullptr;
+    o.step_onto_outputs = 0;
+    o.tangents_in_norm = 0;
+    o.differentiate_steps = 0;
+    return o;
+}
+
 // The backward pass.  run_segment(problem, lambda, s0, s1, options, out, capacity, step_times, step_sizes,
 // &count, stats) integrates lambda in place from s0 to s1 with outputs at every accepted step end (the generated
 // driver's run()).  stops: the restart times in decreasing order (the data times inside (t0, t1), then t0);
@@ -242,38 +279,20 @@ int continuous_adjoint(const Run& run_segment, const TransposedProducts& product
     double t_current = step_times[n_steps - 1];
     long capacity = 256;
     std::vector<double> out, times, sizes;
-    Options o = options;
-    o.outputs_at_steps = 1;
-    o.record_steps = 1;
-    o.n_replay = 0;
-    o.replay_steps = nullptr;
-    o.step_onto_outputs = 0;
-    o.tangents_in_norm = 0;
-    o.differentiate_steps = 0;
+    Options o = backward_options(options);
     for (long stop = 0; stop < n_stops; ++stop) {
         const double t_next = stops[stop];
         if (t_next < t_current) {
             long count = 0;
             Stats segment{};
             const std::vector<double> start(lambda);
-            for (;;) {
-                out.assign(static_cast<size_t>(capacity) * n, 0.0);
-                times.assign(capacity, 0.0);
-                sizes.assign(capacity, 0.0);
-                o.step_capacity = capacity;
-                segment = Stats{};
-                problem.stats = &segment;
-                lambda = start;
-                const int status = run_segment(problem, lambda.data(), -t_current, -t_next, o, out.data(), capacity,
-                                               times.data(), sizes.data(), &count, segment);
-                if (status != STATUS_SUCCESS) {
-                    add_stats(stats, segment);
-                    stats.status = status;
-                    stats.t_failure = -segment.t_failure;
-                    return status;
-                }
-                if (count <= capacity) break;
-                capacity = count;  // deterministic: the same steps again, with room for all of them
+            const int status = backward_segment(run_segment, problem, start, -t_current, -t_next, o, capacity, lambda,
+                                                out, times, sizes, count, segment);
+            if (status != STATUS_SUCCESS) {
+                add_stats(stats, segment);
+                stats.status = status;
+                stats.t_failure = -segment.t_failure;
+                return status;
             }
             // mu over the segment's steps (the quintic Hermite interpolant of lambda on each, Gauss-Legendre).
             problem.derivatives(times[0], &out[0], slope_a.data(), second_a.data());
@@ -388,14 +407,7 @@ int backsolve_adjoint(const Run& run_segment, const TransposedProducts& products
     double t_current = t1;
     long capacity = 256;
     std::vector<double> out, times, sizes;
-    Options o = options;
-    o.outputs_at_steps = 1;
-    o.record_steps = 1;
-    o.n_replay = 0;
-    o.replay_steps = nullptr;
-    o.step_onto_outputs = 0;
-    o.tangents_in_norm = 0;
-    o.differentiate_steps = 0;
+    Options o = backward_options(options);
     *n_errors = 0;
     for (long stop = 0; stop < n_stops; ++stop) {
         const double t_next = stops[stop];
@@ -404,24 +416,13 @@ int backsolve_adjoint(const Run& run_segment, const TransposedProducts& products
             long count = 0;
             Stats segment{};
             const std::vector<double> start(z);
-            for (;;) {
-                out.assign(static_cast<size_t>(capacity) * 2 * n, 0.0);
-                times.assign(capacity, 0.0);
-                sizes.assign(capacity, 0.0);
-                o.step_capacity = capacity;
-                segment = Stats{};
-                problem.stats = &segment;
-                z = start;
-                const int status = run_segment(problem, z.data(), -t_current, -t_next, o, out.data(), capacity,
-                                               times.data(), sizes.data(), &count, segment);
-                if (status != STATUS_SUCCESS) {
-                    add_stats(stats, segment);
-                    stats.status = status;
-                    stats.t_failure = -segment.t_failure;
-                    return status;
-                }
-                if (count <= capacity) break;
-                capacity = count;
+            const int status = backward_segment(run_segment, problem, start, -t_current, -t_next, o, capacity, z, out,
+                                                times, sizes, count, segment);
+            if (status != STATUS_SUCCESS) {
+                add_stats(stats, segment);
+                stats.status = status;
+                stats.t_failure = -segment.t_failure;
+                return status;
             }
             // mu over the steps: y and lambda both from their quintic Hermite data on each step (y_s = -f,
             // y_ss = f_t + J f; lambda_s, lambda_ss as in the interpolating adjoint), at the reconstructed y.
