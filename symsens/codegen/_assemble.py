@@ -103,6 +103,11 @@ class ModelSource:
 # is computed by the same expression from the same operands, so the results are bit-identical.
 CHUNK_OPERATIONS = 400
 
+# The C++ type the routines write their numbers in (CxxPrinter's ``scalar``): "S", the real type under T, so that
+# constants over dual numbers are doubles (measurements in docs/solvers.md, "Compile cost").  "T" prints every
+# number as a T, as symsens did before; the values computed are the same (tests/test_codegen_constants.py).
+_NUMBER_TYPE = "S"
+
 # More temporaries shared between chunks than this live in a thread-local array instead of on the stack.
 _STACK_SHARED = 1024
 
@@ -152,7 +157,7 @@ class _Routine:
         """Append the temporaries ``replacements`` (in order), then ``targets[k] = reduced[k]``."""
         # One printer, told each temporary's name as it is defined (a printer per temporary would copy the
         # symbol table each time: quadratic in the model's size).
-        printer = CxxPrinter(self.symbols, self.constants, scalar="S")
+        printer = CxxPrinter(self.symbols, self.constants, scalar=_NUMBER_TYPE)
         for symbol, value in replacements:
             self.symbols[symbol] = printer.symbols[symbol] = _temporary_name(symbol)
             text = printer.doprint(value)
@@ -268,7 +273,7 @@ def _prologue(lines: Sequence[str], indent: str) -> str:
     constants table ``c`` (of ``S``: doubles for dual numbers over double, exact values for wider types)."""
     text = f"{indent}using S = symsens::scalar_of_t<T>;\n"
     if any("c[" in line for line in lines):
-        text += f"{indent}const S* c = constants<S>();\n"
+        text += f"{indent}const {_NUMBER_TYPE}* c = constants<{_NUMBER_TYPE}>();\n"
     return text
 
 

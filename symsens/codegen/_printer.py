@@ -111,9 +111,20 @@ class CxxPrinter:
         """``expr`` as a ``T``-valued C++ expression."""
         return self._print_as_T(sp.sympify(expr))
 
+    @staticmethod
+    def _is_scalar(expr: sp.Basic) -> bool:
+        """Whether ``expr`` prints as an ``S``: no symbol in it, except in the conditions of a ``Piecewise``."""
+        if not expr.free_symbols:
+            return True
+        if expr.is_Symbol or not expr.has(sp.Piecewise):
+            return False
+        if isinstance(expr, sp.Piecewise):
+            return all(CxxPrinter._is_scalar(piece.expr) for piece in expr.args)
+        return all(CxxPrinter._is_scalar(a) for a in expr.args)
+
     def _print_as_T(self, expr: sp.Basic) -> str:
-        """``expr`` as C++ of type ``T``: a number-valued expression (no symbols) converted from ``S``."""
-        if self.scalar == "T" or expr.free_symbols:
+        """``expr`` as C++ of type ``T``: an ``S``-valued one (see ``_is_scalar``) converted."""
+        if self.scalar == "T" or not self._is_scalar(expr):
             return self._print(expr)
         if expr.is_Integer and abs(int(expr)) < _EXACT_INTEGER_LIMIT:
             return f"T({int(expr)})"
@@ -233,13 +244,13 @@ class CxxPrinter:
         # SymPy's Heaviside(0) is 1/2 unless given; d/dx of Max/Min produces it.
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         argument = expr.args[0]
-        if argument.free_symbols:  # the runtime's heaviside takes two T (or two S)
+        if not self._is_scalar(argument):  # the runtime's heaviside takes two T (or two S)
             return f"symsens::heaviside({self._print(argument)}, {self._print_as_T(h0)})"
         return f"symsens::heaviside({self._print(argument)}, {self._print(h0)})"
 
     def _print_MinMaxBase(self, expr: sp.Expr) -> str:
         name = "min" if isinstance(expr, sp.Min) else "max"
-        print_argument = self._print_as_T if expr.free_symbols else self._print
+        print_argument = self._print_as_T if not self._is_scalar(expr) else self._print
         args = [print_argument(a) for a in expr.args]
         out = args[0]
         for a in args[1:]:
@@ -251,7 +262,7 @@ class CxxPrinter:
         if pieces[-1].cond != sp.true:
             raise CodegenError(f"Piecewise without an otherwise branch cannot be generated: {expr}")
         # Both branches of ?: must have one type: T unless every branch is a number.
-        print_branch = self._print_as_T if any(p.expr.free_symbols for p in pieces) else self._print
+        print_branch = self._print_as_T if not self._is_scalar(expr) else self._print
         out = print_branch(pieces[-1].expr)
         for piece in reversed(pieces[:-1]):
             out = f"(({self._print(piece.cond)}) ? {print_branch(piece.expr)} : {out})"
