@@ -1,6 +1,6 @@
 """Performance at scale: dense vs sparse linear algebra of the implicit schemes, against CVODES.
 
-    python benchmarks/scale.py [--sizes 8,32,128,512] [--repeats 5] [--network] [--quick]
+    python benchmarks/scale.py [--sizes 8,32,128,512] [--repeats 5] [--network [--network-sensitivities 3,30]]
 
 Problem: the 1-D Brusselator (Hairer & Wanner II, Sect. IV.1, "the Brusselator with diffusion"; 2N states
 u_i, v_i interleaved):
@@ -23,8 +23,13 @@ bound of each sparse run: the work the run needs at least, counted from its stat
 costs: (rhs evaluations) x (one augmented rhs, timed through ctypes with the call overhead subtracted) +
 (Jacobian evaluations) x (the augmented rhs over colour duals, priced as colours + 1 augmented rhs) + the
 exact multiply-add counts of the LU factorisations and triangular solves over the fixed pattern, priced at
-0.5 ns each (``lower_bound``).  The network (``--network``): a random mass-action network of 500 species,
-BDF, no sensitivities.
+0.5 ns each (``lower_bound``).  The network (``--network``): a random mass-action network of 500 species and
+1000 reactions (``_networks.py``), BDF dense and sparse without sensitivities; then BDF (sparse, rtol 1e-6,
+atol 1e-9) with forward sensitivities to its first 3 and first 30 rate constants beside CVODES with the same
+sensitivities (atol = 1e-3 rtol), errors against symsens Radau IIA (sparse) at rtol = atol = 1e-12 (or, with
+``--network-reference cvodes``, CVODES at rtol 1e-10, atol 1e-13: cheaper with many parameters), CVODES at
+equal accuracy chosen as for the Brusselator (``--network-sensitivities``; ``--no-brusselator`` runs the
+network alone).  CVODES's first call, which sets up its sensitivity integrator, is not timed.
 """
 
 from __future__ import annotations
@@ -159,23 +164,89 @@ def lower_bound(stats, method: str, units) -> float:
     return stats.rhs_evaluations * t_rhs + stats.jacobian_evaluations * t_jac + lu + solves
 
 
-def _cvodes(model, rtol: float, repeats: int, budget: float):
-    """CVODES through CasADi with forward sensitivities (jacobian of xf with respect to p)."""
+def _cvodes(model, rtol: float, repeats: int, budget: float, parameters=PARAMETERS, atol: float | None = None,
+            t_end: float = 10.0, warm_up: bool = True):
+    """CVODES through CasADi with forward sensitivities (jacobian of xf with respect to ``parameters``); the
+    model's other parameters are fixed at their values.  ``atol`` defaults to ``rtol``."""
     import casadi as ca
 
-    states, params = list(model.states), [sp.Symbol(name) for name in PARAMETERS]
+    values = dict(zip(model.parameter_names, model.parameter_values))
+    states, all_params = list(model.states), [sp.Symbol(name) for name in model.parameter_names]
     x = ca.SX.sym("x", len(states))
-    p = ca.SX.sym("p", len(params))
-    function = sp.lambdify([states, params], list(model.rhs), modules="math")
-    ode = ca.vertcat(*function([x[i] for i in range(len(states))], [p[j] for j in range(len(params))]))
-    options = dict(abstol=rtol, reltol=rtol, max_num_steps=10**6, fsens_err_con=True, linear_solver="csparse",
-                   newton_scheme="direct")
-    integrator = ca.integrator("F", "cvodes", {"x": x, "p": p, "ode": ode}, 0.0, 10.0, options)
-    P = ca.MX.sym("P", len(params))
+    p = ca.SX.sym("p", len(parameters))
+    symbol_of = {name: p[j] for j, name in enumerate(parameters)}
+    function = sp.lambdify([states, all_params], list(model.rhs), modules="math")
+    ode = ca.vertcat(*function([x[i] for i in range(len(states))],
+                               [symbol_of.get(name, values[name]) for name in model.parameter_names]))
+    options = dict(abstol=rtol if atol is None else atol, reltol=rtol, max_num_steps=10**6, fsens_err_con=True,
+                   linear_solver="csparse", newton_scheme="direct")
+    integrator = ca.integrator("F", "cvodes", {"x": x, "p": p, "ode": ode}, 0.0, t_end, options)
+    P = ca.MX.sym("P", len(parameters))
     xf = integrator(x0=ca.DM(np.array(model.initial_conditions, dtype=float)), p=P)["xf"]
     with_sens = ca.Function("G", [P], [xf, ca.jacobian(xf, P)])
-    t_s, runs, (y, S) = _median_time(lambda: with_sens(ca.DM([1.0, 3.0, 0.02])), repeats, budget)
+    p_values = ca.DM([values[name] for name in parameters])
+    if warm_up:
+        with_sens(p_values)  # untimed: CasADi sets up the sensitivity integrator on the first call
+    t_s, runs, (y, S) = _median_time(lambda: with_sens(p_values), repeats, budget)
     return t_s, runs, np.array(y).ravel(), np.array(S)
+
+
+def _network_sensitivities(model, n_parameters: int, repeats: int, budget: float, cvodes: bool,
+                           reference: str = "radau", rtols=(1e-5, 1e-6, 1e-7, 1e-8, 1e-9)) -> None:
+    """The network with forward sensitivities to its first ``n_parameters`` rate constants: symsens BDF (sparse,
+    rtol 1e-6, atol 1e-9) against CVODES at ``rtols`` (atol = 1e-3 rtol, the same ratio), errors of y(10) and
+    S(10) against symsens Radau IIA (sparse) at rtol = atol = 1e-12 (``reference="radau"``) or, cheaper, CVODES
+    at rtol 1e-10, atol 1e-13 (``"cvodes"``); CVODES is reported at the cheapest tolerance at least as accurate
+    in S as symsens (equal accuracy)."""
+    import symsens
+    from symsens.integrate._compiled import compiled_solver
+
+    names = list(model.parameter_names[:n_parameters])
+    cold = {}
+    for method in ("bdf", "radau5") if reference == "radau" else ("bdf",):
+        t = time.perf_counter()
+        compiled_solver(model, names, method, "sparse")
+        cold[method] = time.perf_counter() - t
+
+    def run():
+        return symsens.solve(model, (0.0, 10.0), method="bdf", rtol=1e-6, atol=1e-9, sensitivity="forward",
+                             parameters=names, linear_solver="sparse", t_eval=[10.0])
+
+    seconds, runs, sol = _median_time(run, repeats, budget)
+    t = time.perf_counter()
+    if reference == "radau":
+        ref = symsens.solve(model, (0.0, 10.0), method="radau5", rtol=1e-12, atol=1e-12, sensitivity="forward",
+                            parameters=names, linear_solver="sparse", t_eval=[10.0])
+        if ref.status != "success":
+            print(f"network P={n_parameters}: reference status {ref.status}; no comparison")
+            return
+        y_ref, s_ref, ref_info = ref.y[-1], ref.sensitivities[-1], f"Radau IIA, {ref.stats.accepted_steps} steps"
+    else:
+        _, _, y_ref, s_ref = _cvodes(model, 1e-10, 1, 0.0, parameters=names, atol=1e-13, warm_up=False)
+        ref_info = "CVODES rtol 1e-10, atol 1e-13"
+    t_ref = time.perf_counter() - t
+    if sol.status != "success":
+        print(f"network P={n_parameters}: bdf status {sol.status}; no comparison")
+        return
+    err_y, err_s = _rel(sol.y[-1], y_ref), _rel(sol.sensitivities[-1], s_ref)
+    st = sol.stats
+    print(f"network P={n_parameters} bdf sparse: {seconds * 1e3:.1f} ms ({runs}x), status {sol.status}, "
+          f"steps {st.accepted_steps}, nlu {st.lu_decompositions}, newton {st.newton_iterations}, "
+          f"err y={err_y:.1e} S={err_s:.1e}, cold " + ", ".join(f"{m} {c:.1f} s" for m, c in cold.items()) +
+          f"; reference ({ref_info}) {t_ref:.1f} s", flush=True)
+    if not cvodes:
+        return
+    for rtol in rtols:
+        try:
+            t_s, runs, y, S = _cvodes(model, rtol, repeats, budget, parameters=names, atol=rtol * 1e-3)
+        except RuntimeError as error:
+            print(f"network P={n_parameters} cvodes rtol {rtol:g}: failed: {str(error).splitlines()[0][:80]}")
+            continue
+        cv_y, cv_s = _rel(y, y_ref), _rel(S, s_ref)
+        print(f"network P={n_parameters} cvodes rtol={rtol:g} atol={rtol * 1e-3:g}: {t_s * 1e3:.1f} ms ({runs}x) "
+              f"err y={cv_y:.1e} S={cv_s:.1e}" + " (equal accuracy)" * (cv_s <= err_s), flush=True)
+        if cv_s <= err_s:
+            break
 
 
 def _fit_exponent(ns, ts) -> float:
@@ -186,6 +257,50 @@ def _fit_exponent(ns, ts) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def _print_tables(sizes, rows) -> None:
+    """The Brusselator tables: times and errors, compile times, fitted exponents."""
+    print("\n## Table (y+S times in ms; err = max relative error at t = 10)\n")
+    print("| N | n | BDF dense | BDF sparse | Radau dense | Radau sparse | CVODES (equal accuracy) | "
+          "err S BDF sparse / CVODES | lower bound BDF / Radau sparse |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for N in sizes:
+        def get(method, linear):
+            return next((r for r in rows if r["N"] == N and r["method"] == method and r["linear"] == linear), None)
+
+        cells = []
+        for method in ("bdf", "radau5"):
+            for linear in ("dense", "sparse"):
+                r = get(method, linear)
+                cells.append("–" if r is None or not np.isfinite(r["t"]) else f"{r['t'] * 1e3:.1f}")
+        cv = next((r for r in rows if r["N"] == N and r["method"] == "cvodes" and r.get("equal_accuracy")), None)
+        bs, rs = get("bdf", "sparse"), get("radau5", "sparse")
+        n = 2 * N
+        print(f"| {N} | {n} | " + " | ".join(cells) +
+              f" | {cv['t'] * 1e3:.1f} ({cv['linear']})" * (cv is not None) + " | –" * (cv is None) +
+              f" | {bs['err_s']:.1e} / {cv['err_s']:.1e}" * (cv is not None) + " | –" * (cv is None) +
+              f" | {bs['bound'] * 1e3:.1f} / {rs['bound'] * 1e3:.1f} |")
+    print("\n## Compile times (cold: derivation + generation + build; warm: load in a new process)\n")
+    print("| N | n | " + " | ".join(f"{m} {l}" for m in ("bdf", "radau5") for l in ("dense", "sparse")) + " |")
+    print("|---|---|---|---|---|---|")
+    for N in sizes:
+        cells = []
+        for m in ("bdf", "radau5"):
+            for l in ("dense", "sparse"):
+                r = next((r for r in rows if r["N"] == N and r["method"] == m and r["linear"] == l and "cold" in r), None)
+                cells.append("–" if r is None else f"{r['cold']:.1f} s / {r['warm'] * 1e3:.0f} ms")
+        print(f"| {N} | {2 * N} | " + " | ".join(cells) + " |")
+    print("\n## Fitted exponents t ~ n^k over the sizes\n")
+    ns = [2 * N for N in sizes]
+    for m in ("bdf", "radau5"):
+        for l in ("dense", "sparse"):
+            ts = [next((r["t"] for r in rows if r["N"] == N and r["method"] == m and r["linear"] == l), float("nan"))
+                  for N in sizes]
+            print(f"{m} {l}: k = {_fit_exponent(ns, ts):.2f}")
+    cv_ts = [next((r["t"] for r in rows if r["N"] == N and r["method"] == "cvodes" and r.get("equal_accuracy")),
+                  float("nan")) for N in sizes]
+    print(f"cvodes (equal accuracy): k = {_fit_exponent(ns, cv_ts):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="8,32,128,512")
@@ -194,11 +309,23 @@ def main() -> None:
     parser.add_argument("--dense-limit", type=float, default=120.0,
                         help="skip a dense run whose predicted time (from the previous size, ~n^3) exceeds this")
     parser.add_argument("--network", action="store_true")
+    parser.add_argument("--network-species", type=int, default=500, help="species (reactions: twice as many)")
+    parser.add_argument("--network-sensitivities", default="3,30",
+                        help="numbers of rate constants for the network's forward sensitivities ('' for none)")
+    parser.add_argument("--no-brusselator", action="store_true", help="only the network (with --network)")
+    parser.add_argument("--network-reference", choices=("radau", "cvodes"), default="radau",
+                        help="the network's reference: symsens Radau IIA rtol 1e-12, or CVODES rtol 1e-10 (cheaper)")
+    parser.add_argument("--network-plain", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the network without sensitivities (dense and sparse)")
     parser.add_argument("--no-cvodes", action="store_true")
+    parser.add_argument("--cvodes-rtols", default="",
+                        help="run CVODES at all these tolerances (default: 1e-5 ... 1e-9 up to equal accuracy)")
     parser.add_argument("--bound-only", action="store_true",
                         help="only the sparse runs' times beside their lower bounds (cache kept)")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [] if args.no_brusselator else [int(s) for s in args.sizes.split(",")]
+    args.cvodes_rtols = [float(s) for s in args.cvodes_rtols.split(",") if s]
+    args.network_sensitivities = [int(s) for s in args.network_sensitivities.split(",") if s]
     if args.bound_only:
         import symsens
 
@@ -288,7 +415,7 @@ def main() -> None:
         if not args.no_cvodes:
             target = next(r["err_s"] for r in rows if r["N"] == N and r["method"] == "bdf" and r["linear"] == "sparse")
             chosen = None
-            for rtol in (1e-5, 1e-6, 1e-7, 1e-8, 1e-9):
+            for rtol in args.cvodes_rtols or (1e-5, 1e-6, 1e-7, 1e-8, 1e-9):
                 try:
                     t_s, runs, y, S = _cvodes(model, rtol, args.repeats, args.budget)
                 except RuntimeError as error:
@@ -298,60 +425,22 @@ def main() -> None:
                 print(f"cvodes rtol={rtol:g} n={n:5d} t={t_s * 1e3:9.2f} ms ({runs}x) err y={err_y:.1e} S={err_s:.1e}",
                       flush=True)
                 rows.append(dict(N=N, n=n, method="cvodes", linear=f"rtol {rtol:g}", t=t_s, err_y=err_y, err_s=err_s))
-                if err_s <= target:
+                if err_s <= target and chosen is None:
                     chosen = rows[-1]
-                    break
+                    if not args.cvodes_rtols:
+                        break
             if chosen is not None:
                 chosen["equal_accuracy"] = True
 
-    print("\n## Table (y+S times in ms; err = max relative error at t = 10)\n")
-    print("| N | n | BDF dense | BDF sparse | Radau dense | Radau sparse | CVODES (equal accuracy) | "
-          "err S BDF sparse / CVODES | lower bound BDF / Radau sparse |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for N in sizes:
-        def get(method, linear):
-            return next((r for r in rows if r["N"] == N and r["method"] == method and r["linear"] == linear), None)
-
-        cells = []
-        for method in ("bdf", "radau5"):
-            for linear in ("dense", "sparse"):
-                r = get(method, linear)
-                cells.append("–" if r is None or not np.isfinite(r["t"]) else f"{r['t'] * 1e3:.1f}")
-        cv = next((r for r in rows if r["N"] == N and r["method"] == "cvodes" and r.get("equal_accuracy")), None)
-        bs, rs = get("bdf", "sparse"), get("radau5", "sparse")
-        n = 2 * N
-        print(f"| {N} | {n} | " + " | ".join(cells) +
-              f" | {cv['t'] * 1e3:.1f} ({cv['linear']})" * (cv is not None) + " | –" * (cv is None) +
-              f" | {bs['err_s']:.1e} / {cv['err_s']:.1e}" * (cv is not None) + " | –" * (cv is None) +
-              f" | {bs['bound'] * 1e3:.1f} / {rs['bound'] * 1e3:.1f} |")
-    print("\n## Compile times (cold: derivation + generation + build; warm: load in a new process)\n")
-    print("| N | n | " + " | ".join(f"{m} {l}" for m in ("bdf", "radau5") for l in ("dense", "sparse")) + " |")
-    print("|---|---|---|---|---|---|")
-    for N in sizes:
-        cells = []
-        for m in ("bdf", "radau5"):
-            for l in ("dense", "sparse"):
-                r = next((r for r in rows if r["N"] == N and r["method"] == m and r["linear"] == l and "cold" in r), None)
-                cells.append("–" if r is None else f"{r['cold']:.1f} s / {r['warm'] * 1e3:.0f} ms")
-        print(f"| {N} | {2 * N} | " + " | ".join(cells) + " |")
-    print("\n## Fitted exponents t ~ n^k over the sizes\n")
-    ns = [2 * N for N in sizes]
-    for m in ("bdf", "radau5"):
-        for l in ("dense", "sparse"):
-            ts = [next((r["t"] for r in rows if r["N"] == N and r["method"] == m and r["linear"] == l), float("nan"))
-                  for N in sizes]
-            print(f"{m} {l}: k = {_fit_exponent(ns, ts):.2f}")
-    cv_ts = [next((r["t"] for r in rows if r["N"] == N and r["method"] == "cvodes" and r.get("equal_accuracy")),
-                  float("nan")) for N in sizes]
-    print(f"cvodes (equal accuracy): k = {_fit_exponent(ns, cv_ts):.2f}")
-
+    if sizes:
+        _print_tables(sizes, rows)
     if args.network:
         sys.path.insert(0, str(Path(__file__).parent))
         from _networks import mass_action_network
 
-        model = mass_action_network(500, 1000, seed=1)
+        model = mass_action_network(args.network_species, 2 * args.network_species, seed=1)
         print(f"\n## mass-action network, {model.n_states} species, BDF rtol 1e-6, atol 1e-9, no sensitivities")
-        for linear in ("dense", "sparse"):
+        for linear in ("dense", "sparse") if args.network_plain else ():
             t = time.perf_counter()
             solver = compiled_solver(model, [], "bdf", linear)
             cold = time.perf_counter() - t
@@ -363,6 +452,9 @@ def main() -> None:
             print(f"network bdf {linear}: {seconds * 1e3:.1f} ms ({runs}x), status {sol.status}, "
                   f"steps {sol.stats.accepted_steps}, nlu {sol.stats.lu_decompositions}, cold {cold:.1f} s, "
                   f"sparse={solver.sparse}", flush=True)
+        for n_parameters in args.network_sensitivities:
+            _network_sensitivities(model, n_parameters, args.repeats, args.budget, not args.no_cvodes,
+                                   args.network_reference, args.cvodes_rtols or (1e-5, 1e-6, 1e-7, 1e-8, 1e-9))
 
 
 if __name__ == "__main__":
