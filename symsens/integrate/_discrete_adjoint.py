@@ -291,6 +291,14 @@ def output_cotangents(entries: Sequence[tuple[int, str, float]], cotangents: np.
     return ybar_start, ybar_end, fbar_start, fbar_end
 
 
+def outputs_of_a_solve_without_steps(outputs: np.ndarray, output_times: np.ndarray, t0: float,
+                                     y0: np.ndarray) -> None:
+    """A solve of no steps reaches only t0: the outputs at t0 are ``y0`` (in place)."""
+    for k, te in enumerate(output_times):
+        if te == t0:
+            outputs[k] = y0
+
+
 def _output_plan(step_times: np.ndarray, output_times: np.ndarray) -> list[list[tuple[int, str, float]]]:
     """Per step ``n``: the outputs it writes, as ``(k, kind, theta)`` with kind ``start`` (``t_k = t0`` on the
     first step), ``end`` (``t_k`` is the step end) or ``inner`` (Hermite at ``theta``); the rule of the compiled
@@ -444,9 +452,7 @@ def discrete_adjoint_erk(
                     outputs[k] = h00 * y + (h10 * h) * K[0] + h01 * y_new + (h11 * h) * f_end
         y = y_new
     if M == 0:
-        for k, te in enumerate(output_times):
-            if te == t0:
-                outputs[k] = y0
+        outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
 
     # Reverse pass, block by block from the last checkpoint.
     ybar = np.zeros(n)
@@ -647,9 +653,7 @@ def _discrete_adjoint_erk_compiled(model: Model, tableau: ExplicitTableauValues,
         raise ValueError(f"the compiled discrete adjoint refused its input (status {status}): the steps, output "
                          "plan or checkpoint interval are inconsistent")
     if M == 0:
-        for k, te in enumerate(output_times):
-            if te == float(step_times[0]):
-                outputs[k] = y0
+        outputs_of_a_solve_without_steps(outputs, output_times, float(step_times[0]), y0)
     gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
     return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb if schedule == 0 else 0,
                               int(counters[2]), int(counters[3]), int(counters[0]), int(counters[1]),

@@ -54,7 +54,7 @@ from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
 from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
-    replay_inputs, write_outputs
+    outputs_of_a_solve_without_steps, replay_inputs, write_outputs
 from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, KeptJacobian, NewtonMonitor, \
     ReplayError, error_norm, same_step, weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
@@ -291,9 +291,7 @@ def discrete_adjoint_radau(
         write_outputs(outputs, plan[n_], h, y, f, y_new, f_new)
         y, f = y_new, f_new
     if M == 0:
-        for k, te in enumerate(output_times):
-            if te == t0:
-                outputs[k] = y0
+        outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
 
     # Reverse pass.
     ybar = np.zeros(n)
