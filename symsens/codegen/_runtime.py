@@ -3,11 +3,19 @@
 Most of it is fixed text (``runtime/symsens_runtime_base.hpp``); the part that depends on exact values — the
 Bernoulli series and closed forms of ``exprel`` and its derivatives — is generated here from SymPy, so the
 coefficients are exact values printed to full precision, never typed by hand.
+
+Generating that part takes SymPy one to three seconds, which every process that compiles would pay before its
+first compile.  The text is therefore kept in the kernel cache, keyed by everything it is made from (the base
+header, the sources of this module, of the printer and of the function definitions, SymPy's version and the
+series constants), written atomically and checked on reading by a SHA-256 trailer; a missing, stale or damaged
+copy is simply generated again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
+from pathlib import Path
 
 import sympy as sp
 
@@ -104,11 +112,66 @@ def warm_sympy_tables() -> None:
     sp.sieve.extend(1000)
 
 
+_TRAILER = "// symsens-runtime-sha256 "
+
+
+def _header_key(base: str) -> str:
+    """The SHA-256 of what the generated header is made from (module docstring)."""
+    from ..model import _functions
+    from . import _printer
+
+    digest = hashlib.sha256()
+    for part in (base, Path(__file__).read_text(), Path(_printer.__file__).read_text(),
+                 Path(_functions.__file__).read_text(), sp.__version__,
+                 repr((_SERIES_RADIUS, _SERIES_TERMS, RUNTIME_EXPREL_MAX_ORDER))):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _cached_header(key: str) -> str | None:
+    """The cached header for ``key`` when a copy is present and intact."""
+    from ._build import _read_roots
+
+    for root in _read_roots():
+        try:
+            text = (root / "runtime" / f"{key}.hpp").read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        body, _, trailer = text.rpartition(_TRAILER)
+        if trailer.strip() == hashlib.sha256(body.encode()).hexdigest():
+            return body
+    return None
+
+
+def _store_header(key: str, body: str) -> None:
+    """Keep ``body`` in the cache (best effort: an unwritable cache only costs the next process the SymPy work)."""
+    from ._build import _suppress_os_error, _writable_root, _write_atomically
+
+    with _suppress_os_error():
+        folder = _writable_root() / "runtime"
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(folder / f"{key}.hpp", body + _TRAILER + hashlib.sha256(body.encode()).hexdigest() + "\n")
+
+
 @cached_once()
 def runtime_header() -> str:
-    """The full text of ``symsens_runtime.hpp``; computed once per process, by one thread (others wait)."""
-    warm_sympy_tables()
+    """The full text of ``symsens_runtime.hpp``; computed once per process, by one thread (others wait), and
+    read from the kernel cache when an earlier process made it (module docstring)."""
+    warm_sympy_tables()   # code generation after this call may use SymPy's tables from several threads
     base = resources.files("symsens.codegen").joinpath("runtime/symsens_runtime_base.hpp").read_text()
+    key = _header_key(base)
+    cached = _cached_header(key)
+    if cached is not None:
+        return cached
+    body = _generated_header(base)
+    _store_header(key, body)
+    return body
+
+
+def _generated_header(base: str) -> str:
+    """The header generated from SymPy (module docstring)."""
+    warm_sympy_tables()
     generated = "".join(_exprel_derivative_source(n) for n in range(RUNTIME_EXPREL_MAX_ORDER + 1))
     dispatch_cases = "\n".join(
         f"    if constexpr (N == {n}) return exprel_derivative_scalar_{n}(x);" for n in range(RUNTIME_EXPREL_MAX_ORDER + 1)

@@ -1,0 +1,126 @@
+// The compiled implicit steppers' decisions, replayed on values for their discrete adjoints (SDIRK/ESDIRK,
+// Radau IIA, BDF): the simplified-Newton monitor, its weights, the error norm and the step-size controller.
+//
+// The discrete adjoint of an implicit solve must reverse the Newton iterations the compiled solve carried out
+// (their number, and which kept Jacobian each used), not the derivative of the converged stage equations: the two
+// differ by terms of the size of the Newton error, and only the former equals forward-mode AD through the solver
+// (symsens/integrate/_discrete_adjoint_newton.py says why).  The compiled solve records only its accepted steps, so
+// the sweep re-takes the decisions with the rules below, which are those of symsens_implicit.hpp (NewtonControl,
+// NewtonWeights) and symsens_solver.hpp (error_norm, drive()'s PI controller), and the same as the NumPy replay's
+// (NewtonMonitor, weighted_norm, error_norm, Controller, same_step), so the compiled and NumPy sweeps take the
+// same path.
+//
+// References: E. Hairer and G. Wanner, Solving ODEs II, 2nd ed., Springer 1996, Sect. IV.8 (simplified Newton and
+// its stopping rule); E. Hairer, S. P. Norsett and G. Wanner, Solving ODEs I, 2nd ed., Sect. II.4 (step-size
+// control); G. Söderlind, ACM TOMS 29 (2003) 1-26 (PI control).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace symsens_adjoint {
+
+// max(10 eps / rtol, min(0.03, sqrt(rtol))): the Newton tolerance of symsens_implicit.hpp (SciPy's Radau and BDF).
+inline double newton_tolerance(double rtol) {
+    const double eps = std::numeric_limits<double>::epsilon();
+    return std::max(10.0 * eps / rtol, std::min(0.03, std::sqrt(rtol)));
+}
+
+// The RMS of x_i w_(i mod n) over `count` entries (count a multiple of n): NewtonWeights::norm.
+inline double weighted_norm(const double* x, long count, const double* weights, int n) {
+    double total = 0.0;
+    for (long i = 0; i < count; ++i) {
+        const double q = x[i] * weights[i % n];
+        total += q * q;
+    }
+    return std::sqrt(total / static_cast<double>(std::max(count, 1L)));
+}
+
+// w_i = 1 / (atol + rtol |y_i|): the weights of the Newton norm (NewtonWeights::set).
+inline void newton_weights(const double* y, int n, double rtol, double atol, double* weights) {
+    for (int i = 0; i < n; ++i) weights[i] = 1.0 / (atol + rtol * std::fabs(y[i]));
+}
+
+// The controller's norm, sqrt(mean((err_i / (atol + rtol max(|y0_i|, |y1_i|)))^2)), summed in index order.
+inline double error_norm(const double* err, const double* y0, const double* y1, int n, double rtol, double atol) {
+    double total = 0.0;
+    for (int i = 0; i < n; ++i) {
+        const double scale = atol + rtol * std::max(std::fabs(y0[i]), std::fabs(y1[i]));
+        total += err[i] * err[i] / (scale * scale);
+    }
+    return std::sqrt(total / static_cast<double>(std::max(n, 1)));
+}
+
+// NewtonControl: converged at the rounding floor 4 eps / rtol; from the second iteration on the rate
+// theta = |dZ_k| / |dZ_(k-1)|, diverged when theta >= 1 or theta^(kmax - k) / (1 - theta) |dZ_k| > tol, converged
+// when theta / (1 - theta) |dZ_k| <= tol; diverged after kmax iterations.
+struct NewtonMonitor {
+    enum Verdict : int { DIVERGED = -1, CONTINUE = 0, CONVERGED = 1 };
+
+    double tol = 0.0, floor = 0.0, previous = 0.0, rate = 0.0;
+    int max_iterations = 0, iterations = 0;
+
+    NewtonMonitor(double rtol, int budget)
+        : tol(newton_tolerance(rtol)), floor(4.0 * std::numeric_limits<double>::epsilon() / rtol),
+          max_iterations(budget) {}
+
+    void start() {
+        previous = 0.0;
+        rate = 0.0;
+        iterations = 0;
+    }
+
+    // CONVERGED: apply the correction and stop; CONTINUE: apply it; DIVERGED: do not apply it.
+    int check(double norm) {
+        ++iterations;
+        if (!std::isfinite(norm)) return DIVERGED;
+        if (norm <= floor) return CONVERGED;
+        if (iterations > 1) {
+            rate = norm / previous;
+            if (!(rate < 1.0)) return DIVERGED;
+            if (std::pow(rate, max_iterations - iterations) / (1.0 - rate) * norm > tol) return DIVERGED;
+            if (rate / (1.0 - rate) * norm <= tol) return CONVERGED;
+        }
+        previous = norm;
+        if (iterations >= max_iterations) return DIVERGED;
+        return CONTINUE;
+    }
+};
+
+// drive()'s step-size rules for a one-step method (symsens_solver.hpp): after an accepted step
+// h *= clamp(safety err^-beta1 err_prev^beta2, factor_min, factor_max) (PI control, err_prev >= 1e-4), after a
+// rejection h *= clamp(safety err^(-1/q), factor_min, 1); a step ending within 1% of t1 (or beyond) lands on it.
+struct Controller {
+    double safety = 0.9, factor_min = 0.2, factor_max = 10.0, beta1 = 0.0, beta2 = 0.0;
+    int error_order = 1;
+
+    // The next wish after an accepted step with `error`; `previous` (the last accepted error) is updated.
+    double accepted(double h, double error, double& previous) const {
+        const double e = error < 1e-10 ? 1e-10 : error;
+        double factor = safety * std::pow(e, -beta1) * std::pow(previous, beta2);
+        factor = std::min(std::max(factor, factor_min), factor_max);
+        previous = std::max(error, 1e-4);
+        return h * factor;
+    }
+
+    double rejected(double h, double error) const {
+        const double factor = safety * std::pow(error, -1.0 / error_order);
+        return h * std::min(std::max(factor, factor_min), 1.0);
+    }
+
+    // The attempted size for the wish h at t.
+    static double landed(double t, double h, double t1) {
+        if (t + h - t1 >= 0 || t + 1.01 * h - t1 > 0) return t1 - t;
+        return h;
+    }
+};
+
+// Whether a re-enacted attempt is the recorded step: the replay's step sizes agree with the compiled solve's to
+// ~1e-5 at worst (error estimates from components far below the largest), a different attempt differs by 10% or
+// more (same_step of _discrete_adjoint_newton.py).
+inline bool same_step(double h_try, double h_recorded) {
+    return std::fabs(h_try - h_recorded) <= 1e-4 * std::fabs(h_recorded);
+}
+
+}  // namespace symsens_adjoint
