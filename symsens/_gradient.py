@@ -285,14 +285,11 @@ def gradient(
                              f"SDIRK/ESDIRK, Radau IIA and BDF schemes (tsit5, rodas4, kvaerno5, radau5, bdf, ...); "
                              f"{scheme!r} is {spec.family!r}")
         if backend is not None:
-            from .integrate._discrete_adjoint import erk_adjoint_backend
+            from .integrate._discrete_adjoint import discrete_adjoint_backend
 
             if backend not in ("compiled", "numpy"):
                 raise ValueError(f"`backend` of adjoint-discrete must be 'compiled' or 'numpy', got {backend!r}")
-            if backend == "compiled" and spec.family != "explicit":
-                raise ValueError(f"`backend`: the compiled discrete adjoint covers the explicit Runge–Kutta "
-                                 f"schemes; {scheme!r} is {spec.family!r} (its discrete adjoint runs in NumPy)")
-            with erk_adjoint_backend(backend):
+            with discrete_adjoint_backend(backend):
                 return _audit_method(model, loss, p_values, span, chosen, method, scheme, rtol, atol)
     return _audit_method(model, loss, p_values, span, chosen, method, scheme, rtol, atol)
 

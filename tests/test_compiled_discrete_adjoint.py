@@ -206,10 +206,6 @@ def test_bad_input_is_refused_with_the_argument_named() -> None:
         discrete_adjoint_erk(**{**call, "step_sizes": np.array([1.0, np.nan])}, backend="compiled")
     with pytest.raises(ValueError, match="`scheme`"):
         discrete_adjoint_erk(**{**call, "scheme": "rodas4"}, backend="compiled")
-    with pytest.raises(ValueError, match="`backend`: the compiled discrete adjoint covers the explicit"):
-        discrete_adjoint(**{**call, "scheme": "rodas4"}, rtol=1e-6, atol=1e-9, backend="compiled")
-    with pytest.raises(ValueError, match="`backend`: the compiled discrete adjoint covers the explicit"):
-        symsens.gradient(model, method="adjoint-discrete", scheme="rodas4", backend="compiled")
     with pytest.raises(ValueError, match="`backend` of adjoint-discrete must be 'compiled' or 'numpy'"):
         symsens.gradient(model, method="adjoint-discrete", scheme="tsit5", backend="scipy")
     with pytest.raises(ValueError, match="`backend` applies to the adjoint methods only"):

@@ -41,7 +41,7 @@ every model, with ``f``, ``J^T v`` and ``F_p^T v`` from the model's generated tr
 thousand parameters) passed as function pointers.  ``backend="numpy"`` runs this module's sweep with lambdified
 kernels.  Both take the same output plan (:func:`_output_plan`), checkpoints and operation order, so they agree
 to the rounding of the kernels' evaluation order; the NumPy sweep is the fallback and the independent check.
-:func:`erk_adjoint_backend` chooses for callers that do not pass ``backend`` (``symsens.gradient``, the audit).
+:func:`discrete_adjoint_backend` chooses for callers that do not pass ``backend`` (``symsens.gradient``, the audit).
 
 Explicit Runge–Kutta schemes are here; the implicit families have their own modules
 (:mod:`._discrete_adjoint_rosenbrock`, :mod:`._discrete_adjoint_dirk`, :mod:`._discrete_adjoint_radau`,
@@ -74,7 +74,8 @@ import sympy as sp
 from ..model import Model
 
 __all__ = ["DiscreteAdjointRun", "discrete_adjoint", "discrete_adjoint_erk", "discrete_adjoint_family",
-           "explicit_tableau", "default_checkpoint_interval", "ERK_BACKENDS", "erk_adjoint_backend"]
+           "explicit_tableau", "default_checkpoint_interval", "ERK_BACKENDS", "discrete_adjoint_backend",
+           "erk_adjoint_backend"]
 
 
 @dataclass(frozen=True)
@@ -495,7 +496,7 @@ def discrete_adjoint_erk(
     return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)
 
 
-#: ``backend=`` values of :func:`discrete_adjoint_erk`.
+#: ``backend=`` values of :func:`discrete_adjoint_erk` and :func:`discrete_adjoint`.
 ERK_BACKENDS: tuple[str, ...] = ("auto", "compiled", "numpy")
 
 _backend_setting: contextvars.ContextVar[str] = contextvars.ContextVar("symsens_erk_adjoint_backend",
@@ -509,8 +510,8 @@ def _check_backend(backend: object) -> str:
 
 
 @contextlib.contextmanager
-def erk_adjoint_backend(backend: str) -> Iterator[None]:
-    """Within the ``with`` block (this thread or task), explicit discrete adjoints called without ``backend=``
+def discrete_adjoint_backend(backend: str) -> Iterator[None]:
+    """Within the ``with`` block (this thread or task), discrete adjoints called without ``backend=``
     (as :func:`symsens.gradient` and the audit call them) run on ``backend``: ``"compiled"``, ``"numpy"`` or
     ``"auto"``.  ``symsens.gradient(..., method="adjoint-discrete", backend=...)`` sets it for one call."""
     token = _backend_setting.set(_check_backend(backend))
@@ -518,6 +519,10 @@ def erk_adjoint_backend(backend: str) -> Iterator[None]:
         yield
     finally:
         _backend_setting.reset(token)
+
+
+#: The name under which the explicit family introduced the setting.
+erk_adjoint_backend = discrete_adjoint_backend
 
 
 def _resolve_backend(backend: str | None) -> str:
@@ -675,6 +680,11 @@ def discrete_adjoint_family(scheme: str) -> str | None:
     return family if family in DISCRETE_ADJOINT_FAMILIES else None
 
 
+#: The implicit families whose discrete adjoint has a compiled sweep (module ``_discrete_adjoint_<family>_compiled``,
+#: function ``discrete_adjoint_<family>_compiled``, the NumPy function's arguments and result).
+_COMPILED_IMPLICIT_FAMILIES: tuple[str, ...] = ("radau", "bdf")
+
+
 def discrete_adjoint(
     model: Model,
     scheme: str,
@@ -695,33 +705,24 @@ def discrete_adjoint(
     (:func:`discrete_adjoint_erk`), Rosenbrock, SDIRK/ESDIRK, Radau IIA or BDF (their modules).  ``rtol``/``atol`` are
     the solve's (the Newton replay of SDIRK, Radau and BDF needs them); ``replayed``: the steps were replayed
     (``solve(replay_steps=...)``: Newton budget 20) rather than chosen adaptively.  A ValueError names a scheme
-    without a discrete adjoint.  ``backend`` chooses the explicit sweep (:func:`discrete_adjoint_erk`); the
-    implicit families run in NumPy, and ``backend="compiled"`` for them is a ValueError."""
+    without a discrete adjoint.  ``backend``: ``"compiled"`` (the C++ sweep of the family, built once for every
+    model), ``"numpy"`` (the NumPy sweep, the same arithmetic in the same order) or ``"auto"``/None (compiled
+    when a C++ compiler is found; :func:`discrete_adjoint_backend` sets it for a block of calls)."""
+    import importlib
+
     family = discrete_adjoint_family(scheme)
     arguments = (model, scheme, p, parameters, step_times, step_sizes, output_times, cotangents)
     if family == "explicit":
         return discrete_adjoint_erk(*arguments, checkpoint_every=checkpoint_every, backend=backend)
-    if backend is not None and _check_backend(backend) == "compiled":
-        raise ValueError(f"`backend`: the compiled discrete adjoint covers the explicit Runge–Kutta schemes; "
-                         f"{scheme!r} runs in NumPy (backend='numpy' or 'auto')")
-    if family == "rosenbrock":
-        from ._discrete_adjoint_rosenbrock import discrete_adjoint_rosenbrock
-
-        return discrete_adjoint_rosenbrock(*arguments, checkpoint_every=checkpoint_every)
-    if family == "dirk":
-        from ._discrete_adjoint_dirk import discrete_adjoint_dirk
-
-        return discrete_adjoint_dirk(*arguments, rtol=rtol, atol=atol, replayed=replayed,
-                                     checkpoint_every=checkpoint_every)
-    if family == "radau":
-        from ._discrete_adjoint_radau import discrete_adjoint_radau
-
-        return discrete_adjoint_radau(*arguments, rtol=rtol, atol=atol, replayed=replayed,
-                                      checkpoint_every=checkpoint_every)
-    if family == "bdf":
-        from ._discrete_adjoint_bdf import discrete_adjoint_bdf
-
-        return discrete_adjoint_bdf(*arguments, rtol=rtol, atol=atol, replayed=replayed,
-                                    checkpoint_every=checkpoint_every)
-    raise ValueError(f"`scheme`: the discrete adjoint covers the compiled explicit Runge–Kutta, Rosenbrock, "
-                     f"SDIRK/ESDIRK, Radau IIA and BDF schemes; {scheme!r} is not one of them")
+    if family is None:
+        raise ValueError(f"`scheme`: the discrete adjoint covers the compiled explicit Runge–Kutta, Rosenbrock, "
+                         f"SDIRK/ESDIRK, Radau IIA and BDF schemes; {scheme!r} is not one of them")
+    options: dict[str, Any] = {"checkpoint_every": checkpoint_every}
+    if family != "rosenbrock":
+        options.update(rtol=rtol, atol=atol, replayed=replayed)
+    compiled = family in _COMPILED_IMPLICIT_FAMILIES and _resolve_backend(backend) == "compiled"
+    if backend is not None and _check_backend(backend) == "compiled" and not compiled:
+        raise ValueError(f"`backend`: {scheme!r} has no compiled discrete adjoint; use backend='numpy' or 'auto'")
+    suffix = "_compiled" if compiled else ""
+    module = importlib.import_module(f"._discrete_adjoint_{family}{suffix}", __package__)
+    return getattr(module, f"discrete_adjoint_{family}{suffix}")(*arguments, **options)

@@ -1,0 +1,77 @@
+// The C entry of the compiled Radau IIA discrete adjoint (symsens_radau_adjoint.hpp), called from
+// symsens/integrate/_discrete_adjoint_radau_compiled.py through ctypes.  The model's kernels arrive as function
+// pointers from its own small libraries: kernels[0..2] = f, J^T v, F_p^T v (symsens/codegen/_vjp.py) and
+// second[0..2] = J on its pattern, f_t, the second-order gradient (symsens/codegen/_second_order.py).
+#include <new>
+
+#include "symsens_radau_adjoint.hpp"
+
+#ifndef SYMSENS_EXPORT
+#define SYMSENS_EXPORT __attribute__((visibility("default")))
+#endif
+
+extern "C" {
+
+// coefficients: c (3), mu, alpha, beta, T (9), T^-1 (9), gamma0, e (3) (RadauCoefficients).
+// controller: safety, factor_min, factor_max, beta1, beta2, error_order; null for replayed steps (no rejected
+// attempts to re-enact).  budget: the Newton iteration budget (6 adaptive, 20 replayed).
+// Returns 0 on success, 5 on inconsistent input (nothing computed), 6 when a Newton solve of the replay did not
+// converge (counters[4] = the step), 7 when memory ran out.
+// counters[0..4]: f evaluations, transposed products (with the second-order gradients), checkpoints, peak stored
+// numbers, the failed step.
+SYMSENS_EXPORT int symsens_radau_adjoint(
+    void* const* kernels, void* const* second, long nnz, const long* rows, const long* cols, int autonomous,
+    int n, int P, const double* p, const double* y0, const double* coefficients, const double* controller,
+    double rtol, double atol, int budget,
+    long M, const double* step_times, const double* step_sizes,
+    long K, const long* plan_first, const long* plan_index, const int* plan_kind, const double* plan_theta,
+    const double* cotangents, long checkpoint_every,
+    double* outputs, double* ybar0, double* pbar, long* counters) {
+    using namespace symsens_adjoint;
+    if (kernels == nullptr || kernels[0] == nullptr || kernels[1] == nullptr || (P > 0 && kernels[2] == nullptr)
+        || second == nullptr || n < 1 || P < 0 || M < 0 || K < 0 || checkpoint_every < 1 || budget < 1
+        || !(rtol > 0.0) || !(atol >= 0.0) || coefficients == nullptr)
+        return BAD_INPUT;
+    SecondOrderKernels second_order;
+    second_order.jacobian = reinterpret_cast<JacobianFunction>(second[0]);
+    second_order.time_derivative = reinterpret_cast<TimeDerivativeFunction>(second[1]);
+    second_order.second_order = reinterpret_cast<SecondOrderFunction>(second[2]);
+    second_order.nnz = nnz;
+    second_order.rows = rows;
+    second_order.cols = cols;
+    second_order.autonomous = autonomous != 0;
+    if (!second_order.valid(n)) return BAD_INPUT;
+    Kernels f{reinterpret_cast<RhsFunction>(kernels[0]), reinterpret_cast<ProductFunction>(kernels[1]),
+              reinterpret_cast<ProductFunction>(kernels[2])};
+    Controller rules;
+    if (controller != nullptr) {
+        rules.safety = controller[0];
+        rules.factor_min = controller[1];
+        rules.factor_max = controller[2];
+        rules.beta1 = controller[3];
+        rules.beta2 = controller[4];
+        rules.error_order = static_cast<int>(controller[5]);
+        if (rules.error_order < 1) return BAD_INPUT;
+    }
+    const RadauCoefficients tableau(coefficients);
+    OutputPlan plan{plan_first, plan_index, plan_kind, plan_theta};
+    Counters counted;
+    long failed = -1;
+    int status;
+    try {
+        RadauAdjoint adjoint(f, second_order, tableau, controller != nullptr ? &rules : nullptr, n, P, p, rtol, atol,
+                             budget);
+        status = adjoint.run(y0, M, step_times, step_sizes, plan, K, cotangents, checkpoint_every, outputs, ybar0,
+                             pbar, counted, failed);
+    } catch (const std::bad_alloc&) {
+        return 7;
+    }
+    counters[0] = counted.rhs_evaluations;
+    counters[1] = counted.product_evaluations;
+    counters[2] = counted.checkpoints;
+    counters[3] = counted.stored_numbers;
+    counters[4] = failed;
+    return status;
+}
+
+}  // extern "C"
