@@ -450,7 +450,7 @@ def _discrete_adjoint(
     scale = float(np.max(np.abs(solution.y))) if solution.y.size else 0.0
     replay_difference = float(np.max(np.abs(run.outputs - solution.y))) / scale if scale > 0 else 0.0
     if status == "success" and not replay_difference <= 1e-8:
-        message += (f"; the NumPy replay's states differ from the compiled solve's by {replay_difference:.1e} "
+        message += (f"; the replay's states differ from the compiled solve's by {replay_difference:.1e} "
                     f"(relative), so this is the derivative of a nearby numerical solution")
     details = {"checkpoint_every": run.checkpoint_every, "checkpoints": run.checkpoints,
                "stored_numbers": run.stored_numbers, "rhs_evaluations": run.rhs_evaluations,

@@ -300,6 +300,12 @@ def outputs_of_a_solve_without_steps(outputs: np.ndarray, output_times: np.ndarr
             outputs[k] = y0
 
 
+def cotangent_of_a_solve_without_steps(output_times: np.ndarray, t0: float, cotangents: np.ndarray) -> np.ndarray:
+    """``ybar_0`` of a solve of no steps: its outputs at t0 are ``y0`` itself, so their cotangents add up there."""
+    at_start = np.asarray(output_times) == t0
+    return np.asarray(cotangents, dtype=float)[at_start].sum(axis=0)
+
+
 def _output_plan(step_times: np.ndarray, output_times: np.ndarray) -> list[list[tuple[int, str, float]]]:
     """Per step ``n``: the outputs it writes, as ``(k, kind, theta)`` with kind ``start`` (``t_k = t0`` on the
     first step), ``end`` (``t_k`` is the step end) or ``inner`` (Hermite at ``theta``); the rule of the compiled
@@ -456,7 +462,7 @@ def discrete_adjoint_erk(
         outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
 
     # Reverse pass, block by block from the last checkpoint.
-    ybar = np.zeros(n)
+    ybar = cotangent_of_a_solve_without_steps(output_times, t0, cotangents) if M == 0 else np.zeros(n)
     pbar = np.zeros(P)
     peak = len(checkpoints) * n
     for start in sorted(checkpoints, reverse=True):
@@ -659,6 +665,7 @@ def _discrete_adjoint_erk_compiled(model: Model, tableau: ExplicitTableauValues,
                          "plan or checkpoint interval are inconsistent")
     if M == 0:
         outputs_of_a_solve_without_steps(outputs, output_times, float(step_times[0]), y0)
+        ybar0 = ybar0 + cotangent_of_a_solve_without_steps(output_times, float(step_times[0]), cotangents)
     gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
     return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb if schedule == 0 else 0,
                               int(counters[2]), int(counters[3]), int(counters[0]), int(counters[1]),
@@ -682,7 +689,7 @@ def discrete_adjoint_family(scheme: str) -> str | None:
 
 #: The implicit families whose discrete adjoint has a compiled sweep (module ``_discrete_adjoint_<family>_compiled``,
 #: function ``discrete_adjoint_<family>_compiled``, the NumPy function's arguments and result).
-_COMPILED_IMPLICIT_FAMILIES: tuple[str, ...] = ("radau", "bdf")
+_COMPILED_IMPLICIT_FAMILIES: tuple[str, ...] = ("rosenbrock", "dirk", "radau", "bdf")
 
 
 def discrete_adjoint(

@@ -54,7 +54,7 @@ from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
 from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
-    outputs_of_a_solve_without_steps, replay_inputs, write_outputs
+    outputs_of_a_solve_without_steps, cotangent_of_a_solve_without_steps, replay_inputs, write_outputs
 from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, KeptJacobian, NewtonMonitor, \
     ReplayError, error_norm, same_step, weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
@@ -294,7 +294,7 @@ def discrete_adjoint_radau(
         outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
 
     # Reverse pass.
-    ybar = np.zeros(n)
+    ybar = cotangent_of_a_solve_without_steps(output_times, t0, cotangents) if M == 0 else np.zeros(n)
     pbar = np.zeros(P)
     zbar_carry = np.zeros((3, n))   # cotangent of the last iterate of the step being reversed (from the next step)
     jbars: dict[int, np.ndarray] = {}

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..model import Model
-from ._discrete_adjoint import DiscreteAdjointRun, _output_plan, outputs_of_a_solve_without_steps, replay_inputs
+from ._discrete_adjoint import DiscreteAdjointRun, _output_plan, cotangent_of_a_solve_without_steps, \
+    outputs_of_a_solve_without_steps, replay_inputs
 from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, ReplayError
 from ._discrete_adjoint_radau import radau_coefficients
 
@@ -194,6 +195,7 @@ def discrete_adjoint_radau_compiled(
                          "output plan, tolerances or checkpoint interval are inconsistent")
     if M == 0:
         outputs_of_a_solve_without_steps(outputs, output_times, float(step_times[0]), y0)
+        ybar0 = ybar0 + cotangent_of_a_solve_without_steps(output_times, float(step_times[0]), cotangents)
     gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
     return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, int(counters[2]), int(counters[3]),
                               int(counters[0]), int(counters[1]))

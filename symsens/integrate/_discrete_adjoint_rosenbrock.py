@@ -64,7 +64,7 @@ from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
 from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
-    outputs_of_a_solve_without_steps, replay_inputs, write_outputs
+    outputs_of_a_solve_without_steps, cotangent_of_a_solve_without_steps, replay_inputs, write_outputs
 
 __all__ = ["discrete_adjoint_rosenbrock", "rosenbrock_coefficients", "RosenbrockCoefficients"]
 
@@ -299,7 +299,7 @@ def discrete_adjoint_rosenbrock(
         outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
 
     # Reverse pass, block by block from the last checkpoint.
-    ybar = np.zeros(n)
+    ybar = cotangent_of_a_solve_without_steps(output_times, t0, cotangents) if M == 0 else np.zeros(n)
     pbar = np.zeros(P)
     peak = len(checkpoints) * 2 * n
     for start in sorted(checkpoints, reverse=True):
