@@ -232,8 +232,8 @@ def gradient(
     adjoint_rtol, adjoint_atol : tolerances of the adjoint's backward pass (default ``rtol``, ``atol``).
     backend : where the continuous adjoints run: ``"scipy"`` or ``"compiled"`` (pointwise losses).  Default: SciPy for SciPy's names above, compiled for the other compiled schemes;
         ``backend="compiled"`` with ``"bdf"`` or ``"dopri5"`` runs symsens' compiled BDF or Dormand–Prince.
-        For ``adjoint-discrete`` with an explicit scheme: ``"compiled"`` (the C++ reverse sweep, the default when
-        a C++ compiler is found) or ``"numpy"`` (the NumPy sweep; the implicit families always run in NumPy).
+        For ``adjoint-discrete``: ``"compiled"`` (the C++ reverse sweep of the scheme's family, the default when
+        a C++ compiler is found) or ``"numpy"`` (the NumPy sweep: the same arithmetic, the independent check).
 
     Returns
     -------
