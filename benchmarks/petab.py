@@ -2,14 +2,16 @@
 
 For each problem in tests/data/petab/ (Boehm_JProteomeRes2014, Crauste_CellSystems2017; Hass et al. 2019):
 
-* ``import+compile cold``: :func:`symsens.petab.load`, one objective and one gradient (default scheme, rtol 1e-8),
+* ``import+compile cold``: :func:`symsens.petab.load`, one objective and one gradient (default scheme ``auto``,
+  its stiffness probe included; rtol 1e-8),
   in a fresh process with an empty ``SYMSENS_CACHE_DIR`` (so every kernel is generated and compiled);
   ``import cached``: the same with the kernels already in that cache (medians of ``--cold-repeats`` runs).
   AMICI: its PEtab import and compile (once).
 * **reference**: the negative log-likelihood (NLL) and its gradient at the nominal point, converged: symsens
   ``rodas5p`` with the sensitivities in the error norm, rtol 1e-13, atol 1e-16.  Printed beside it: its distance
   from the same at rtol 1e-14 and from AMICI at rtol 1e-12 (the reference's own error is below those).
-* **work–precision**: for each tool and setting (symsens: each scheme, with forward sensitivities outside or
+* **work–precision**: for each tool and setting (symsens: ``auto``, the default, which runs the scheme its
+  stiffness probe chose for the problem (printed), and each scheme, with forward sensitivities outside or
   inside the error norm (``:forward-error-control``); AMICI: CVODES BDF with forward
   sensitivities) and each rtol in 1e-4 ... 1e-10 (atol = rtol / 1000 for both): the NLL's error
   ``|L - L_ref|``, the gradient's relative error ``max_j |g_j - g_ref_j| / max_j |g_ref_j|``, and the medians
@@ -18,12 +20,14 @@ For each problem in tests/data/petab/ (Boehm_JProteomeRes2014, Crauste_CellSyste
   objects made once (PEtab's parameter mapping is outside the timings), its gradient error from
   ``simulate_petab``'s gradient on the estimation scale at the same settings.
 * **time to accuracy**: per tool, the fastest of its runs whose errors meet a target (objective: its NLL error,
-  from the plain solve, whose steps differ from the sensitivity solve's; gradient: NLL and gradient errors),
-  and the ratio AMICI / symsens (above 1: symsens is faster).  A setting that fails with "too many steps" (an
-  explicit scheme on a stiff problem) is not run at tighter rtols.
+  from the plain solve, whose steps differ from the sensitivity solve's; gradient: its NLL error alone at
+  1e-3, 1e-6, 1e-8, then NLL and gradient errors together), for the default (``auto``), the previous default
+  (``rodas4``) and the fastest symsens setting, and the ratios AMICI / symsens (above 1: symsens is faster).
+  A setting that fails with "too many steps" (an explicit scheme on a stiff problem) is not run at tighter
+  rtols.
 
     python benchmarks/petab.py [--repeats 7] [--cold-repeats 3] [--no-amici] [--no-import]
-                               [--settings rodas4,bdf:forward-error-control,...]
+                               [--settings auto,rodas4,bdf:forward-error-control,...]
 """
 
 from __future__ import annotations
@@ -54,10 +58,11 @@ RTOLS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12)
 #: gradient of Crauste converges 100x slower than its NLL (its sensitivities grow 1e4-fold above the states and the
 #: gradient's terms cancel 1e4-fold).
 REFERENCE = ("rodas5p", "forward-error-control", 1e-13, 1e-16)
-DEFAULT_SCHEME = "rodas4"
+DEFAULT_SCHEME = "auto"
+PREVIOUS_DEFAULT = "rodas4"
 #: Accuracy targets: the objective's NLL error; the gradient's (NLL error, gradient relative error).
 OBJECTIVE_TARGETS = (1e-3, 1e-6, 1e-8)
-GRADIENT_TARGETS = ((1e-3, 1.0), (1e-6, 1e-2), (1e-6, 1e-4))
+GRADIENT_TARGETS = ((1e-3, math.inf), (1e-6, math.inf), (1e-8, math.inf), (1e-3, 1.0), (1e-6, 1e-2), (1e-6, 1e-4))
 
 _IMPORT = """
 import json, sys, time
@@ -72,9 +77,10 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 
 def _import_seconds(path: Path, cache: str) -> float:
     environment = dict(os.environ, SYMSENS_CACHE_DIR=cache)
-    out = subprocess.run([sys.executable, "-c", _IMPORT, str(path)], env=environment,
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["seconds"]
+    run = subprocess.run([sys.executable, "-c", _IMPORT, str(path)], env=environment, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"the import run of {path.name} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def _median(function, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -104,7 +110,8 @@ def symsens_runs(path: Path, settings: list[str], repeats: int) -> tuple[dict, l
     reference = problem.gradient(scheme=scheme, method=method, rtol=rtol, atol=atol).check()
     ref = (float(reference.loss), np.asarray(reference.gradient))
     tighter = problem.gradient(scheme=scheme, method=method, rtol=rtol / 10, atol=atol / 10).check()
-    info = {"reference": ref, "ids": problem.parameter_ids, "tighter": _errors(tighter.loss, tighter.gradient, ref)}
+    info = {"reference": ref, "ids": problem.parameter_ids, "tighter": _errors(tighter.loss, tighter.gradient, ref),
+            "choice": problem.scheme_choice}
     runs = []
     objective_times: dict[tuple[str, float], tuple[float, float] | str] = {}
     for setting in settings:
@@ -122,6 +129,8 @@ def symsens_runs(path: Path, settings: list[str], repeats: int) -> tuple[dict, l
                     break
                 continue
             row["nll error"], row["gradient error"] = _errors(result.loss, result.gradient, ref)
+            if scheme == "auto":
+                row["label"] = f"auto: {result.scheme}"   # the scheme it ran (GradientResult.scheme)
             row["gradient"] = _median(
                 lambda: problem.gradient(scheme=scheme, method=method, rtol=rtol, atol=atol), repeats)
             # The objective (a plain solve) does not depend on the gradient method: timed once per scheme.
@@ -228,7 +237,7 @@ def main() -> None:
     parser.add_argument("--no-amici", action="store_true")
     parser.add_argument("--no-import", action="store_true", help="skip the cold/cached import+compile runs")
     parser.add_argument("--cold-repeats", type=int, default=3, help="cold/cached import+compile runs (median)")
-    parser.add_argument("--settings", default="rodas4,rodas4:forward-error-control,rodas5p,"
+    parser.add_argument("--settings", default="auto,rodas4,rodas4:forward-error-control,rodas5p,"
                         "rodas5p:forward-error-control,bdf,tsit5:forward-error-control,"
                         "verner7:forward-error-control")
     args = parser.parse_args()
@@ -258,6 +267,9 @@ def main() -> None:
               f"from the same at rtol {rtol / 10:g}: NLL {info['tighter'][0]:.1e}, gradient {info['tighter'][1]:.1e}"
               + (f"; from AMICI at rtol 1e-12: NLL {amici[0]['at 1e-12'][0]:.1e}, "
                  f"gradient {amici[0]['at 1e-12'][1]:.1e}" if amici else "") + "\n")
+        choice = info["choice"]
+        print(f"auto (the default): {choice.scheme}; {choice.reason} (trial: {choice.trial_steps} steps, "
+              f"largest h rho(J) {choice.largest_step_stiffness:.3g})\n")
         if not args.no_import:
             print(f"import+compile cold: symsens {cold:.1f} s (median of {args.cold_repeats}; "
                   f"{min(colds):.1f}–{max(colds):.1f})" +
@@ -275,29 +287,32 @@ def main() -> None:
             print(f"| {r['tool']} | {r['setting']} | {r['rtol']:.0e} | {r['nll error']:.1e} | "
                   f"{r['gradient error']:.1e} | {_ms(r['gradient'])} | {objective} |")
         print("\nTime to accuracy (the fastest run meeting the target; ms, with its setting and rtol):\n")
-        print("| call | target | symsens rodas4 (default) | symsens, fastest setting | AMICI | "
-              "AMICI / symsens default | AMICI / symsens fastest |")
-        print("|---|---|---|---|---|---|---|")
+        print("| call | target | symsens auto (default) | symsens rodas4 (previous default) | symsens, fastest setting "
+              "| AMICI | AMICI / auto | AMICI / rodas4 | AMICI / fastest |")
+        print("|---|---|---|---|---|---|---|---|---|")
         targets = [("objective", bound, math.inf) for bound in OBJECTIVE_TARGETS]
         targets += [("gradient", nll_bound, gradient_bound) for nll_bound, gradient_bound in GRADIENT_TARGETS]
         for what, nll_bound, gradient_bound in targets:
-            bound = f"NLL ≤ {nll_bound:g}" + (f", gradient ≤ {gradient_bound:g}" if what == "gradient" else "")
+            bound = f"NLL ≤ {nll_bound:g}" + (f", gradient ≤ {gradient_bound:g}" if math.isfinite(gradient_bound)
+                                              else "")
             default = _fastest([r for r in runs if r["setting"] == DEFAULT_SCHEME], what, nll_bound, gradient_bound)
+            previous = _fastest([r for r in runs if r["setting"] == PREVIOUS_DEFAULT], what, nll_bound,
+                                gradient_bound)
             best = _fastest([r for r in runs if r["tool"] == "symsens"], what, nll_bound, gradient_bound)
             peer = _fastest([r for r in runs if r["tool"] == "AMICI"], what, nll_bound, gradient_bound)
 
             def cell(r: dict | None) -> str:  # type: ignore[type-arg]
                 if r is None:
                     return "not reached"
-                setting = r["setting"] if what == "gradient" else r["setting"].partition(":")[0]
+                setting = r.get("label", r["setting"] if what == "gradient" else r["setting"].partition(":")[0])
                 return f"{_ms(r[what])} ({setting}, {r['rtol']:.0e})"
 
             def ratio(r: dict | None) -> str:  # type: ignore[type-arg]
                 return "—" if r is None or peer is None else f"{peer[what] / r[what]:.2f}"
 
             peer_cell = cell(peer) if any(r["tool"] == "AMICI" for r in runs) else "not run"
-            print(f"| {what} | {bound} | {cell(default)} | {cell(best)} | {peer_cell} | {ratio(default)} | "
-                  f"{ratio(best)} |")
+            print(f"| {what} | {bound} | {cell(default)} | {cell(previous)} | {cell(best)} | {peer_cell} | "
+                  f"{ratio(default)} | {ratio(previous)} | {ratio(best)} |")
         print()
 
 

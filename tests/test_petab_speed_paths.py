@@ -86,7 +86,7 @@ def test_lean_gradient_equals_the_previous_path(synthetic, method: str) -> None:
             if name is not None:
                 total += previous.gradient[offset] * steady.sensitivity[i, :]
                 offset += 1
-    result = synthetic.gradient(THETA, method=method, rtol=1e-9, atol=1e-12).check()
+    result = synthetic.gradient(THETA, method=method, scheme="rodas4", rtol=1e-9, atol=1e-12).check()
     assert result.method == method and result.scheme == "rodas4" and result.parameters == synthetic.parameter_names
     assert result.statistics["forward"]["accepted_steps"] == previous.statistics["forward"]["accepted_steps"]
     assert result.loss == pytest.approx(previous.loss, rel=1e-12)
@@ -102,7 +102,7 @@ def test_lean_objective_equals_the_previous_path(synthetic) -> None:
                      atol=1e-12).check()
     plan = loss_plan(synthetic.model, synthetic.loss, synthetic.parameter_names, synthetic.model.t_span)
     previous, _ = plan.value_and_gradient(solution.t, solution.y, None, full, None)
-    assert synthetic.objective(THETA, rtol=1e-9, atol=1e-12) == pytest.approx(previous, rel=1e-12)
+    assert synthetic.objective(THETA, scheme="rodas4", rtol=1e-9, atol=1e-12) == pytest.approx(previous, rel=1e-12)
 
 
 def test_lean_gradient_refuses_bad_settings(synthetic) -> None:
@@ -127,4 +127,4 @@ def test_simulate_equals_the_observables_on_the_previous_path(synthetic) -> None
         k = times.index(row.time)
         point = {**dict(zip(m.states, solution.y[k])), **dict(zip(m.parameters, full)), m.time: row.time}
         expected.append(float(row.simulated.xreplace(point)))
-    assert synthetic.simulate(THETA, rtol=1e-9, atol=1e-12) == pytest.approx(expected, rel=1e-13)
+    assert synthetic.simulate(THETA, scheme="rodas4", rtol=1e-9, atol=1e-12) == pytest.approx(expected, rel=1e-13)

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("problem", metavar="PROBLEM.yaml", help="the PEtab problem file")
     parser.add_argument("--method", default="forward", help="gradient method (default forward; see symsens audit "
                         "--explain and symsens.gradient)")
-    parser.add_argument("--scheme", default=None, help="integration scheme (default: the method's, rodas4 for forward)")
+    parser.add_argument("--scheme", default=None, help="integration scheme (default: for forward sensitivities and "
+                        "the discrete modes 'auto', chosen per problem by a stiffness probe: tsit5 if not stiff, bdf or "
+                        "rodas4 if stiff; the JSON field 'scheme' says which ran)")
     parser.add_argument("--rtol", type=float, default=1e-8)
     parser.add_argument("--atol", type=float, default=None, help="default rtol / 1000")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

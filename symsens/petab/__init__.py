@@ -11,6 +11,8 @@ from ._problem import Measurement as Measurement
 from ._problem import PetabProblem as PetabProblem
 from ._problem import Preequilibration as Preequilibration
 from ._problem import load as load
+from ._scheme_choice import SchemeChoice as SchemeChoice
+from ._scheme_choice import choose_scheme as choose_scheme
 from ._steady import ConservationLaws as ConservationLaws
 from ._steady import SteadyState as SteadyState
 from ._steady import conservation_laws as conservation_laws
@@ -20,4 +22,5 @@ from ._tables import PetabError as PetabError
 __all__ = [
     "load", "PetabProblem", "EstimatedParameter", "Measurement", "Preequilibration", "SCALES", "PetabError",
     "negative_log_likelihood", "conservation_laws", "ConservationLaws", "steady_state", "SteadyState",
+    "SchemeChoice", "choose_scheme",
 ]

@@ -26,6 +26,9 @@ The construction (docs/petab.md has the full account):
   (:func:`symsens.petab._noise.nll_and_partials`) and the exact derivatives of the observable and noise
   formulas.  The values equal those of :func:`symsens.gradient` on :attr:`PetabProblem.loss` to rounding;
   the audit (:meth:`PetabProblem.audit_arguments`) still differentiates ``loss`` as it is.
+* Their default scheme, ``"auto"``, is chosen once per problem by a stiffness probe at the nominal point
+  (:mod:`symsens.petab._scheme_choice`: ``tsit5`` for a non-stiff problem, ``bdf`` or ``rodas4`` for a stiff one)
+  and recorded in :attr:`PetabProblem.scheme_choice`; an explicit ``scheme=`` always wins.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from .._errors import ModelError
 from ..audit._losses import ExpressionLoss
 from ..model import Model
 from ._noise import NOISE_DISTRIBUTIONS, TRANSFORMATIONS, negative_log_likelihood
+from ._scheme_choice import SchemeChoice, choose_scheme
 from ._steady import SteadyState, _Functions, steady_state
 from ._tables import PetabError, PetabTables, number_or_none, read_tables
 
@@ -55,6 +59,9 @@ SCALES: tuple[str, ...] = ("lin", "log", "log10")
 
 #: Default tolerances of :meth:`PetabProblem.objective` and :meth:`PetabProblem.gradient`.
 DEFAULT_RTOL = 1e-8
+#: The default ``scheme`` of :meth:`PetabProblem.objective`, :meth:`~PetabProblem.simulate` and the lean gradient:
+#: chosen once per problem (:mod:`symsens.petab._scheme_choice`).
+AUTO = "auto"
 
 
 def _unscale(theta: sp.Expr, scale: str) -> sp.Expr:
@@ -238,23 +245,68 @@ class PetabProblem:
         full = self._full_point(point, ())
         return {"model": self.model, "loss": self.loss, "p": full, "parameters": list(self.parameter_names)}
 
-    def objective(self, p: Sequence[float] | Mapping[str, float] | None = None, *, scheme: str = "rodas4",
+    def objective(self, p: Sequence[float] | Mapping[str, float] | None = None, *, scheme: str = AUTO,
                   rtol: float = DEFAULT_RTOL, atol: float | None = None) -> float:
         """The negative log-likelihood at ``p`` (estimated parameters on their scale; default nominal), from one
         compiled solve (``scheme``, ``rtol``, ``atol`` default ``rtol/1000``) and the NLL in NumPy
-        (:mod:`symsens.petab._lean`)."""
+        (:mod:`symsens.petab._lean`).
+
+        ``scheme="auto"`` (default): the scheme of :attr:`scheme_choice`, chosen once per problem by a stiffness
+        probe (:mod:`symsens.petab._scheme_choice`); an explicit choice whose solve fails (parameters that make the
+        problem stiff) is repeated with ``rodas4``.  Any other value is the compiled scheme to run."""
         point = self._point(p)
         full = self._full_point(point, self.steady_states(point) if self.preequilibrations else ())
-        lean = self._lean()
+        solution = self._plain_solve(full, scheme, rtol, atol, "PEtab objective")
+        return self._lean().value(solution.y, full)
+
+    @property
+    def scheme_choice(self) -> SchemeChoice:
+        """What ``scheme="auto"`` runs for this problem and why (:class:`symsens.petab._scheme_choice.SchemeChoice`):
+        a trial solve at the nominal point, the eigenvalues of the Jacobian along it and the rule of
+        :mod:`symsens.petab._scheme_choice`.  Computed on first use, then kept (the same for every call)."""
+        choice = self._cache.get("scheme_choice")
+        if choice is None:
+            full = self._full_point(self.nominal, self.steady_states() if self.preequilibrations else ())
+            choice = choose_scheme(self._lean().solve_model, full)
+            self._cache["scheme_choice"] = choice
+        return choice
+
+    @property
+    def chosen_scheme(self) -> str:
+        """The scheme ``scheme="auto"`` runs for this problem (:attr:`scheme_choice`)."""
+        return str(self.scheme_choice.scheme)
+
+    def _resolve_scheme(self, scheme: object) -> tuple[str, str | None]:
+        """``(scheme to run, scheme to repeat a failed solve with or None)``; ``"auto"`` (or None) is
+        :attr:`scheme_choice`.  A name that is not an adaptive compiled scheme is a ValueError naming it."""
+        if scheme is None or scheme == AUTO:
+            choice = self.scheme_choice
+            return choice.scheme, choice.fallback
+        from ..integrate._compiled import adaptive_method_spec
+
+        if not isinstance(scheme, str):
+            raise TypeError(f"`scheme` must be a scheme name (str) or 'auto', got {type(scheme).__name__} {scheme!r}")
+        try:
+            adaptive_method_spec(scheme)
+        except ValueError as error:
+            raise ValueError(f"{error}; or 'auto' (chosen per problem, PetabProblem.scheme_choice)") from None
+        return scheme, None
+
+    def _plain_solve(self, full: np.ndarray, scheme: object, rtol: float, atol: float | None, what: str) -> Any:
+        """The plain solve of the objective and :meth:`simulate` with ``scheme`` resolved (:meth:`_resolve_scheme`),
+        repeated with the fallback scheme if an automatic explicit choice fails; an IntegrationError if it fails."""
+        resolved, fallback = self._resolve_scheme(scheme)
         atol = rtol / 1000 if atol is None else atol
-        self._load_solver(scheme)
-        solution = self._solve(full, scheme, rtol, atol)
+        self._load_solver(resolved)
+        solution = self._solve(full, resolved, rtol, atol)
+        if solution.status != "success" and fallback is not None:
+            self._load_solver(fallback)
+            solution = self._solve(full, fallback, rtol, atol)
         if solution.status != "success":
             from .._errors import IntegrationError
 
-            raise IntegrationError(f"PEtab objective: {solution.message}", status=solution.status,
-                                   t=solution.t_failure)
-        return lean.value(solution.y, full)
+            raise IntegrationError(f"{what}: {solution.message}", status=solution.status, t=solution.t_failure)
+        return solution
 
     def _gradient_parameters(self) -> tuple[str, ...]:
         """The parameters of the solver's gradient: the estimated ones, then the pre-equilibrated initial values."""
@@ -280,20 +332,13 @@ class PetabProblem:
             self._cache["lean"] = lean
         return lean
 
-    def simulate(self, p: Sequence[float] | Mapping[str, float] | None = None, *, scheme: str = "rodas4",
+    def simulate(self, p: Sequence[float] | Mapping[str, float] | None = None, *, scheme: str = AUTO,
                  rtol: float = DEFAULT_RTOL, atol: float | None = None) -> np.ndarray:
         """The simulated observable of every measurement row (in :attr:`measurements` order) at ``p``, from the
-        objective's solve (:mod:`symsens.petab._lean`)."""
+        objective's solve (:mod:`symsens.petab._lean`; ``scheme`` as for :meth:`objective`)."""
         point = self._point(p)
         full = self._full_point(point, self.steady_states(point) if self.preequilibrations else ())
-        atol = rtol / 1000 if atol is None else atol
-        self._load_solver(scheme)
-        solution = self._solve(full, scheme, rtol, atol)
-        if solution.status != "success":
-            from .._errors import IntegrationError
-
-            raise IntegrationError(f"PEtab simulation: {solution.message}", status=solution.status,
-                                   t=solution.t_failure)
+        solution = self._plain_solve(full, scheme, rtol, atol, "PEtab simulation")
         return self._lean().simulated(solution.y, full)
 
     def gradient(self, p: Sequence[float] | Mapping[str, float] | None = None, *, method: str = "forward",
@@ -305,7 +350,10 @@ class PetabProblem:
         The compiled sensitivity methods (``forward``, ``forward-error-control`` and the ``discrete`` modes) run
         the lean path (:mod:`symsens.petab._lean`): one compiled solve with sensitivities at the measurement
         times and the NLL's chain rule in NumPy, equal to :func:`symsens.gradient` on :attr:`loss` to rounding;
-        the others run :func:`symsens.gradient` itself.
+        the others run :func:`symsens.gradient` itself.  On the lean path ``scheme=None`` or ``"auto"`` is the
+        scheme of :attr:`scheme_choice` (as for :meth:`objective`, so both run one compiled library; an explicit
+        choice whose solve fails is repeated with ``rodas4``); for the adjoints it is ``rodas4``, for the other
+        methods their own default.  The result's ``scheme`` says which scheme ran.
 
         With pre-equilibration, ``dL/dtheta = (dL/dtheta)|_x0 + (dL/dx0) dx*/dtheta`` with ``dx*/dtheta`` from
         the implicit-function theorem (``steady_state_method="newton"``) or the simulated sensitivities
@@ -322,8 +370,10 @@ class PetabProblem:
             return self._lean_gradient(full, states, method, options, scheme, rtol, atol, start)
         from .._gradient import gradient as symsens_gradient
 
+        if scheme == AUTO:
+            scheme = None       # the automatic choice is the lean path's; the other methods keep their defaults
         if scheme is None and method in ("adjoint-interpolating", "adjoint-backsolve"):
-            scheme = "rodas4"   # the problem's compiled default, as for the objective: the compiled adjoint
+            scheme = "rodas4"   # the compiled adjoint's Rosenbrock scheme
 
         result = symsens_gradient(self.model, self.loss, p=full, parameters=list(self._gradient_parameters()),
                                   method=method, scheme=scheme, rtol=rtol, atol=atol)
@@ -377,11 +427,21 @@ class PetabProblem:
         if not rtol < 1:
             raise ValueError(f"`rtol` must be below 1, got {rtol!r}")
         atol = default_atol(rtol) if atol is None else positive_number(atol, "atol")
-        scheme = "rodas4" if scheme is None else scheme
-        spec = adaptive_method_spec(scheme)
-        solution = self._solve(full, scheme, rtol, atol, options["sensitivity"],
+        if scheme is None or scheme == AUTO:
+            scheme, fallback = self._resolve_scheme(scheme)
+        else:
+            adaptive_method_spec(scheme)   # a ValueError naming the scheme and the problem
+            fallback = None
+
+        def run(name: str) -> Any:
+            return self._solve(full, name, rtol, atol, options["sensitivity"],
                                bool(options.get("sensitivity_in_norm", False)),
                                bool(options.get("differentiate_steps", False)), max_steps=200_000)
+
+        solution = run(scheme)
+        if solution.status != "success" and fallback is not None:
+            scheme = fallback
+            solution = run(scheme)
         statistics = {"forward": {**_counts(solution.stats), "accepted_steps": solution.stats.accepted_steps,
                                   "rejected_steps": solution.stats.rejected_steps}}
         if solution.status != "success":
