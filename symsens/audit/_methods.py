@@ -455,6 +455,19 @@ def _discrete_adjoint(
     details = {"checkpoint_every": run.checkpoint_every, "checkpoints": run.checkpoints,
                "stored_numbers": run.stored_numbers, "rhs_evaluations": run.rhs_evaluations,
                "transposed_products": run.vjp_evaluations, "replay_difference": replay_difference}
+    # The exact check of the path (SDIRK/ESDIRK, Radau IIA, BDF): a replay that re-enacted every attempt of the solve
+    # evaluated as many Jacobians and took as many Newton iterations as the solve did; any other count proves
+    # another path, however close its states (a replay can leave the path and come back within rounding).
+    if run.jacobian_evaluations is not None and run.newton_iterations is not None:
+        replayed = (run.jacobian_evaluations, run.newton_iterations)
+        solved = (solution.stats.jacobian_evaluations, solution.stats.newton_iterations)
+        details.update(path_matches=replayed == solved, replay_jacobian_evaluations=replayed[0],
+                       replay_newton_iterations=replayed[1], solve_jacobian_evaluations=solved[0],
+                       solve_newton_iterations=solved[1])
+        if status == "success" and replayed != solved:
+            message += (f"; the replay left the compiled solve's path: {replayed[0]} Jacobian evaluations / "
+                        f"{replayed[1]} Newton iterations against the solve's {solved[0]} / {solved[1]}; this is "
+                        "the derivative of a nearby numerical solution")
     return MethodRun(method, scheme, rtol, atol, gradient, value, status, message, seconds,
                      solution.stats.accepted_steps, solution.stats.rejected_steps, solution.stats.step_times,
                      counts=counts, integrator=scheme, details=details)

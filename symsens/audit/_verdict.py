@@ -149,6 +149,22 @@ def _control_row(diagnostics: Diagnostics, scheme: str, rtol: float, method: str
 
 def verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, diagnostics: Diagnostics,
             target_digits: float, parameter_values: np.ndarray | None = None) -> tuple[str, str, float | None]:
+    """:func:`_verdict`, and for a discrete adjoint whose replay left the compiled solve's path (its Jacobian
+    evaluations or Newton iterations differ from the solve's: ``details["path_matches"]`` False) the sentence says
+    so, whatever the category: its gradient is the derivative of a nearby numerical solution, not of the solve
+    whose loss it reports (a different count proves a different path; see docs/adjoints.md)."""
+    category, sentence, digits = _verdict(run, setting, reference, diagnostics, target_digits, parameter_values)
+    details = run.details or {}
+    if details.get("path_matches") is False:
+        sentence += (f"; the replay left the compiled solve's path ({details['replay_jacobian_evaluations']} Jacobian "
+                     f"evaluations / {details['replay_newton_iterations']} Newton iterations against the solve's "
+                     f"{details['solve_jacobian_evaluations']} / {details['solve_newton_iterations']}), so this is "
+                     "the derivative of a nearby numerical solution")
+    return category, sentence, digits
+
+
+def _verdict(run: MethodRun, setting: SettingRuns, reference: ReferenceGradient, diagnostics: Diagnostics,
+             target_digits: float, parameter_values: np.ndarray | None = None) -> tuple[str, str, float | None]:
     """``(category, sentence, digits)`` for one run (category: accurate, failed, uninformative, backsolve-instability, loss-floor,
     state-error, step-size-control, stiffness, stability-boundary, inaccurate).
 

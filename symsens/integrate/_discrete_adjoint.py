@@ -167,7 +167,10 @@ class DiscreteAdjointRun:
     ``checkpoint_every``/``checkpoints`` the schedule; ``stored_numbers`` the peak count of stored floats
     (checkpoints plus one block's stages); ``rhs_evaluations`` (forward replay and recomputation) and
     ``vjp_evaluations`` (transposed products) the work.  ``schedule`` is ``"uniform"`` or ``"binomial"`` (then
-    ``checkpoint_every`` is 0 and ``checkpoints`` the snapshots used).
+    ``checkpoint_every`` is 0 and ``checkpoints`` the snapshots used).  ``jacobian_evaluations`` and
+    ``newton_iterations`` (SDIRK/ESDIRK, Radau IIA, BDF; None for the others): the Jacobian evaluations and Newton
+    iterations of the forward replay (its first pass, rejected attempts re-enacted included), counted as the
+    compiled solve counts them in ``Solution.stats``: equal counts mean the replay re-enacted the solve's path.
     """
 
     gradient: np.ndarray
@@ -179,6 +182,8 @@ class DiscreteAdjointRun:
     rhs_evaluations: int
     vjp_evaluations: int
     schedule: str = "uniform"
+    jacobian_evaluations: int | None = None
+    newton_iterations: int | None = None
 
 
 def default_checkpoint_interval(steps: int, stages: int) -> int:

@@ -23,9 +23,12 @@ derivatives from SymPy).  At the start ``D_0 = y_0`` and ``D_1 = h_1 f(t_0, y_0)
 
 The replay runs the stepper's algorithm in NumPy on the recorded steps: re-sampling, predictor, Newton monitor
 (budget 4 adaptive, 20 replayed), Jacobian refresh, and the order selection from the error estimates of orders
-``k - 1, k, k + 1`` after ``k + 1`` equal steps.  As for SDIRK and Radau, the compiled solve's rejected attempts are
-not seen: a Jacobian re-evaluated in a rejected attempt (at that attempt's ``y_pred``) makes the replay differ
-(reported through the outputs); with ``symsens.solve(replay_steps=...)`` the agreement is exact by construction.
+``k - 1, k, k + 1`` after ``k + 1`` equal steps.  As for SDIRK and Radau, the compiled solve records only its accepted
+steps, so for an adaptive solve the replay re-enacts the attempts its controller rejected (a Jacobian re-evaluated
+in one, at that attempt's ``y_pred``, is used by the accepted step), from the solve's initial step size before the
+first accepted step; its Jacobian evaluations and Newton iterations equal the solve's ``Solution.stats`` when it
+took the solve's path (see :mod:`._discrete_adjoint_dirk`).  With ``symsens.solve(replay_steps=...)`` the
+agreement is exact by construction.
 
 Memory: checkpoints of the difference array (``8 n``), the order, the equal-step count and the kept Jacobian
 every ``k`` steps; a block keeps each step's predictor, Newton iterates and corrections.
@@ -41,15 +44,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
 from ..model import Model
 from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, replay_inputs
-from ._discrete_adjoint_newton import REPLAY_BUDGET, KeptJacobian, NewtonMonitor, ReplayError, same_step, \
-    weighted_norm
+from ._discrete_adjoint_newton import REPLAY_BUDGET, KeptJacobian, NewtonMonitor, ReplayError, initial_step, \
+    same_step, weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
 
 __all__ = ["discrete_adjoint_bdf", "bdf_coefficients"]
@@ -182,6 +185,15 @@ def discrete_adjoint_bdf(
             w[j] = pj
         return w
 
+    # The forward replay's decisions, counted as the compiled solve counts them (``njev``; one Newton iteration per
+    # right-hand side evaluated in a Newton loop, the one that diverged included): see
+    # :class:`._discrete_adjoint.DiscreteAdjointRun`.
+    decisions = {"jacobian_evaluations": 0, "newton_iterations": 0}
+
+    def evaluate(point: object, t: float, y: np.ndarray) -> KeptJacobian:
+        decisions["jacobian_evaluations"] += 1
+        return KeptJacobian(point, second.jacobian(t, y, p_list))
+
     def factor_of(jac: KeptJacobian, c: float):  # noqa: ANN202
         lu = jac.factors.get(c)
         if lu is None:
@@ -199,6 +211,7 @@ def discrete_adjoint_bdf(
         record.iterates, record.corrections = [], []
         while True:
             F = rhs(t_new, Y)
+            decisions["newton_iterations"] += 1
             if not np.all(np.isfinite(F)):
                 return "non-finite"
             x = lu_solve(lu, c * F - psi - d, check_finite=False)
@@ -234,7 +247,7 @@ def discrete_adjoint_bdf(
         record = _Step(order, resampling, y_pred, c, jac, None, [], [])
         result = newton(t_new, c, y_pred, psi, jac, weights, record)
         if isinstance(result, str) and not current:
-            jac = KeptJacobian(key, second.jacobian(t_new, y_pred, p_list))
+            jac = evaluate(key, t_new, y_pred)
             current = True
             record.jacobian = record.refreshed = jac
             result = newton(t_new, c, y_pred, psi, jac, weights, record)
@@ -253,7 +266,7 @@ def discrete_adjoint_bdf(
         t, h_step = float(step_times[n_]), float(h_all[n_])
         current = False
         if jac is None:
-            jac = KeptJacobian("start", second.jacobian(t0, y0, p_list))
+            jac = evaluate("start", t0, y0)
             current = True
         rejected: list[_Step] = []
         if not replayed and h_wish is not None:
@@ -340,11 +353,17 @@ def discrete_adjoint_bdf(
     f0_ = rhs(t0, y0)
     D0 = np.zeros((_ROWS, n))
     D0[0] = y0
+    # D_1 = h f(t0, y0) with the solve's first attempted step size: for an adaptive solve its initial step (the
+    # attempts rejected before the first acceptance re-sample D and spend Newton iterations; they cannot refresh J,
+    # the first Jacobian being current until then), kept as the recorded step when it is that step.
     h_first = float(h_all[0]) if M else 0.0
+    h_wish = None
+    if M and not replayed:
+        h_wish = initial_step(rhs, t0, float(step_times[-1]), y0, f0_, 1, rtol, atol)
+        if not same_step(h_wish, h_first):
+            h_first = h_wish
     D0[1] = f0_ * h_first
-    # h_wish: the controller's wish after an accepted step (unknown before the first: its attempts cannot refresh
-    # J anyway, since the first Jacobian is current until the first acceptance).
-    state = (D0, 1, 0, h_first, None, None)
+    state = (D0, 1, 0, h_first, None, h_wish)
     checkpoints: dict[int, tuple] = {}
     for n_ in range(M):
         if n_ % kb == 0:
@@ -356,6 +375,8 @@ def discrete_adjoint_bdf(
             outputs[k] = D[0] * w[0]
             for j in range(1, record.order + 1):
                 outputs[k] = outputs[k] + w[j] * D[j]
+
+    first_pass = dict(decisions)
 
     # Reverse pass.
     Dbar = np.zeros((_ROWS, n))
@@ -440,4 +461,4 @@ def discrete_adjoint_bdf(
         gy, gp = counted.second_order(second, t0, y0, jbars.pop("start"))
         ybar0 += gy
         pbar += gp
-    return counted.run(t0, ybar0, pbar, outputs, M, kb, len(checkpoints), peak)
+    return replace(counted.run(t0, ybar0, pbar, outputs, M, kb, len(checkpoints), peak), **first_pass)

@@ -162,7 +162,8 @@ def discrete_adjoint_bdf_compiled(
     ybar0 = np.zeros(n)
     pbar = np.zeros(max(P, 1))
     failure = np.zeros(4)
-    counters = np.zeros(4, dtype=_LONG_DTYPE)
+    # counters[4], [5]: the forward replay's Jacobian evaluations and Newton iterations.
+    counters = np.zeros(6, dtype=_LONG_DTYPE)
     times = np.ascontiguousarray(step_times)
     sizes = np.ascontiguousarray(h_all)
     out_times = np.ascontiguousarray(output_times)
@@ -190,4 +191,5 @@ def discrete_adjoint_bdf_compiled(
     pbar = pbar[:P]
     gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
     return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, int(counters[2]),
-                              int(counters[3]), int(counters[0]), int(counters[1]))
+                              int(counters[3]), int(counters[0]), int(counters[1]),
+                              jacobian_evaluations=int(counters[4]), newton_iterations=int(counters[5]))

@@ -30,10 +30,15 @@ adaptive solve (7) or of a replayed one (20).  The compiled solve records only i
 failure in a *rejected* attempt makes the stepper re-evaluate ``J`` at ``y_n`` for the accepted one; so for an
 adaptive solve the replay re-enacts the controller (:class:`._discrete_adjoint_newton.Controller`: the wish from
 the last accepted step's error estimate, the rejected attempts' errors, the landing rule on ``t1``) until it lands
-on the recorded step, and takes the Jacobian those attempts left.  A path it cannot reproduce (another controller
-setting, or a decision at the edge of the replay's rounding) shows as a difference of its states from the
-compiled outputs (``DiscreteAdjointRun.outputs``) or as a :class:`ReplayError`; with
-``symsens.solve(replay_steps=...)`` (no rejections) the agreement is exact by construction.
+on the recorded step, and takes the Jacobian those attempts left; the attempts rejected before the first accepted
+step are re-enacted from the solve's initial step size (:func:`._discrete_adjoint_newton.initial_step`).  The
+replay counts its Jacobian evaluations and Newton iterations (one per ``f`` in a Newton loop, a diverged one
+included) as the compiled solve counts them in ``Solution.stats``: on the solve's path it re-enacts every attempt,
+so the counts are equal (``DiscreteAdjointRun.jacobian_evaluations``/``newton_iterations``, compared by the
+audit), and a different count proves a path it did not reproduce (another controller setting such as ``max_step``,
+or a decision at the edge of the replay's rounding), even when its states agree with the compiled outputs
+(``DiscreteAdjointRun.outputs``) to rounding; a Newton solve that fails in the replay raises :class:`ReplayError`.
+With ``symsens.solve(replay_steps=...)`` (no rejections) the agreement is exact by construction.
 
 Memory: uniform checkpointing as in the explicit-RK adjoint: ``y_n``, ``f(t_n, y_n)`` and the kept Jacobian every
 ``k`` steps; a block is re-run from its checkpoint keeping its stages ``k_i`` and every Newton iterate ``Z^q``
@@ -51,7 +56,7 @@ derivatives of iterative solvers).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import math
@@ -64,7 +69,7 @@ from ..model import Model
 from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
     outputs_of_a_solve_without_steps, cotangent_of_a_solve_without_steps, replay_inputs, write_outputs
 from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, KeptJacobian, NewtonMonitor, \
-    ReplayError, error_norm, same_step, weighted_norm
+    ReplayError, error_norm, initial_step, same_step, weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
 
 __all__ = ["discrete_adjoint_dirk", "dirk_coefficients", "DirkCoefficients"]
@@ -168,7 +173,13 @@ def discrete_adjoint_dirk(
     t0 = float(step_times[0])
     y0 = kernels.initial(t0, p_list)
 
+    # The forward replay's decisions, counted as the compiled solve counts them (``njev``, and one Newton iteration
+    # per right-hand side evaluated in a Newton loop, the one that diverged included): equal counts over the first
+    # pass are the replay's proof that it re-enacted every attempt of the solve.
+    decisions = {"jacobian_evaluations": 0, "newton_iterations": 0}
+
     def evaluate(n_: int, t: float, y: np.ndarray) -> KeptJacobian:
+        decisions["jacobian_evaluations"] += 1
         return KeptJacobian(n_, second.jacobian(t, y, p_list))
 
     def lu_of(jac: KeptJacobian, hg: float):  # noqa: ANN202
@@ -185,6 +196,7 @@ def discrete_adjoint_dirk(
         monitor.start()
         while True:
             F = rhs(t_stage, Z)
+            decisions["newton_iterations"] += 1
             if not np.all(np.isfinite(F)):
                 return None, False
             x = lu_solve(lu, base + hg * F - Z, check_finite=False)
@@ -294,9 +306,11 @@ def discrete_adjoint_dirk(
     checkpoints: dict[int, tuple] = {}
     y = y0.copy()
     f = rhs(t0, y)
-    # The controller's wish is unknown before the first step; its rejected attempts cannot refresh J anyway (the
-    # first Jacobian is current until the first acceptance).
-    state: tuple = (y, f, None, False, None, 1e-4)
+    # The first wish is the solve's initial step: the attempts rejected before the first acceptance cannot refresh J
+    # (the first Jacobian is current until then), but their Newton iterations are the solve's.
+    h_first = None if controller is None or M == 0 else \
+        initial_step(rhs, t0, t_end, y, f, controller.error_order, rtol, atol)
+    state: tuple = (y, f, None, False, h_first, 1e-4)
     for n_ in range(M):
         if n_ % kb == 0:
             checkpoints[n_] = state
@@ -307,6 +321,7 @@ def discrete_adjoint_dirk(
         y, f = y_new, f_new
     if M == 0:
         outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
+    first_pass = dict(decisions)
 
     # Reverse pass, block by block; Jacobian cotangents wait for the step where their J was evaluated.
     ybar = cotangent_of_a_solve_without_steps(output_times, t0, cotangents) if M == 0 else np.zeros(n)
@@ -383,4 +398,4 @@ def discrete_adjoint_dirk(
             ybar = ybar_n
             y_next = y_n
         del block
-    return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)
+    return replace(counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak), **first_pass)

@@ -165,7 +165,8 @@ def discrete_adjoint_dirk_compiled(
     outputs = np.full((K, n), np.nan)
     ybar0 = np.zeros(n)
     pbar = np.zeros(P)
-    counters = np.zeros(5, dtype=_LONG_DTYPE)
+    # counters[5], [6]: the forward replay's Jacobian evaluations and Newton iterations.
+    counters = np.zeros(7, dtype=_LONG_DTYPE)
     A = np.ascontiguousarray(coef.A, dtype=float)
     b = np.ascontiguousarray(coef.b, dtype=float)
     c = np.ascontiguousarray(coef.c, dtype=float)
@@ -210,4 +211,5 @@ def discrete_adjoint_dirk_compiled(
         ybar0 = ybar0 + cotangent_of_a_solve_without_steps(output_times, float(step_times[0]), cotangents)
     gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
     return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, int(counters[2]),
-                              int(counters[3]), int(counters[0]), int(counters[1]))
+                              int(counters[3]), int(counters[0]), int(counters[1]),
+                              jacobian_evaluations=int(counters[5]), newton_iterations=int(counters[6]))

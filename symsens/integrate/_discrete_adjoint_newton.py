@@ -20,13 +20,14 @@ its stopping rule).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 __all__ = ["NewtonMonitor", "newton_tolerance", "weighted_norm", "error_norm", "Controller", "same_step",
-           "KeptJacobian", "ReplayError",
+           "KeptJacobian", "ReplayError", "initial_step",
            "ADAPTIVE_BUDGET", "REPLAY_BUDGET"]
 
 #: The iteration budget of a compiled adaptive solve and of a replayed or fixed-step one
@@ -167,3 +168,36 @@ def same_step(h_try: float, h_recorded: float) -> bool:
     to ~1e-7 of itself, and the error estimates and step sizes derived from it to ~1e-5 at worst; a different
     attempt differs by a factor (a rejection shrinks the step by 10% at least)."""
     return abs(h_try - h_recorded) <= 1e-4 * abs(h_recorded)
+
+
+def initial_step(rhs: Callable[[float, np.ndarray], np.ndarray], t0: float, t1: float, y0: np.ndarray,
+                 f0: np.ndarray, order: int, rtol: float, atol: float) -> float:
+    """The compiled solve's first attempted step size (``initial_step`` of ``symsens_solver.hpp``; Hairer, Nørsett
+    & Wanner I, Sect. II.4), in the same arithmetic: with ``sc_i = atol + rtol |y0_i|``, ``d0 = ||y0 / sc||``,
+    ``d1 = ||f0 / sc||`` (RMS norms), ``h0 = 0.01 d0 / d1`` (``1e-6`` when either is below ``1e-5``), one explicit
+    Euler probe ``d2 = ||(f(t0 + h0, y0 + h0 f0) - f0) / sc|| / h0`` and ``h = min(100 h0,
+    (0.01 / max(d1, d2))^(1 / (order + 1)), |t1 - t0|)``.  The replay re-enacts the attempts the controller
+    rejected before the first accepted step from it (their Newton iterations are part of the solve's count).
+    ``order`` is the controller's error order (BDF: 1).  Without ``max_step``/``first_step`` (which the replay
+    does not receive), as :func:`symsens.solve` by default and the audit run it."""
+    n = len(y0)
+    d0 = d1 = 0.0
+    for i in range(n):
+        sc = atol + rtol * abs(float(y0[i]))
+        d0 += float(y0[i]) * float(y0[i]) / (sc * sc)
+        d1 += float(f0[i]) * float(f0[i]) / (sc * sc)
+    d0 = math.sqrt(d0 / n)
+    d1 = math.sqrt(d1 / n)
+    span = abs(t1 - t0)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, span)
+    f1 = rhs(t0 + h0, y0 + h0 * f0)
+    d2 = 0.0
+    for i in range(n):
+        sc = atol + rtol * abs(float(y0[i]))
+        diff = float(f1[i]) - float(f0[i])
+        d2 += diff * diff / (sc * sc)
+    d2 = math.sqrt(d2 / n) / h0
+    dmax = max(d1, d2)
+    h1 = max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / (order + 1))
+    return min(min(100 * h0, h1), span)

@@ -29,7 +29,8 @@ mode to rounding.
 The replay runs the stepper's algorithm in NumPy on the recorded steps (starting values, monitor, weights,
 Jacobian reuse, refresh and retry, budget 6 adaptive or 20 replayed), re-enacting the rejected attempts of an
 adaptive solve with RADAU5's error estimate (refined after a rejection and on the first step) and the
-controller, since one of them may leave a re-evaluated Jacobian to the accepted step (see
+controller, since one of them may leave a re-evaluated Jacobian to the accepted step, and counting its Jacobian
+evaluations and Newton iterations (one per evaluation of the three stages) as the solve does (see
 :mod:`._discrete_adjoint_dirk`).  Memory: checkpoints of ``y_n``, ``f(t_n, y_n)``, ``Z_old`` and the
 kept Jacobian every ``k`` steps; a block keeps every Newton iterate ``Z^q`` and correction ``dW`` of its steps.
 
@@ -43,7 +44,7 @@ SIAM J. Sci. Comput. 36(5) (2014) C504-C523.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import math
@@ -56,7 +57,7 @@ from ..model import Model
 from ._discrete_adjoint import CountedKernels, DiscreteAdjointRun, _kernels, _output_plan, output_cotangents, \
     outputs_of_a_solve_without_steps, cotangent_of_a_solve_without_steps, replay_inputs, write_outputs
 from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, KeptJacobian, NewtonMonitor, \
-    ReplayError, error_norm, same_step, weighted_norm
+    ReplayError, error_norm, initial_step, same_step, weighted_norm
 from ._discrete_adjoint_rosenbrock import _second_order_kernels
 
 __all__ = ["discrete_adjoint_radau", "radau_coefficients", "RadauCoefficients"]
@@ -154,6 +155,15 @@ def discrete_adjoint_radau(
     t_end = float(step_times[-1])
     y0 = kernels.initial(t0, p_list)
 
+    # The forward replay's decisions, counted as the compiled solve counts them (``njev``; one Newton iteration per
+    # evaluation of the three stages' right-hand sides, the one that diverged included): see
+    # :class:`._discrete_adjoint.DiscreteAdjointRun`.
+    decisions = {"jacobian_evaluations": 0, "newton_iterations": 0}
+
+    def evaluate(n_: int, t: float, y: np.ndarray) -> KeptJacobian:
+        decisions["jacobian_evaluations"] += 1
+        return KeptJacobian(n_, second.jacobian(t, y, p_list))
+
     def factors(jac: KeptJacobian, h: float):  # noqa: ANN202
         pair = jac.factors.get(h)
         if pair is None:
@@ -176,6 +186,7 @@ def discrete_adjoint_radau(
             F = np.empty((3, n))
             for s in range(3):
                 F[s] = rhs(t + c[s] * h, y + Z[s])
+            decisions["newton_iterations"] += 1
             if not np.all(np.isfinite(F)):
                 return None, False
             g = TI @ F
@@ -211,7 +222,7 @@ def discrete_adjoint_radau(
         record = _Solve(jac, Z0, [], [], G)
         Z, slow = newton(t, h, y, Z0, jac, weights, record)
         if Z is None and not current:
-            jac = KeptJacobian(n_, second.jacobian(t, y, p_list))
+            jac = evaluate(n_, t, y)
             current = True
             record = _Solve(jac, Z0, [], [], G)
             Z, slow = newton(t, h, y, Z0, jac, weights, record)
@@ -239,7 +250,7 @@ def discrete_adjoint_radau(
         t, h = float(step_times[n_]), float(h_all[n_])
         current = False
         if jac is None or refresh:
-            jac = KeptJacobian(n_, second.jacobian(t, y, p_list))
+            jac = evaluate(n_, t, y)
             current = True
         weights = 1.0 / (atol + rtol * np.abs(y))
         after_rejection = False
@@ -252,8 +263,9 @@ def discrete_adjoint_radau(
                     reproduced = True
                     break
                 Z_try, jac, current, _, _ = attempt(n_, h_try, y, jac, current, old, weights)
+                # RADAU5 refines the estimate on the first step and after a rejection.
                 error = math.nan if Z_try is None or not np.all(np.isfinite(Z_try)) else \
-                    error_of(n_, h_try, y, f, Z_try, jac, after_rejection)
+                    error_of(n_, h_try, y, f, Z_try, jac, n_ == 0 or after_rejection)
                 after_rejection = True
                 if not math.isfinite(error):
                     h_wish = h_try * 0.25
@@ -280,8 +292,11 @@ def discrete_adjoint_radau(
     checkpoints: dict[int, tuple] = {}
     y = y0.copy()
     f = rhs(t0, y)
-    # The controller's wish is unknown before the first step; its rejected attempts cannot refresh J anyway.
-    state: tuple = (y, f, None, False, None, None, 1e-4)
+    # The first wish is the solve's initial step: the attempts rejected before the first acceptance cannot refresh J
+    # (the first Jacobian is current until then), but their Newton iterations are the solve's.
+    h_first = None if controller is None or M == 0 else \
+        initial_step(rhs, t0, t_end, y, f, controller.error_order, rtol, atol)
+    state: tuple = (y, f, None, False, None, h_first, 1e-4)
     for n_ in range(M):
         if n_ % kb == 0:
             checkpoints[n_] = state
@@ -292,6 +307,7 @@ def discrete_adjoint_radau(
         y, f = y_new, f_new
     if M == 0:
         outputs_of_a_solve_without_steps(outputs, output_times, t0, y0)
+    first_pass = dict(decisions)
 
     # Reverse pass.
     ybar = cotangent_of_a_solve_without_steps(output_times, t0, cotangents) if M == 0 else np.zeros(n)
@@ -368,4 +384,4 @@ def discrete_adjoint_radau(
             ybar = ybar_n
             y_next = y_n
         del block
-    return counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak)
+    return replace(counted.run(t0, ybar, pbar, outputs, M, kb, len(checkpoints), peak), **first_pass)

@@ -13,7 +13,8 @@ extern "C" {
 // Returns 0 on success, 5 on inconsistent input (nothing computed), 6 when a Newton solve of the replay fails
 // (failure[0..3] = step index, t, h, order).
 // counters[0..3]: rhs evaluations, transposed-product evaluations (J^T v with F_p^T v, and second-order
-// gradients), checkpoints, peak stored numbers.
+// gradients), checkpoints, peak stored numbers; counters[4..5]: the forward replay's Jacobian evaluations and
+// Newton iterations (the solve's njev and newton_iterations when it re-enacted the solve's path).
 SYMSENS_EXPORT int symsens_bdf_adjoint(
     void* const* kernels, void* const* second, long nnz, const long* rows, const long* cols, int autonomous,
     int n, int P, const double* p, double rtol, double atol, int replayed, double t0, const double* y0,
@@ -46,6 +47,8 @@ SYMSENS_EXPORT int symsens_bdf_adjoint(
     counters[1] = counted.product_evaluations;
     counters[2] = counted.checkpoints;
     counters[3] = counted.stored_numbers;
+    counters[4] = adjoint.first_pass.jacobian_evaluations;
+    counters[5] = adjoint.first_pass.newton_iterations;
     return status;
 }
 

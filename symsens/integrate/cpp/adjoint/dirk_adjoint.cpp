@@ -15,7 +15,8 @@ extern "C" {
 // controller: null (replayed steps, or no error estimate) or safety, factor_min, factor_max, beta1, beta2,
 // error_order.  Returns 0 on success, 5 on inconsistent input, 6 when a recorded step's Newton solve fails in the
 // replay (counters[4] = that step).  counters[0..3]: rhs evaluations, transposed and second-order products,
-// checkpoints, peak stored numbers.
+// checkpoints, peak stored numbers; counters[5..6]: the Jacobian evaluations and Newton iterations of the forward
+// replay (Stats::njev and Stats::newton_iterations of the solve it re-enacts).
 SYMSENS_EXPORT int symsens_dirk_adjoint(
     void* const* kernels, void* const* second, long nnz, const long* rows, const long* cols,
     int n, int P, const double* p, const double* y0,
@@ -63,6 +64,8 @@ SYMSENS_EXPORT int symsens_dirk_adjoint(
     counters[2] = counted.checkpoints;
     counters[3] = counted.stored_numbers;
     counters[4] = failed;
+    counters[5] = adjoint.first_pass.jacobian_evaluations;
+    counters[6] = adjoint.first_pass.newton_iterations;
     return status;
 }
 

@@ -17,6 +17,8 @@ extern "C" {
 // attempts to re-enact).  budget: the Newton iteration budget (6 adaptive, 20 replayed).
 // Returns 0 on success, 5 on inconsistent input (nothing computed), 6 when a Newton solve of the replay did not
 // converge (counters[4] = the step), 7 when memory ran out.
+// counters[5..6]: the forward replay's Jacobian evaluations and Newton iterations (the solve's njev and
+// newton_iterations when it re-enacted the solve's path).
 // counters[0..4]: f evaluations, transposed products (with the second-order gradients), checkpoints, peak stored
 // numbers, the failed step.
 SYMSENS_EXPORT int symsens_radau_adjoint(
@@ -56,6 +58,7 @@ SYMSENS_EXPORT int symsens_radau_adjoint(
     const RadauCoefficients tableau(coefficients);
     OutputPlan plan{plan_first, plan_index, plan_kind, plan_theta};
     Counters counted;
+    ReplayDecisions decisions;
     long failed = -1;
     int status;
     try {
@@ -63,6 +66,7 @@ SYMSENS_EXPORT int symsens_radau_adjoint(
                              budget);
         status = adjoint.run(y0, M, step_times, step_sizes, plan, K, cotangents, checkpoint_every, outputs, ybar0,
                              pbar, counted, failed);
+        decisions = adjoint.first_pass;
     } catch (const std::bad_alloc&) {
         return 7;
     }
@@ -71,6 +75,8 @@ SYMSENS_EXPORT int symsens_radau_adjoint(
     counters[2] = counted.checkpoints;
     counters[3] = counted.stored_numbers;
     counters[4] = failed;
+    counters[5] = decisions.jacobian_evaluations;
+    counters[6] = decisions.newton_iterations;
     return status;
 }
 

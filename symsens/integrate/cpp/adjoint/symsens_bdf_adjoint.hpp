@@ -162,6 +162,7 @@ struct BdfState {
 
 class BdfAdjoint {
   public:
+    ReplayDecisions first_pass;   // the forward replay's counts (not the reverse pass's block re-runs)
     static constexpr int ROWS = 8;
     static constexpr int ADAPTIVE_BUDGET = 4;   // Bdf::NEWTON_MAXITER
     static constexpr int REPLAY_BUDGET = 20;
@@ -208,7 +209,16 @@ class BdfAdjoint {
         BdfState state;
         state.D.assign(static_cast<std::size_t>(ROWS) * n, 0.0);
         call_rhs(t0, y0, rhs_.data());
-        const double h_first = M > 0 ? step_sizes[0] : 0.0;
+        // D_1 = h f(t0, y0) with the solve's first attempted step size: for an adaptive solve its initial step (the
+        // attempts rejected before the first acceptance re-sample D and spend Newton iterations; they cannot
+        // refresh J, the first Jacobian being current until then), kept as the recorded step when it is that step.
+        double h_first = M > 0 ? step_sizes[0] : 0.0;
+        if (M > 0 && !replayed_) {
+            state.h_wish = initial_step([this](double t, const double* y, double* out) { call_rhs(t, y, out); }, t0,
+                                        t_end_, y0, rhs_.data(), n, 1, rtol_, atol_);
+            state.has_wish = true;
+            if (!same_step(state.h_wish, h_first)) h_first = state.h_wish;
+        }
         for (int i = 0; i < n; ++i) {
             state.D[i] = y0[i];
             state.D[n + i] = rhs_[i] * h_first;
@@ -224,6 +234,7 @@ class BdfAdjoint {
             if (!step(m, state, record, failure)) return BDF_REPLAY_FAILED;
             write_outputs(m, state, record.accepted.order, outputs);
         }
+        first_pass = ReplayDecisions{jacobian_evaluations_, newton_iterations_};   // the solve's, if on its path
 
         // Reverse pass, block by block from the last checkpoint.
         Dbar_.assign(static_cast<std::size_t>(ROWS) * n, 0.0);
@@ -283,6 +294,7 @@ class BdfAdjoint {
         record.corrections.clear();
         for (;;) {
             call_rhs(t_new, Y_.data(), fz_.data());
+            ++newton_iterations_;   // as the compiled stepper counts: one per f in the loop, a diverged one included
             for (int i = 0; i < n; ++i)
                 if (!std::isfinite(fz_[i])) return NON_FINITE;
             for (int i = 0; i < n; ++i) x_[i] = c * fz_[i] - psi[i] - d_[i];
@@ -566,6 +578,7 @@ class BdfAdjoint {
     }
 
     std::shared_ptr<BdfKeptJacobian> evaluate_jacobian(long point, double t, const double* y) {
+        ++jacobian_evaluations_;
         auto kept = std::make_shared<BdfKeptJacobian>();
         kept->point = point;
         second_.dense_jacobian(t, y, p_, n_, values_, kept->J);
@@ -595,7 +608,7 @@ class BdfAdjoint {
     std::vector<double> rbar_, scratch_, dbar_, Ybar_, psibar_, Dbar_;
     BdfState trial_;
     std::unordered_map<long, std::vector<double>> jbars_;
-    long rhs_count_ = 0, product_count_ = 0;
+    long rhs_count_ = 0, product_count_ = 0, jacobian_evaluations_ = 0, newton_iterations_ = 0;
     const double* times_ = nullptr;
     const double* sizes_ = nullptr;
     const double* output_times_ = nullptr;

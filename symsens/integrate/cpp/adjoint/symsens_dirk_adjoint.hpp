@@ -27,7 +27,9 @@
 // in a rejected attempt re-evaluates J at y_n for the accepted one, and the compiled solve records only accepted
 // steps, so for an adaptive solve the replay re-enacts the controller (the wish from the last accepted step's error,
 // the rejected attempts' errors, the landing rule on t1) until it lands on the recorded step, and keeps the
-// Jacobian those attempts left.  This is the NumPy replay's algorithm operation by operation
+// Jacobian those attempts left (those before the first accepted step from the solve's initial step size).  The
+// forward replay counts its Jacobian evaluations and Newton iterations as the solve's Stats do (first_pass): equal
+// counts mean it re-enacted the solve's path.  This is the NumPy replay's algorithm operation by operation
 // (symsens/integrate/_discrete_adjoint_dirk.py), so the two sweeps take the same path and agree to rounding.
 //
 // Memory: uniform checkpointing (Griewank & Walther 2008, Ch. 12): y_n, f(t_n, y_n), the kept Jacobian and the
@@ -126,6 +128,8 @@ struct StepRecord {
 
 class DirkAdjoint {
   public:
+    ReplayDecisions first_pass;   // the forward replay's counts (not the reverse pass's block re-runs)
+
     DirkAdjoint(const Kernels& kernels, const SecondOrderKernels& second, const DirkTableau& tableau, int n, int P,
                 const double* p, double rtol, double atol, int budget, const Controller* controller)
         : f_(kernels), so_(second), tab_(tableau), n_(n), P_(P), p_(p), rtol_(rtol), atol_(atol),
@@ -156,6 +160,14 @@ class DirkAdjoint {
         state.y.assign(y0, y0 + n);
         state.f.assign(n, 0.0);
         call_rhs(t0, state.y.data(), state.f.data());
+        // The first wish is the solve's initial step: the attempts rejected before the first acceptance cannot
+        // refresh J (it is current until then), but their Newton iterations are the solve's.
+        if (controller_ && M > 0) {
+            state.h_wish = initial_step([this](double t, const double* y, double* out) { call_rhs(t, y, out); }, t0,
+                                        t_end_, state.y.data(), state.f.data(), n, controller_->error_order, rtol_,
+                                        atol_);
+            state.has_wish = true;
+        }
         std::vector<DirkState> checkpoints;
         for (long m = 0; m < M; ++m) {
             if (m % every == 0) checkpoints.push_back(state);
@@ -167,6 +179,7 @@ class DirkAdjoint {
             write_outputs(plan, m, state, next, outputs);
             state = std::move(next);
         }
+        first_pass = ReplayDecisions{jacobian_evaluations_, newton_iterations_};   // the solve's, if on its path
 
         // Reverse pass, block by block; the Jacobians' cotangents wait for the step where their J was evaluated.
         std::vector<double> ybar(n, 0.0), ybar_n(n), ybar_end(n), fbar_n(n), fbar_end(n), kbar(
@@ -285,6 +298,7 @@ class DirkAdjoint {
     // ---- the forward replay ---------------------------------------------------------------------------------
 
     JacobianHandle evaluate(long m, double t, const double* y) {
+        ++jacobian_evaluations_;
         auto jac = std::make_shared<KeptJacobian>();
         jac->point = m;
         so_.dense_jacobian(t, y, p_, n_, values_, jac->J);
@@ -318,6 +332,7 @@ class DirkAdjoint {
         count = 0;
         for (;;) {
             call_rhs(t_stage, Z_.data(), F_.data());
+            ++newton_iterations_;   // as the compiled stepper counts: one per f in the loop, a diverged one included
             for (int q = 0; q < n; ++q)
                 if (!std::isfinite(F_[q])) return false;
             if (!factor.ok) return false;   // a singular matrix: non-finite corrections, as in the NumPy replay
@@ -553,7 +568,7 @@ class DirkAdjoint {
     const double* times_ = nullptr;
     const double* sizes_ = nullptr;
     double t_end_ = 0.0;
-    long rhs_count_ = 0, product_count_ = 0;
+    long rhs_count_ = 0, product_count_ = 0, jacobian_evaluations_ = 0, newton_iterations_ = 0;
     std::vector<double> jt_, fpt_, acc_, base_, Z_, F_, x_, weights_, err_, Kt_, y_try_, values_, matrix_;
 };
 

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace symsens_adjoint {
 
@@ -121,6 +122,47 @@ struct Controller {
 // more (same_step of _discrete_adjoint_newton.py).
 inline bool same_step(double h_try, double h_recorded) {
     return std::fabs(h_try - h_recorded) <= 1e-4 * std::fabs(h_recorded);
+}
+
+// The decisions of a forward replay counted as the compiled solve counts them in its Stats: njev (every Jacobian
+// evaluation) and newton_iterations (one per right-hand side evaluated in a Newton loop, a diverged one included).
+// A replay on the solve's path re-enacts every attempt, so over its first pass the counts equal the solve's.
+struct ReplayDecisions {
+    long jacobian_evaluations = 0;
+    long newton_iterations = 0;
+};
+
+// The compiled solve's first attempted step size (initial_step of symsens_solver.hpp; Hairer, Norsett & Wanner I,
+// Sect. II.4) in the same arithmetic, without max_step/first_step (which the replay does not receive): the replay
+// re-enacts the attempts rejected before the first accepted step from it, since their Newton iterations are part of
+// the solve's count (_discrete_adjoint_newton.initial_step).  rhs(t, y, out) evaluates f once (the probe).
+template <class Rhs>
+double initial_step(Rhs&& rhs, double t0, double t1, const double* y0, const double* f0, int n, int order,
+                    double rtol, double atol) {
+    double d0 = 0.0, d1 = 0.0;
+    for (int i = 0; i < n; ++i) {
+        const double sc = atol + rtol * std::fabs(y0[i]);
+        d0 += y0[i] * y0[i] / (sc * sc);
+        d1 += f0[i] * f0[i] / (sc * sc);
+    }
+    d0 = std::sqrt(d0 / n);
+    d1 = std::sqrt(d1 / n);
+    const double span = std::fabs(t1 - t0);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    h0 = std::min(h0, span);
+    std::vector<double> y1(n), f1(n);
+    for (int i = 0; i < n; ++i) y1[i] = y0[i] + h0 * f0[i];
+    rhs(t0 + h0, y1.data(), f1.data());
+    double d2 = 0.0;
+    for (int i = 0; i < n; ++i) {
+        const double sc = atol + rtol * std::fabs(y0[i]);
+        const double diff = f1[i] - f0[i];
+        d2 += diff * diff / (sc * sc);
+    }
+    d2 = std::sqrt(d2 / n) / h0;
+    const double dmax = std::max(d1, d2);
+    const double h1 = dmax <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dmax, 1.0 / (order + 1));
+    return std::min(std::min(100 * h0, h1), span);
 }
 
 }  // namespace symsens_adjoint

@@ -127,6 +127,8 @@ inline double radau_lagrange(const double* c, int j, double x) {
 
 class RadauAdjoint {
   public:
+    ReplayDecisions first_pass;   // the forward replay's counts (not the reverse pass's block re-runs)
+
     // controller == nullptr: the steps were replayed (no rejected attempts to re-enact).
     RadauAdjoint(const Kernels& kernels, const SecondOrderKernels& second, const RadauCoefficients& coefficients,
                  const Controller* controller, int n, int P, const double* p, double rtol, double atol, int budget)
@@ -164,6 +166,14 @@ class RadauAdjoint {
         state.y.assign(y0, y0 + n);
         state.f.assign(n, 0.0);
         call_rhs(step_times[0], state.y.data(), state.f.data());
+        // The first wish is the solve's initial step: the attempts rejected before the first acceptance cannot
+        // refresh J (it is current until then), but their Newton iterations are the solve's.
+        if (controller_ != nullptr && M > 0) {
+            state.h_wish = initial_step([this](double t, const double* y, double* out) { call_rhs(t, y, out); },
+                                        step_times[0], t_end_, state.y.data(), state.f.data(), n,
+                                        controller_->error_order, rtol_, atol_);
+            state.has_wish = true;
+        }
         RadauSolve scratch;
         for (long m = 0; m < M; ++m) {
             if (m % every == 0) checkpoints.push_back(state);
@@ -174,6 +184,7 @@ class RadauAdjoint {
             write_outputs(plan, m, outputs, state, next);
             std::swap(state, next);
         }
+        first_pass = ReplayDecisions{jacobian_evaluations_, newton_iterations_};   // the solve's, if on its path
 
         // Reverse pass.
         std::vector<double> ybar(n, 0.0), ybar_n(n), ybar_end(n), fbar_n(n), fbar_end(n);
@@ -314,6 +325,7 @@ class RadauAdjoint {
     }
 
     std::shared_ptr<RadauJacobian> evaluate_jacobian(long m, const double* y) {
+        ++jacobian_evaluations_;
         auto jac = std::make_shared<RadauJacobian>();
         jac->point = m;
         second_.dense_jacobian(times_[m], y, p_, n_, values_, jac->J);
@@ -361,6 +373,7 @@ class RadauAdjoint {
                 for (int q = 0; q < n; ++q) stage_[q] = y[q] + Z_[s * n + q];
                 call_rhs(t + k_.c[s] * h, stage_.data(), &F_[s * n]);
             }
+            ++newton_iterations_;   // as the compiled stepper counts: one per evaluation of the stages, a diverged one too
             for (std::size_t q = 0; q < n3; ++q)
                 if (!std::isfinite(F_[q])) return false;
             if (!lu.regular) return false;   // a singular iteration matrix: the corrections are not finite
@@ -468,7 +481,9 @@ class RadauAdjoint {
                 if (attempt(m, h_try, in, jac, current, rejected_, slow)) {
                     bool finite = true;
                     for (std::size_t q = 0; q < Z_.size(); ++q) finite = finite && std::isfinite(Z_[q]);
-                    if (finite) error = error_of(m, h_try, y, in.f.data(), *rejected_.factors, after_rejection);
+                    // RADAU5 refines the estimate on the first step and after a rejection.
+                    if (finite)
+                        error = error_of(m, h_try, y, in.f.data(), *rejected_.factors, m == 0 || after_rejection);
                 }
                 after_rejection = true;
                 if (!std::isfinite(error)) {
@@ -583,7 +598,7 @@ class RadauAdjoint {
     std::vector<std::complex<double>> complex_matrix_;
     std::vector<double> values_;
     RadauSolve rejected_;   // the record of a re-enacted attempt (not reversed)
-    long rhs_count_ = 0, product_count_ = 0;
+    long rhs_count_ = 0, product_count_ = 0, jacobian_evaluations_ = 0, newton_iterations_ = 0;
 };
 
 }  // namespace symsens_adjoint
