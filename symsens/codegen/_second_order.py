@@ -35,9 +35,7 @@ A. Griewank and A. Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008 (Ch. 3,
 from __future__ import annotations
 
 import ctypes
-import json
 import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +45,11 @@ import sympy as sp
 
 from .._once import cached_once
 from ..model._model import Model
-from ._build import (
-    _read_roots, _suppress_os_error, _write_atomically, build_library, library_intact, library_sha256, load_library,
-)
+from ._build import build_library, load_library
+from ._library_index import PerModel, read_index, write_index
 from ._printer import CodegenError, ConstantTable
 from ._text import source_text
-from ._vjp import _routines, _transposed_products
+from ._vjp import _addresses, _chosen_parameters, _prologue, _routines, _transposed_products, _vector
 
 __all__ = ["SecondOrderSource", "SecondOrderLibrary", "second_order_source", "compile_second_order",
            "loaded_second_order", "SECOND_ORDER_KERNEL_NAMES"]
@@ -64,7 +61,8 @@ _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 _LONG_P = ctypes.POINTER(ctypes.c_long)
 _LONG_DTYPE = np.dtype(ctypes.c_long)
 _PURPOSE = "second-order-kernels:1"
-_INDEX_FORMAT = 1
+#: The model-level index's folder (:mod:`symsens.codegen._library_index`).
+_INDEX = "index-second-order"
 
 
 @dataclass(frozen=True)
@@ -87,16 +85,6 @@ class SecondOrderSource:
         return len(self.rows)
 
 
-def _check_parameters(model: Model, parameters: Sequence[str]) -> list[sp.Symbol]:
-    by_name = dict(zip(model.parameter_names, model.parameters))
-    names = tuple(parameters)
-    unknown = [name for name in names if name not in by_name]
-    if unknown or len(set(names)) != len(names):
-        raise CodegenError(f"`parameters`: {'unknown ' + repr(unknown[0]) if unknown else 'a name is repeated'}; "
-                           f"the model's parameters are {', '.join(model.parameter_names)}")
-    return [by_name[name] for name in names]
-
-
 def _long_array(values: Sequence[int]) -> str:
     return ", ".join(str(v) for v in values) if values else "0"
 
@@ -108,7 +96,7 @@ def second_order_source(model: Model, parameters: Sequence[str]) -> SecondOrderS
     from ._runtime import warm_sympy_tables
 
     warm_sympy_tables()
-    chosen = _check_parameters(model, parameters)
+    chosen = _chosen_parameters(model, parameters)
     n, P = model.n_states, len(chosen)
     rhs = [sp.sympify(e) for e in model.rhs]
     J = derivative_matrix(rhs, list(model.states))
@@ -142,8 +130,6 @@ def second_order_source(model: Model, parameters: Sequence[str]) -> SecondOrderS
                    [*(f"out_y[{i}]" for i in range(n)), *(f"out_p[{j}]" for j in range(P))], [*grad_y, *grad_p],
                    storage, constants),
     ]
-    table = constants.initialisers()
-    constant_lines = ",\n".join(f"        symsens::constant<T>({d}, \"{s}\")" for d, s in table) or "        T(0)"
     rows = tuple(k for k, _ in pattern)
     cols = tuple(l_ for _, l_ in pattern)
     nnz = len(pattern)
@@ -152,22 +138,7 @@ def second_order_source(model: Model, parameters: Sequence[str]) -> SecondOrderS
         f"{model.n_parameters} parameters,",
         f"// gradient with respect to {P} of them; {nnz} non-zeros of J, {nnz_y + nnz_p} non-zero second "
         f"derivatives{'' if autonomous else ' (f_t included)'}.",
-        '#include "symsens_runtime.hpp"',
-        "",
-        "#ifndef SYMSENS_EXPORT",
-        '#define SYMSENS_EXPORT __attribute__((visibility("default")))',
-        "#endif",
-        "",
-        "namespace symsens_so {",
-        "using T = double;",
-        "",
-        "static const T* constants() {",
-        f"    static const T table[{max(len(table), 1)}] = {{",
-        constant_lines,
-        "    };",
-        "    return table;",
-        "}",
-        "",
+        *_prologue("symsens_so", constants),
         f"static const long pattern_rows[{max(nnz, 1)}] = {{{_long_array(rows)}}};",
         f"static const long pattern_cols[{max(nnz, 1)}] = {{{_long_array(cols)}}};",
         "",
@@ -228,18 +199,11 @@ class SecondOrderLibrary:
 
     @property
     def pointers(self) -> tuple[int, ...]:
-        return tuple(ctypes.cast(getattr(self._library, f"symsens_so_{name}"), ctypes.c_void_p).value or 0
-                     for name in SECOND_ORDER_KERNEL_NAMES)
-
-    def _array(self, values: Sequence[float] | np.ndarray, length: int, name: str) -> np.ndarray:
-        array = np.ascontiguousarray(values, dtype=float)
-        if array.shape != (length,):
-            raise ValueError(f"`{name}` must have shape ({length},), got {array.shape}")
-        return array
+        return _addresses(self._library, "symsens_so_", SECOND_ORDER_KERNEL_NAMES)
 
     def _point(self, t: float, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[object]]:
-        y = self._array(y, self.n_states, "y")
-        p = self._array(p, self.n_parameters, "p")
+        y = _vector(y, self.n_states, "y")
+        p = _vector(p, self.n_parameters, "p")
         return y, p, [ctypes.c_double(float(t)), y.ctypes.data_as(_DOUBLE_P), p.ctypes.data_as(_DOUBLE_P)]
 
     def jacobian_nonzeros(self, t: float, y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -271,7 +235,7 @@ class SecondOrderLibrary:
         if jbar.shape != (self.nnz,):
             raise ValueError(f"`jbar_nonzeros` must have shape ({self.nnz},), got {jbar.shape}")
         jbar = np.concatenate([jbar, [0.0]])   # never a null pointer, also at nnz = 0
-        qbar = self._array(qbar, self.n_states, "qbar")
+        qbar = _vector(qbar, self.n_states, "qbar")
         out_y = np.empty(self.n_states)
         out_p = np.empty(max(self.n_chosen, 1))
         self._library.symsens_so_second_order(*arguments, jbar.ctypes.data_as(_DOUBLE_P),
@@ -284,28 +248,6 @@ def _sources(source: SecondOrderSource) -> dict[str, str]:
     from ._runtime import runtime_header
 
     return {"symsens_runtime.hpp": runtime_header(), "second_order.cpp": source.code}
-
-
-def _index_path(root: Path, fingerprint: str) -> Path:
-    return root / "index-second-order" / f"{fingerprint}.json"
-
-
-def _read_index(fingerprint: str) -> Path | None:
-    """The library recorded for ``fingerprint`` if it is intact (its SHA-256 checked), else None."""
-    for root in _read_roots():
-        try:
-            entry = json.loads(_index_path(root, fingerprint).read_text())
-            if not isinstance(entry, dict) or entry.get("format") != _INDEX_FORMAT:
-                continue
-            relative = Path(entry["library"])
-            if relative.is_absolute() or ".." in relative.parts:
-                continue
-            path = root / relative
-            if library_intact(path, str(entry["sha256"])):
-                return path
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
 
 
 _build_lock = threading.Lock()
@@ -328,21 +270,17 @@ def compile_second_order(model: Model, parameters: tuple[str, ...]) -> SecondOrd
     from ._kernels import model_fingerprint
 
     start = time.perf_counter()
-    _check_parameters(model, parameters)
+    _chosen_parameters(model, parameters)
     fingerprint = model_fingerprint(model, list(parameters), _PURPOSE)
-    path = _read_index(fingerprint)
-    if path is None:
+    hit = read_index(_INDEX, fingerprint)
+    if hit is None:
         with _build_lock:
-            path = _read_index(fingerprint)
-            if path is None:
-                source = second_order_source(model, parameters)
-                path = build_library(_sources(source), "second_order.cpp")
-                root = path.parent.parent  # <root>/<shard>/<key>.so
-                entry = {"format": _INDEX_FORMAT, "library": path.relative_to(root).as_posix(),
-                         "sha256": library_sha256(path)}
-                with _suppress_os_error():
-                    _index_path(root, fingerprint).parent.mkdir(parents=True, exist_ok=True)
-                    _write_atomically(_index_path(root, fingerprint), json.dumps(entry))
+            hit = read_index(_INDEX, fingerprint)
+            if hit is None:
+                path = build_library(_sources(second_order_source(model, parameters)), "second_order.cpp")
+                write_index(_INDEX, fingerprint, path)
+                hit = path, {}
+    path, _ = hit
     library = load_library(path)
     dims = (ctypes.c_long * 5)()
     library.symsens_so_dimensions.restype = None
@@ -361,29 +299,10 @@ def compile_second_order(model: Model, parameters: tuple[str, ...]) -> SecondOrd
                               time.perf_counter() - start, library)
 
 
-# (id(model), parameters) -> (weak reference to the model, its library): the per-call lookup of a gradient loop
-# (compile_second_order's own cache hashes the model's expressions).
-_loaded: dict[tuple[int, tuple[str, ...]], tuple[weakref.ref[Model], SecondOrderLibrary]] = {}
-_loaded_lock = threading.Lock()
+_loaded_second_order: PerModel[SecondOrderLibrary] = PerModel(compile_second_order)
 
 
 def loaded_second_order(model: Model, parameters: tuple[str, ...]) -> SecondOrderLibrary:
-    """:func:`compile_second_order` remembered per model object: a repeated call with the same model costs a
-    dictionary lookup."""
-    parameters = tuple(parameters)
-    key = (id(model), parameters)
-    with _loaded_lock:
-        hit = _loaded.get(key)
-    if hit is not None and hit[0]() is model:
-        return hit[1]
-    kernels = compile_second_order(model, parameters)
-
-    def forget(_: object) -> None:
-        with _loaded_lock:
-            entry = _loaded.get(key)
-            if entry is not None and entry[0]() is None:
-                del _loaded[key]
-
-    with _loaded_lock:
-        _loaded[key] = (weakref.ref(model, forget), kernels)
-    return kernels
+    """:func:`compile_second_order` remembered per model object (:class:`symsens.codegen._library_index.PerModel`):
+    a repeated call with the same model costs a dictionary lookup."""
+    return _loaded_second_order(model, parameters)

@@ -33,9 +33,7 @@ gradient is a small multiple of the cost of the function).
 from __future__ import annotations
 
 import ctypes
-import json
 import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +43,8 @@ import sympy as sp
 
 from .._once import cached_once
 from ..model._model import Model
-from ._build import (
-    _read_roots, _suppress_os_error, _write_atomically, build_library, library_intact, library_sha256, load_library,
-)
+from ._build import build_library, load_library
+from ._library_index import PerModel, read_index, write_index
 from ._printer import CodegenError, ConstantTable, CxxPrinter
 from ._text import source_text
 
@@ -58,7 +55,9 @@ KERNEL_NAMES: tuple[str, ...] = ("rhs", "vjp_state", "vjp_parameters")
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 _PURPOSE = "vjp-kernels:1"
-_INDEX_FORMAT = 1
+#: The model-level index's folder (:mod:`symsens.codegen._library_index`) and the dimensions it records.
+_INDEX = "index-vjp"
+_INDEX_FIELDS = ("n_states", "n_parameters", "n_chosen")
 
 
 @dataclass(frozen=True)
@@ -192,19 +191,62 @@ def _transposed_products(expressions: Sequence[sp.Expr], variables: Sequence[sp.
     return [sp.Add(*parts) for parts in terms], nnz
 
 
+def _chosen_parameters(model: Model, names: Sequence[str]) -> list[sp.Symbol]:
+    """The symbols of the parameters ``names`` (known and distinct, else a CodegenError naming the problem)."""
+    by_name = dict(zip(model.parameter_names, model.parameters))
+    names = tuple(names)
+    unknown = [name for name in names if name not in by_name]
+    if unknown or len(set(names)) != len(names):
+        raise CodegenError(f"`parameters`: {'unknown ' + repr(unknown[0]) if unknown else 'a name is repeated'}; "
+                           f"the model's parameters are {', '.join(model.parameter_names)}")
+    return [by_name[name] for name in names]
+
+
+def _prologue(namespace: str, constants: ConstantTable) -> list[str]:
+    """The lines of a generated kernel library after its comment: the runtime header, the export macro and the
+    opening of ``namespace`` with its table of constants (read once the routines have registered theirs)."""
+    table = constants.initialisers()
+    constant_lines = ",\n".join(f"        symsens::constant<T>({d}, \"{s}\")" for d, s in table) or "        T(0)"
+    return [
+        '#include "symsens_runtime.hpp"',
+        "",
+        "#ifndef SYMSENS_EXPORT",
+        '#define SYMSENS_EXPORT __attribute__((visibility("default")))',
+        "#endif",
+        "",
+        f"namespace {namespace} {{",
+        "using T = double;",
+        "",
+        "static const T* constants() {",
+        f"    static const T table[{max(len(table), 1)}] = {{",
+        constant_lines,
+        "    };",
+        "    return table;",
+        "}",
+        "",
+    ]
+
+
+def _vector(values: Sequence[float] | np.ndarray, length: int, name: str) -> np.ndarray:
+    """``values`` as a contiguous float vector of ``length`` (a ValueError naming ``name`` otherwise)."""
+    array = np.ascontiguousarray(values, dtype=float)
+    if array.shape != (length,):
+        raise ValueError(f"`{name}` must have shape ({length},), got {array.shape}")
+    return array
+
+
+def _addresses(library: ctypes.CDLL, prefix: str, names: Sequence[str]) -> tuple[int, ...]:
+    """The addresses of ``<prefix><name>`` in ``library``, in the order of ``names`` (a sweep's pointer table)."""
+    return tuple(ctypes.cast(getattr(library, f"{prefix}{name}"), ctypes.c_void_p).value or 0 for name in names)
+
+
 def vjp_source(model: Model, parameters: Sequence[str] | None = None) -> VjpSource:
     """Generate the C++ of the transposed products of ``model`` (module docstring) for ``parameters`` (all when
     None).  Model text appears only in comments, through :func:`symsens.codegen._text.source_text`."""
     from ._runtime import warm_sympy_tables
 
     warm_sympy_tables()
-    by_name = dict(zip(model.parameter_names, model.parameters))
-    names = model.parameter_names if parameters is None else tuple(parameters)
-    unknown = [name for name in names if name not in by_name]
-    if unknown or len(set(names)) != len(names):
-        raise CodegenError(f"`parameters`: {'unknown ' + repr(unknown[0]) if unknown else 'a name is repeated'}; "
-                           f"the model's parameters are {', '.join(model.parameter_names)}")
-    chosen = [by_name[name] for name in names]
+    chosen = _chosen_parameters(model, model.parameter_names if parameters is None else parameters)
     n, P = model.n_states, len(chosen)
     v = [sp.Dummy(f"v{k}") for k in range(n)]
     constants = ConstantTable()
@@ -232,29 +274,12 @@ def vjp_source(model: Model, parameters: Sequence[str] | None = None) -> VjpSour
                    constants),
     ]
 
-    table = constants.initialisers()
-    constant_lines = ",\n".join(f"        symsens::constant<T>({d}, \"{s}\")" for d, s in table) or "        T(0)"
     selected = tuple(model.parameter_names.index(q.name) for q in chosen)
     lines = [
         f"// Transposed products of model '{source_text(model.name)}' generated by symsens: {n} states, "
         f"{model.n_parameters} parameters,",
         f"// gradient with respect to {P} of them; {nnz_state} non-zeros of J, {nnz_parameters} of F_p.",
-        '#include "symsens_runtime.hpp"',
-        "",
-        "#ifndef SYMSENS_EXPORT",
-        '#define SYMSENS_EXPORT __attribute__((visibility("default")))',
-        "#endif",
-        "",
-        "namespace symsens_vjp {",
-        "using T = double;",
-        "",
-        "static const T* constants() {",
-        f"    static const T table[{max(len(table), 1)}] = {{",
-        constant_lines,
-        "    };",
-        "    return table;",
-        "}",
-        "",
+        *_prologue("symsens_vjp", constants),
         *(r.render() for r in routines),
         "}  // namespace symsens_vjp",
         "",
@@ -308,23 +333,16 @@ class VjpKernels:
 
     @property
     def pointers(self) -> tuple[int, ...]:
-        return tuple(ctypes.cast(getattr(self._library, f"symsens_vjp_{name}"), ctypes.c_void_p).value or 0
-                     for name in KERNEL_NAMES)
-
-    def _array(self, values: Sequence[float] | np.ndarray, length: int, name: str) -> np.ndarray:
-        array = np.ascontiguousarray(values, dtype=float)
-        if array.shape != (length,):
-            raise ValueError(f"`{name}` must have shape ({length},), got {array.shape}")
-        return array
+        return _addresses(self._library, "symsens_vjp_", KERNEL_NAMES)
 
     def _state_call(self, name: str, t: float, y: np.ndarray, p: np.ndarray, v: np.ndarray | None,
                     size: int) -> np.ndarray:
-        y = self._array(y, self.n_states, "y")
-        p = self._array(p, self.n_parameters, "p")
+        y = _vector(y, self.n_states, "y")
+        p = _vector(p, self.n_parameters, "p")
         out = np.empty(size)
         arguments = [ctypes.c_double(float(t)), y.ctypes.data_as(_DOUBLE_P), p.ctypes.data_as(_DOUBLE_P)]
         if v is not None:
-            v = self._array(v, self.n_states, "v")
+            v = _vector(v, self.n_states, "v")
             arguments.append(v.ctypes.data_as(_DOUBLE_P))
         getattr(self._library, f"symsens_vjp_{name}")(*arguments, out.ctypes.data_as(_DOUBLE_P))
         return out
@@ -343,15 +361,15 @@ class VjpKernels:
 
     def initial_conditions(self, p: np.ndarray) -> np.ndarray:
         """``y0(p)``."""
-        p = self._array(p, self.n_parameters, "p")
+        p = _vector(p, self.n_parameters, "p")
         out = np.empty(self.n_states)
         self._library.symsens_vjp_initial_conditions(p.ctypes.data_as(_DOUBLE_P), out.ctypes.data_as(_DOUBLE_P))
         return out
 
     def initial_vjp(self, p: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``(dy0/dp)^T v`` for the chosen parameters."""
-        p = self._array(p, self.n_parameters, "p")
-        v = self._array(v, self.n_states, "v")
+        p = _vector(p, self.n_parameters, "p")
+        v = _vector(v, self.n_states, "v")
         out = np.empty(self.n_chosen)
         self._library.symsens_vjp_initial_vjp(p.ctypes.data_as(_DOUBLE_P), v.ctypes.data_as(_DOUBLE_P),
                                               out.ctypes.data_as(_DOUBLE_P))
@@ -362,28 +380,6 @@ def _sources(source: VjpSource) -> dict[str, str]:
     from ._runtime import runtime_header
 
     return {"symsens_runtime.hpp": runtime_header(), "vjp.cpp": source.code}
-
-
-def _index_path(root: Path, fingerprint: str) -> Path:
-    return root / "index-vjp" / f"{fingerprint}.json"
-
-
-def _read_index(fingerprint: str) -> tuple[Path, dict[str, int]] | None:
-    """The library recorded for ``fingerprint`` if it is intact (its SHA-256 checked), else None."""
-    for root in _read_roots():
-        try:
-            entry = json.loads(_index_path(root, fingerprint).read_text())
-            if not isinstance(entry, dict) or entry.get("format") != _INDEX_FORMAT:
-                continue
-            relative = Path(entry["library"])
-            if relative.is_absolute() or ".." in relative.parts:
-                continue
-            path = root / relative
-            if library_intact(path, str(entry["sha256"])):
-                return path, {key: int(entry[key]) for key in ("n_states", "n_parameters", "n_chosen")}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
 
 
 _build_lock = threading.Lock()
@@ -406,22 +402,17 @@ def compile_vjp(model: Model, parameters: tuple[str, ...]) -> VjpKernels:
 
     start = time.perf_counter()
     fingerprint = model_fingerprint(model, list(parameters), _PURPOSE)
-    hit = _read_index(fingerprint)
+    hit = read_index(_INDEX, fingerprint, _INDEX_FIELDS)
     if hit is None:
         with _build_lock:
-            hit = _read_index(fingerprint)
+            hit = read_index(_INDEX, fingerprint, _INDEX_FIELDS)
             if hit is None:
                 source = vjp_source(model, parameters)
                 path = build_library(_sources(source), "vjp.cpp")
-                root = path.parent.parent  # <root>/<shard>/<key>.so
-                entry = {"format": _INDEX_FORMAT, "library": path.relative_to(root).as_posix(),
-                         "sha256": library_sha256(path), "n_states": source.n_states,
-                         "n_parameters": source.n_parameters, "n_chosen": len(source.selected)}
-                with _suppress_os_error():
-                    _index_path(root, fingerprint).parent.mkdir(parents=True, exist_ok=True)
-                    _write_atomically(_index_path(root, fingerprint), json.dumps(entry))
-                hit = path, {"n_states": source.n_states, "n_parameters": source.n_parameters,
-                             "n_chosen": len(source.selected)}
+                dimensions = {"n_states": source.n_states, "n_parameters": source.n_parameters,
+                              "n_chosen": len(source.selected)}
+                write_index(_INDEX, fingerprint, path, dimensions)
+                hit = path, dimensions
     path, _ = hit
     library = load_library(path)
     dims = (ctypes.c_long * 5)()
@@ -432,29 +423,10 @@ def compile_vjp(model: Model, parameters: tuple[str, ...]) -> VjpKernels:
     return VjpKernels(dims[0], dims[1], dims[2], dims[3], dims[4], path, time.perf_counter() - start, library)
 
 
-# (id(model), parameters) -> (weak reference to the model, its kernels): the per-call lookup of a gradient loop.
-# compile_vjp's own cache is keyed by the model's value, whose hash walks every expression (milliseconds for a
-# model with a thousand parameters, more than the compiled sweep itself).
-_loaded: dict[tuple[int, tuple[str, ...]], tuple[weakref.ref[Model], VjpKernels]] = {}
-_loaded_lock = threading.Lock()
+_loaded_vjp: PerModel[VjpKernels] = PerModel(compile_vjp)
 
 
 def loaded_vjp(model: Model, parameters: tuple[str, ...]) -> VjpKernels:
-    """:func:`compile_vjp` remembered per model object: a repeated call with the same model costs a dictionary
-    lookup."""
-    key = (id(model), parameters)
-    with _loaded_lock:
-        hit = _loaded.get(key)
-    if hit is not None and hit[0]() is model:
-        return hit[1]
-    kernels = compile_vjp(model, parameters)
-
-    def forget(_: object) -> None:
-        with _loaded_lock:
-            entry = _loaded.get(key)
-            if entry is not None and entry[0]() is None:
-                del _loaded[key]
-
-    with _loaded_lock:
-        _loaded[key] = (weakref.ref(model, forget), kernels)
-    return kernels
+    """:func:`compile_vjp` remembered per model object (:class:`symsens.codegen._library_index.PerModel`): a
+    repeated call with the same model costs a dictionary lookup."""
+    return _loaded_vjp(model, parameters)

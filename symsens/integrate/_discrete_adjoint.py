@@ -35,7 +35,8 @@ forward sweep (``M s`` more right-hand side evaluations, the price of any unifor
 binomial ``revolve`` schedule lowers memory to logarithmic at a logarithmic recompute factor).
 
 Two implementations of one sweep.  ``backend="compiled"`` (the default when a C++ compiler is found) runs the
-replay and the reverse pass in C++ (``cpp/adjoint/symsens_erk_adjoint.hpp``): sized at run time, compiled once for
+replay and the reverse pass in C++ (``cpp/adjoint/symsens_erk_adjoint.hpp``,
+:mod:`._discrete_adjoint_erk_compiled`): sized at run time, compiled once for
 every model, with ``f``, ``J^T v`` and ``F_p^T v`` from the model's generated transposed-product library
 (:mod:`symsens.codegen._vjp`: written over the non-zeros of ``J`` and ``F_p``, so it compiles in seconds at a
 thousand parameters) passed as function pointers.  ``backend="numpy"`` runs this module's sweep with lambdified
@@ -61,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ctypes
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -400,8 +400,10 @@ def discrete_adjoint_erk(
     if snapshots is not None and checkpointing != "binomial":
         raise ValueError("`snapshots` applies to checkpointing='binomial' only")
     if _resolve_backend(backend) == "compiled":
-        return _discrete_adjoint_erk_compiled(model, tableau, p, parameters, step_times, step_sizes, output_times,
-                                              cotangents, checkpoint_every, checkpointing, snapshots)
+        from ._discrete_adjoint_erk_compiled import discrete_adjoint_erk_compiled
+
+        return discrete_adjoint_erk_compiled(model, tableau, p, parameters, step_times, step_sizes, output_times,
+                                             cotangents, checkpoint_every, checkpointing, snapshots)
     kernels = _kernels(model, parameters)
     n, P, s = kernels.n, kernels.P, tableau.stages
     counted = CountedKernels(kernels, p)
@@ -549,132 +551,6 @@ def _resolve_backend(backend: str | None) -> str:
     except CodegenError:
         return "numpy"
     return "compiled"
-
-
-_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
-_LONG_P = ctypes.POINTER(ctypes.c_long)
-_INT_P = ctypes.POINTER(ctypes.c_int)
-_LONG_DTYPE = np.dtype(ctypes.c_long)
-
-
-def _core_sources() -> dict[str, str]:
-    from importlib import resources
-
-    folder = resources.files("symsens.integrate").joinpath("cpp").joinpath("adjoint")
-    return {name: folder.joinpath(name).read_text() for name in ("symsens_erk_adjoint.hpp", "erk_adjoint.cpp")}
-
-
-@lru_cache(maxsize=1)
-def _compiled_core() -> Any:
-    """The compiled sweep (``cpp/adjoint/symsens_erk_adjoint.hpp``): one library for every model and scheme,
-    built once (content-keyed cache of :func:`symsens.codegen._build.build_library`).  Floating-point
-    contraction is off so that the sweep's sums round as the NumPy sweep's do (no fused multiply-adds)."""
-    from ..codegen._build import DEFAULT_FLAGS, build_library, load_library
-
-    path = build_library(_core_sources(), "erk_adjoint.cpp", flags=(*DEFAULT_FLAGS, "-ffp-contract=off"))
-    library = load_library(path)
-    function = library.symsens_erk_adjoint
-    function.restype = ctypes.c_int
-    function.argtypes = [
-        ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int, _DOUBLE_P, _DOUBLE_P,
-        ctypes.c_int, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.c_int,
-        ctypes.c_long, _DOUBLE_P, _DOUBLE_P,
-        ctypes.c_long, _LONG_P, _LONG_P, _INT_P, _DOUBLE_P,
-        _DOUBLE_P, ctypes.c_int, ctypes.c_long,
-        _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _LONG_P,
-    ]
-    return function
-
-
-_KINDS = {"start": 0, "end": 1, "inner": 2}
-#: The most forward sweeps a binomial schedule may take (``binom(c + r, c) >= M`` with ``r`` at most this).
-_MAX_SWEEPS = 64
-
-
-def _discrete_adjoint_erk_compiled(model: Model, tableau: ExplicitTableauValues, p: Sequence[float] | np.ndarray,
-                                   parameters: tuple[str, ...], step_times: np.ndarray, step_sizes: np.ndarray,
-                                   output_times: np.ndarray, cotangents: np.ndarray, checkpoint_every: int | None,
-                                   checkpointing: str = "uniform", snapshots: int | None = None
-                                   ) -> DiscreteAdjointRun:
-    """:func:`discrete_adjoint_erk` by the compiled sweep: the same replay, output plan and reverse pass in C++
-    (``symsens_erk_adjoint.hpp``), with ``f``, ``J^T v`` and ``F_p^T v`` from the model's generated
-    transposed-product library (:func:`symsens.codegen._vjp.compile_vjp`) passed as function pointers."""
-    from ..codegen._vjp import loaded_vjp
-
-    known = set(model.parameter_names)   # a property that builds a tuple: once, not per name
-    unknown = [name for name in parameters if name not in known]
-    if unknown:
-        raise ValueError(f"`parameters`: unknown parameter {unknown[0]!r}; the model's parameters are "
-                         f"{', '.join(model.parameter_names)}")
-    if len(set(parameters)) != len(parameters):
-        raise ValueError("`parameters`: a parameter is listed twice")
-    p_values = np.ascontiguousarray(p, dtype=float)
-    if p_values.shape != (model.n_parameters,):
-        raise ValueError(f"`p` must hold all {model.n_parameters} parameter values in the model's order, "
-                         f"got shape {p_values.shape}")
-    n, P, s = model.n_states, len(parameters), tableau.stages
-    step_times, h_all, output_times, cotangents, kb = replay_inputs(
-        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, s)
-    if not (np.all(np.isfinite(step_times)) and np.all(np.isfinite(h_all))):
-        raise ValueError("`step_times`/`step_sizes` must be finite (the accepted steps of a successful solve)")
-    M, K = len(h_all), len(output_times)
-    schedule, every = 0, kb
-    if checkpointing == "binomial":
-        if checkpoint_every is not None:
-            raise ValueError("`checkpoint_every` applies to checkpointing='uniform'; the binomial schedule takes "
-                             "`snapshots`")
-        if snapshots is None:
-            snapshots = max(1, math.ceil(math.log2(M + 1)))
-        if not (isinstance(snapshots, (int, np.integer)) and not isinstance(snapshots, bool) and snapshots >= 1):
-            raise ValueError(f"`snapshots` must be a positive integer, got {snapshots!r}")
-        sweeps = 0
-        while math.comb(int(snapshots) + sweeps, int(snapshots)) < M:
-            sweeps += 1
-        if sweeps > _MAX_SWEEPS:
-            # The schedule recurses about r + c deep and costs r sweeps: refuse rather than run for hours.
-            raise ValueError(f"`snapshots`: {snapshots} snapshots for {M} steps would advance each step up to "
-                             f"{sweeps} times; give at least "
-                             f"{next(c for c in range(1, M + 1) if math.comb(c + _MAX_SWEEPS, c) >= M)}")
-        schedule, every = 1, int(snapshots)
-    kernels = loaded_vjp(model, parameters)
-    plan = _output_plan(step_times, output_times)
-    first = np.zeros(M + 1, dtype=_LONG_DTYPE)
-    first[1:] = np.cumsum([len(entries) for entries in plan]) if M else []
-    entries = [entry for step_entries in plan for entry in step_entries]
-    index = np.ascontiguousarray([k for k, _, _ in entries], dtype=_LONG_DTYPE)
-    kind = np.ascontiguousarray([_KINDS[name] for _, name, _ in entries], dtype=np.intc)
-    theta = np.ascontiguousarray([value for _, _, value in entries], dtype=float)
-    y0 = kernels.initial_conditions(p_values)
-    outputs = np.full((K, n), np.nan)
-    ybar0 = np.zeros(n)
-    pbar = np.zeros(P)
-    counters = np.zeros(4, dtype=_LONG_DTYPE)
-    A = np.ascontiguousarray(tableau.A, dtype=float)
-    b = np.ascontiguousarray(tableau.b, dtype=float)
-    c = np.ascontiguousarray(tableau.c, dtype=float)
-    times = np.ascontiguousarray(step_times)
-    sizes = np.ascontiguousarray(h_all)
-    W = np.ascontiguousarray(cotangents)
-    pointers = (ctypes.c_void_p * 3)(*kernels.pointers)
-
-    def pointer(array: np.ndarray, kind_of: Any = _DOUBLE_P) -> Any:
-        return array.ctypes.data_as(kind_of)
-
-    status = _compiled_core()(
-        pointers, n, P, pointer(p_values), pointer(y0), s, pointer(A), pointer(b), pointer(c), int(tableau.fsal),
-        M, pointer(times), pointer(sizes), K, pointer(first, _LONG_P), pointer(index, _LONG_P),
-        pointer(kind, _INT_P), pointer(theta), pointer(W), schedule, every, pointer(outputs), pointer(ybar0),
-        pointer(pbar), pointer(counters, _LONG_P))
-    if status != 0:
-        raise ValueError(f"the compiled discrete adjoint refused its input (status {status}): the steps, output "
-                         "plan or checkpoint interval are inconsistent")
-    if M == 0:
-        outputs_of_a_solve_without_steps(outputs, output_times, float(step_times[0]), y0)
-        ybar0 = ybar0 + cotangent_of_a_solve_without_steps(output_times, float(step_times[0]), cotangents)
-    gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
-    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb if schedule == 0 else 0,
-                              int(counters[2]), int(counters[3]), int(counters[0]), int(counters[1]),
-                              "uniform" if schedule == 0 else "binomial")
 
 
 #: The compiled families with a discrete adjoint (``MethodSpec.family``).

@@ -28,74 +28,30 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from ..model import Model
-from ._discrete_adjoint import DiscreteAdjointRun, _output_plan, cotangent_of_a_solve_without_steps, \
-    outputs_of_a_solve_without_steps, replay_inputs
+from ._discrete_adjoint import DiscreteAdjointRun
+from ._discrete_adjoint_compiled import DOUBLE_P, INT_P, KERNEL_TABLE, LONG_P, AdjointCore, OutputPlanArrays, \
+    SweepBuffers, check_status, checked_arguments, kernel_table, newton_failure, pointer
 from ._discrete_adjoint_dirk import dirk_coefficients
-from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller, ReplayError
+from ._discrete_adjoint_newton import ADAPTIVE_BUDGET, REPLAY_BUDGET, Controller
 
 __all__ = ["discrete_adjoint_dirk_compiled"]
 
-_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
-_LONG_P = ctypes.POINTER(ctypes.c_long)
-_INT_P = ctypes.POINTER(ctypes.c_int)
-_LONG_DTYPE = np.dtype(ctypes.c_long)
-_KINDS = {"start": 0, "end": 1, "inner": 2}
-_SUCCESS, _REPLAY_FAILED = 0, 6
-_HEADERS = ("symsens_erk_adjoint.hpp", "symsens_implicit_adjoint_common.hpp", "symsens_newton_replay.hpp",
-            "symsens_dirk_adjoint.hpp", "dirk_adjoint.cpp")
-
-
-def _core_sources() -> dict[str, str]:
-    from importlib import resources
-
-    folder = resources.files("symsens.integrate").joinpath("cpp").joinpath("adjoint")
-    return {name: folder.joinpath(name).read_text() for name in _HEADERS}
-
-
-@lru_cache(maxsize=1)
-def _compiled_core() -> Any:
-    """The compiled sweep: one library for every model and scheme (content-keyed cache of
-    :func:`symsens.codegen._build.build_library`), without floating-point contraction so that its sums round as
-    the NumPy sweep's do."""
-    from ..codegen._build import DEFAULT_FLAGS, build_library, load_library
-
-    path = build_library(_core_sources(), "dirk_adjoint.cpp", flags=(*DEFAULT_FLAGS, "-ffp-contract=off"))
-    function = load_library(path).symsens_dirk_adjoint
-    function.restype = ctypes.c_int
-    function.argtypes = [
-        ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p), ctypes.c_long, _LONG_P, _LONG_P,
-        ctypes.c_int, ctypes.c_int, _DOUBLE_P, _DOUBLE_P,
-        ctypes.c_int, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.c_double, _INT_P,
-        ctypes.c_double, ctypes.c_double, ctypes.c_int, _DOUBLE_P,
-        ctypes.c_long, _DOUBLE_P, _DOUBLE_P,
-        ctypes.c_long, _LONG_P, _LONG_P, _INT_P, _DOUBLE_P,
-        _DOUBLE_P, ctypes.c_long,
-        _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _LONG_P,
-    ]
-    return function
-
-
-def _checked_parameters(model: Model, p: Sequence[float] | np.ndarray, parameters: Sequence[str]
-                        ) -> tuple[np.ndarray, tuple[str, ...]]:
-    parameters = tuple(parameters)
-    known = set(model.parameter_names)
-    unknown = [name for name in parameters if name not in known]
-    if unknown:
-        raise ValueError(f"`parameters`: unknown parameter {unknown[0]!r}; the model's parameters are "
-                         f"{', '.join(model.parameter_names)}")
-    if len(set(parameters)) != len(parameters):
-        raise ValueError("`parameters`: a parameter is listed twice")
-    p_values = np.ascontiguousarray(p, dtype=float)
-    if p_values.shape != (model.n_parameters,):
-        raise ValueError(f"`p` must hold all {model.n_parameters} parameter values in the model's order, "
-                         f"got shape {p_values.shape}")
-    return p_values, parameters
+_CORE = AdjointCore("dirk_adjoint", (
+    "symsens_erk_adjoint.hpp", "symsens_implicit_adjoint_common.hpp", "symsens_newton_replay.hpp",
+    "symsens_dirk_adjoint.hpp"), (
+    KERNEL_TABLE, KERNEL_TABLE, ctypes.c_long, LONG_P, LONG_P,
+    ctypes.c_int, ctypes.c_int, DOUBLE_P, DOUBLE_P,
+    ctypes.c_int, DOUBLE_P, DOUBLE_P, DOUBLE_P, DOUBLE_P, ctypes.c_double, INT_P,
+    ctypes.c_double, ctypes.c_double, ctypes.c_int, DOUBLE_P,
+    ctypes.c_long, DOUBLE_P, DOUBLE_P,
+    ctypes.c_long, LONG_P, LONG_P, INT_P, DOUBLE_P,
+    DOUBLE_P, ctypes.c_long,
+    DOUBLE_P, DOUBLE_P, DOUBLE_P, LONG_P,
+))
 
 
 def discrete_adjoint_dirk_compiled(
@@ -140,37 +96,18 @@ def discrete_adjoint_dirk_compiled(
     from ..codegen._vjp import loaded_vjp
 
     coef = dirk_coefficients(scheme)
-    p_values, parameters = _checked_parameters(model, p, parameters)
     rtol, atol = float(rtol), float(atol)
-    if not (np.isfinite(rtol) and rtol > 0.0):
-        raise ValueError(f"`rtol` must be positive and finite, got {rtol!r}")
-    if not (np.isfinite(atol) and atol >= 0.0):
-        raise ValueError(f"`atol` must be non-negative and finite, got {atol!r}")
-    n, P, s = model.n_states, len(parameters), coef.stages
-    step_times, h_all, output_times, cotangents, kb = replay_inputs(
-        step_times, step_sizes, output_times, cotangents, n, checkpoint_every, 4 * s)
-    if not (np.all(np.isfinite(step_times)) and np.all(np.isfinite(h_all))):
-        raise ValueError("`step_times`/`step_sizes` must be finite (the accepted steps of a successful solve)")
-    M, K = len(h_all), len(output_times)
-    kernels = loaded_vjp(model, parameters)
-    second = loaded_second_order(model, parameters)
-    plan = _output_plan(step_times, output_times)
-    first = np.zeros(M + 1, dtype=_LONG_DTYPE)
-    first[1:] = np.cumsum([len(entries) for entries in plan]) if M else []
-    entries = [entry for step_entries in plan for entry in step_entries]
-    index = np.ascontiguousarray([k for k, _, _ in entries], dtype=_LONG_DTYPE)
-    kind = np.ascontiguousarray([_KINDS[name] for _, name, _ in entries], dtype=np.intc)
-    theta = np.ascontiguousarray([value for _, _, value in entries], dtype=float)
-    y0 = np.ascontiguousarray(kernels.initial_conditions(p_values), dtype=float)
-    outputs = np.full((K, n), np.nan)
-    ybar0 = np.zeros(n)
-    pbar = np.zeros(P)
+    n, s = model.n_states, coef.stages
+    arguments = checked_arguments(model, p, parameters, step_times, step_sizes, output_times, cotangents,
+                                  checkpoint_every, 4 * s, tolerances=(rtol, atol))
+    M, P = arguments.steps, len(arguments.parameters)
+    kernels = loaded_vjp(model, arguments.parameters)
+    second = loaded_second_order(model, arguments.parameters)
+    plan = OutputPlanArrays.of(arguments.step_times, arguments.output_times)
+    y0 = np.ascontiguousarray(kernels.initial_conditions(arguments.p), dtype=float)
     # counters[5], [6]: the forward replay's Jacobian evaluations and Newton iterations.
-    counters = np.zeros(7, dtype=_LONG_DTYPE)
-    A = np.ascontiguousarray(coef.A, dtype=float)
-    b = np.ascontiguousarray(coef.b, dtype=float)
-    c = np.ascontiguousarray(coef.c, dtype=float)
-    e = np.ascontiguousarray(coef.e, dtype=float)
+    buffers = SweepBuffers.of(arguments, n, 7)
+    A, b, c, e = (np.ascontiguousarray(a, dtype=float) for a in (coef.A, coef.b, coef.c, coef.e))
     flags = np.array([int(coef.explicit_first_stage), int(coef.stiffly_accurate)], dtype=np.intc)
     # The controller's rules re-enact the rejected attempts of an adaptive solve (none with replayed steps).
     if replayed or not np.any(e):
@@ -180,36 +117,15 @@ def discrete_adjoint_dirk_compiled(
         controller = np.array([rules.safety, rules.factor_min, rules.factor_max, rules.beta1, rules.beta2,
                                float(rules.error_order)])
     budget = REPLAY_BUDGET if replayed else ADAPTIVE_BUDGET["dirk"]
-    times = np.ascontiguousarray(step_times)
-    sizes = np.ascontiguousarray(h_all)
-    W = np.ascontiguousarray(cotangents)
-    rows = np.ascontiguousarray(second.rows, dtype=_LONG_DTYPE)
-    cols = np.ascontiguousarray(second.cols, dtype=_LONG_DTYPE)
-    first_pointers = (ctypes.c_void_p * 3)(*kernels.pointers)
-    second_pointers = (ctypes.c_void_p * 3)(*second.pointers)
-
-    def pointer(array: np.ndarray | None, kind_of: Any = _DOUBLE_P) -> Any:
-        return None if array is None else array.ctypes.data_as(kind_of)
-
-    status = _compiled_core()(
-        first_pointers, second_pointers, int(second.nnz), pointer(rows, _LONG_P), pointer(cols, _LONG_P),
-        n, P, pointer(p_values), pointer(y0),
-        s, pointer(A), pointer(b), pointer(c), pointer(e), float(coef.gamma), pointer(flags, _INT_P),
+    times, sizes = arguments.step_times, arguments.step_sizes
+    status = _CORE(
+        kernel_table(kernels.pointers), kernel_table(second.pointers), int(second.nnz), pointer(second.rows, LONG_P),
+        pointer(second.cols, LONG_P), n, P, pointer(arguments.p), pointer(y0),
+        s, pointer(A), pointer(b), pointer(c), pointer(e), float(coef.gamma), pointer(flags, INT_P),
         rtol, atol, int(budget), pointer(controller),
-        M, pointer(times), pointer(sizes), K, pointer(first, _LONG_P), pointer(index, _LONG_P),
-        pointer(kind, _INT_P), pointer(theta), pointer(W), kb,
-        pointer(outputs), pointer(ybar0), pointer(pbar), pointer(counters, _LONG_P))
-    if status == _REPLAY_FAILED:
-        n_ = int(counters[4])
-        raise ReplayError(f"Newton did not converge in step {n_ + 1} at t = {float(step_times[n_]):g} "
-                          f"(h = {float(h_all[n_]):g}) of the replayed {scheme} solve")
-    if status != _SUCCESS:
-        raise ValueError(f"the compiled discrete adjoint refused its input (status {status}): the steps, output "
-                         "plan or checkpoint interval are inconsistent")
-    if M == 0:
-        outputs_of_a_solve_without_steps(outputs, output_times, float(step_times[0]), y0)
-        ybar0 = ybar0 + cotangent_of_a_solve_without_steps(output_times, float(step_times[0]), cotangents)
-    gradient = pbar + (kernels.initial_vjp(p_values, ybar0) if P else 0.0)
-    return DiscreteAdjointRun(np.asarray(gradient, dtype=float), outputs, M, kb, int(counters[2]),
-                              int(counters[3]), int(counters[0]), int(counters[1]),
-                              jacobian_evaluations=int(counters[5]), newton_iterations=int(counters[6]))
+        M, pointer(times), pointer(sizes), len(arguments.output_times), *plan.pointers(),
+        pointer(arguments.cotangents), arguments.every, *buffers.pointers(), pointer(buffers.counters, LONG_P))
+    failed = int(buffers.counters[4])
+    check_status(status, "SDIRK/ESDIRK", arguments,
+                 lambda: newton_failure(failed, float(times[failed]), float(sizes[failed]), scheme))
+    return buffers.run(arguments, kernels, y0, every=arguments.every, replay_counters=5)

@@ -23,32 +23,18 @@ SYMSENS_EXPORT int symsens_bdf_adjoint(
     long n_start, const long* start_index, const double* cotangents, long checkpoint_every,
     double* outputs, double* ybar0, double* pbar, double* failure, long* counters) {
     using namespace symsens_adjoint;
-    if (kernels == nullptr || kernels[0] == nullptr || kernels[1] == nullptr || (P > 0 && kernels[2] == nullptr)
-        || second == nullptr || n < 1 || P < 0 || M < 0 || K < 0 || checkpoint_every < 1
-        || !(rtol > 0.0) || !(atol >= 0.0))
-        return BAD_INPUT;
-    Kernels f{reinterpret_cast<RhsFunction>(kernels[0]), reinterpret_cast<ProductFunction>(kernels[1]),
-              reinterpret_cast<ProductFunction>(kernels[2])};
+    Kernels f;
     SecondOrderKernels s;
-    s.jacobian = reinterpret_cast<JacobianFunction>(second[0]);
-    s.time_derivative = reinterpret_cast<TimeDerivativeFunction>(second[1]);
-    s.second_order = reinterpret_cast<SecondOrderFunction>(second[2]);
-    s.nnz = nnz;
-    s.rows = rows;
-    s.cols = cols;
-    s.autonomous = autonomous != 0;
-    if (!s.valid(n)) return BAD_INPUT;
+    if (!read_kernels(kernels, P, f) || n < 1 || P < 0 || M < 0 || K < 0 || checkpoint_every < 1
+        || !(rtol > 0.0) || !(atol >= 0.0) || !read_second_order(second, nnz, rows, cols, autonomous != 0, n, s))
+        return BAD_INPUT;
     BdfAdjoint adjoint(f, s, n, P, p, rtol, atol, replayed != 0);
     Counters counted;
     const int status = adjoint.run(t0, y0, M, step_times, step_sizes, K, output_times, plan_first, plan_index,
                                    n_start, start_index, cotangents, checkpoint_every, outputs, ybar0, pbar, failure,
                                    counted);
-    counters[0] = counted.rhs_evaluations;
-    counters[1] = counted.product_evaluations;
-    counters[2] = counted.checkpoints;
-    counters[3] = counted.stored_numbers;
-    counters[4] = adjoint.first_pass.jacobian_evaluations;
-    counters[5] = adjoint.first_pass.newton_iterations;
+    counted.write(counters);
+    adjoint.first_pass.write(counters + 4);
     return status;
 }
 

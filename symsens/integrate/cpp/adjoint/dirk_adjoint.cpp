@@ -28,44 +28,24 @@ SYMSENS_EXPORT int symsens_dirk_adjoint(
     double* outputs, double* ybar0, double* pbar, long* counters) {
     using namespace symsens_adjoint;
     counters[4] = -1;
-    if (kernels == nullptr || kernels[0] == nullptr || kernels[1] == nullptr || (P > 0 && kernels[2] == nullptr)
-        || second == nullptr || n < 1 || P < 0 || s < 1 || M < 0 || K < 0 || checkpoint_every < 1 || budget < 1
-        || !(rtol > 0.0) || !(atol >= 0.0) || !(gamma != 0.0) || !std::isfinite(gamma))
-        return BAD_INPUT;
-    Kernels f{reinterpret_cast<RhsFunction>(kernels[0]), reinterpret_cast<ProductFunction>(kernels[1]),
-              reinterpret_cast<ProductFunction>(kernels[2])};
+    Kernels f;
     SecondOrderKernels so;
-    so.jacobian = reinterpret_cast<JacobianFunction>(second[0]);
-    so.time_derivative = reinterpret_cast<TimeDerivativeFunction>(second[1]);
-    so.second_order = reinterpret_cast<SecondOrderFunction>(second[2]);
-    so.nnz = nnz;
-    so.rows = rows;
-    so.cols = cols;
-    if (!so.valid(n)) return BAD_INPUT;
-    DirkTableau tableau(s, A, b, c, e, gamma, flags[0] != 0, flags[1] != 0);
     Controller rules;
-    if (controller != nullptr) {
-        rules.safety = controller[0];
-        rules.factor_min = controller[1];
-        rules.factor_max = controller[2];
-        rules.beta1 = controller[3];
-        rules.beta2 = controller[4];
-        rules.error_order = static_cast<int>(controller[5]);
-        if (rules.error_order < 1) return BAD_INPUT;
-    }
+    if (!read_kernels(kernels, P, f) || n < 1 || P < 0 || s < 1 || M < 0 || K < 0 || checkpoint_every < 1
+        || budget < 1 || !(rtol > 0.0) || !(atol >= 0.0) || !(gamma != 0.0) || !std::isfinite(gamma)
+        || !read_second_order(second, nnz, rows, cols, true, n, so)
+        || (controller != nullptr && !Controller::read(controller, rules)))
+        return BAD_INPUT;
+    DirkTableau tableau(s, A, b, c, e, gamma, flags[0] != 0, flags[1] != 0);
     DirkAdjoint adjoint(f, so, tableau, n, P, p, rtol, atol, budget, controller != nullptr ? &rules : nullptr);
     OutputPlan plan{plan_first, plan_index, plan_kind, plan_theta};
     Counters counted;
     long failed = -1;
     const int status = adjoint.run(y0, M, step_times, step_sizes, plan, K, cotangents, checkpoint_every, outputs,
                                    ybar0, pbar, counted, failed);
-    counters[0] = counted.rhs_evaluations;
-    counters[1] = counted.product_evaluations;
-    counters[2] = counted.checkpoints;
-    counters[3] = counted.stored_numbers;
+    counted.write(counters);
     counters[4] = failed;
-    counters[5] = adjoint.first_pass.jacobian_evaluations;
-    counters[6] = adjoint.first_pass.newton_iterations;
+    adjoint.first_pass.write(counters + 5);
     return status;
 }
 

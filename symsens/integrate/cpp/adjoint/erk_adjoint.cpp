@@ -20,21 +20,16 @@ SYMSENS_EXPORT int symsens_erk_adjoint(
     const double* cotangents, int schedule, long checkpoint_every,
     double* outputs, double* ybar0, double* pbar, long* counters) {
     using namespace symsens_adjoint;
-    if (kernels == nullptr || kernels[0] == nullptr || kernels[1] == nullptr || (P > 0 && kernels[2] == nullptr)
-        || n < 1 || P < 0 || s < 1 || M < 0 || K < 0 || checkpoint_every < 1)
+    Kernels f;
+    if (!read_kernels(kernels, P, f) || n < 1 || P < 0 || s < 1 || M < 0 || K < 0 || checkpoint_every < 1)
         return BAD_INPUT;
-    Kernels f{reinterpret_cast<RhsFunction>(kernels[0]), reinterpret_cast<ProductFunction>(kernels[1]),
-              reinterpret_cast<ProductFunction>(kernels[2])};
     Tableau tableau(s, A, b, c, fsal != 0);
     ErkAdjoint adjoint(f, tableau, n, P, p);
     OutputPlan plan{plan_first, plan_index, plan_kind, plan_theta};
     Counters counted;
     const int status = adjoint.run(y0, M, step_times, step_sizes, plan, K, cotangents, schedule, checkpoint_every,
                                    outputs, ybar0, pbar, counted);
-    counters[0] = counted.rhs_evaluations;
-    counters[1] = counted.product_evaluations;
-    counters[2] = counted.checkpoints;
-    counters[3] = counted.stored_numbers;
+    counted.write(counters);
     return status;
 }
 

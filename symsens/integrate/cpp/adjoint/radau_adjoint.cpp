@@ -30,31 +30,14 @@ SYMSENS_EXPORT int symsens_radau_adjoint(
     const double* cotangents, long checkpoint_every,
     double* outputs, double* ybar0, double* pbar, long* counters) {
     using namespace symsens_adjoint;
-    if (kernels == nullptr || kernels[0] == nullptr || kernels[1] == nullptr || (P > 0 && kernels[2] == nullptr)
-        || second == nullptr || n < 1 || P < 0 || M < 0 || K < 0 || checkpoint_every < 1 || budget < 1
-        || !(rtol > 0.0) || !(atol >= 0.0) || coefficients == nullptr)
-        return BAD_INPUT;
+    Kernels f;
     SecondOrderKernels second_order;
-    second_order.jacobian = reinterpret_cast<JacobianFunction>(second[0]);
-    second_order.time_derivative = reinterpret_cast<TimeDerivativeFunction>(second[1]);
-    second_order.second_order = reinterpret_cast<SecondOrderFunction>(second[2]);
-    second_order.nnz = nnz;
-    second_order.rows = rows;
-    second_order.cols = cols;
-    second_order.autonomous = autonomous != 0;
-    if (!second_order.valid(n)) return BAD_INPUT;
-    Kernels f{reinterpret_cast<RhsFunction>(kernels[0]), reinterpret_cast<ProductFunction>(kernels[1]),
-              reinterpret_cast<ProductFunction>(kernels[2])};
     Controller rules;
-    if (controller != nullptr) {
-        rules.safety = controller[0];
-        rules.factor_min = controller[1];
-        rules.factor_max = controller[2];
-        rules.beta1 = controller[3];
-        rules.beta2 = controller[4];
-        rules.error_order = static_cast<int>(controller[5]);
-        if (rules.error_order < 1) return BAD_INPUT;
-    }
+    if (!read_kernels(kernels, P, f) || n < 1 || P < 0 || M < 0 || K < 0 || checkpoint_every < 1 || budget < 1
+        || !(rtol > 0.0) || !(atol >= 0.0) || coefficients == nullptr
+        || !read_second_order(second, nnz, rows, cols, autonomous != 0, n, second_order)
+        || (controller != nullptr && !Controller::read(controller, rules)))
+        return BAD_INPUT;
     const RadauCoefficients tableau(coefficients);
     OutputPlan plan{plan_first, plan_index, plan_kind, plan_theta};
     Counters counted;
@@ -68,15 +51,11 @@ SYMSENS_EXPORT int symsens_radau_adjoint(
                              pbar, counted, failed);
         decisions = adjoint.first_pass;
     } catch (const std::bad_alloc&) {
-        return 7;
+        return OUT_OF_MEMORY;
     }
-    counters[0] = counted.rhs_evaluations;
-    counters[1] = counted.product_evaluations;
-    counters[2] = counted.checkpoints;
-    counters[3] = counted.stored_numbers;
+    counted.write(counters);
     counters[4] = failed;
-    counters[5] = decisions.jacobian_evaluations;
-    counters[6] = decisions.newton_iterations;
+    decisions.write(counters + 5);
     return status;
 }
 

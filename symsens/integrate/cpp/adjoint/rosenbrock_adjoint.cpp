@@ -26,21 +26,12 @@ SYMSENS_EXPORT int symsens_rosenbrock_adjoint(
     double* outputs, double* ybar0, double* pbar, long* counters) {
     using namespace symsens_adjoint;
     counters[4] = -1;
-    if (kernels == nullptr || kernels[0] == nullptr || kernels[1] == nullptr || (P > 0 && kernels[2] == nullptr)
-        || second == nullptr || n < 1 || P < 0 || s < 1 || M < 0 || K < 0 || checkpoint_every < 1
-        || !(gamma != 0.0) || !std::isfinite(gamma))
-        return BAD_INPUT;
-    Kernels f{reinterpret_cast<RhsFunction>(kernels[0]), reinterpret_cast<ProductFunction>(kernels[1]),
-              reinterpret_cast<ProductFunction>(kernels[2])};
+    Kernels f;
     SecondOrderKernels so;
-    so.jacobian = reinterpret_cast<JacobianFunction>(second[0]);
-    so.time_derivative = reinterpret_cast<TimeDerivativeFunction>(second[1]);
-    so.second_order = reinterpret_cast<SecondOrderFunction>(second[2]);
-    so.nnz = nnz;
-    so.rows = rows;
-    so.cols = cols;
-    so.autonomous = autonomous != 0;
-    if (!so.valid(n)) return BAD_INPUT;
+    if (!read_kernels(kernels, P, f) || n < 1 || P < 0 || s < 1 || M < 0 || K < 0 || checkpoint_every < 1
+        || !(gamma != 0.0) || !std::isfinite(gamma)
+        || !read_second_order(second, nnz, rows, cols, autonomous != 0, n, so))
+        return BAD_INPUT;
     for (long q = 0; q <= M; ++q)
         if (!std::isfinite(step_times[q]) || (q < M && !std::isfinite(step_sizes[q]))) return BAD_INPUT;
     RosenbrockTableau tableau(s, gamma, a_t, c_t, m, c, gamma_sum, same_argument);
@@ -49,10 +40,7 @@ SYMSENS_EXPORT int symsens_rosenbrock_adjoint(
     RosenbrockCounters counted;
     const int status = adjoint.run(y0, M, step_times, step_sizes, plan, K, cotangents, schedule, checkpoint_every,
                                    outputs, ybar0, pbar, counted);
-    counters[0] = counted.rhs_evaluations;
-    counters[1] = counted.product_evaluations;
-    counters[2] = counted.checkpoints;
-    counters[3] = counted.stored_numbers;
+    counted.write(counters);
     counters[4] = counted.failed_step;
     return status;
 }

@@ -41,7 +41,6 @@
 #include <cstddef>
 #include <limits>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "symsens_erk_adjoint.hpp"
@@ -49,9 +48,6 @@
 #include "symsens_newton_replay.hpp"
 
 namespace symsens_adjoint {
-
-// Status of the BDF sweep beyond SUCCESS / BAD_INPUT: a Newton solve the compiled solver completed failed here.
-enum BdfStatus : int { BDF_REPLAY_FAILED = 6 };
 
 // gamma_k = sum_{j<=k} 1/j, alpha_k = (1 - kappa_k) gamma_k, error_const_k = kappa_k gamma_k + 1/(k+1) with
 // Shampine & Reichelt's NDF kappa (bdf_coefficients<double>(true) of symsens_bdf.hpp, formed the same way).
@@ -119,13 +115,8 @@ struct BdfKeptJacobian {
     // The LU of I - c J (nullptr when singular).
     const DenseLu<double>* factor(double c, int n) {
         if (!factored || c != factored_c) {
-            std::vector<double> M(static_cast<std::size_t>(n) * n);
-            for (int i = 0; i < n; ++i)
-                for (int j = 0; j < n; ++j) {
-                    const std::size_t ij = static_cast<std::size_t>(i) * n + j;
-                    M[ij] = (i == j ? 1.0 : 0.0) - c * J[ij];
-                }
-            regular = lu.factor(M.data(), n);
+            std::vector<double> M;
+            regular = factor_iteration_matrix(J, c, n, M, lu);
             factored = true;
             factored_c = c;
         }
@@ -160,7 +151,7 @@ struct BdfState {
     double h_wish = 0.0;
 };
 
-class BdfAdjoint {
+class BdfAdjoint : private CountedKernels {
   public:
     ReplayDecisions first_pass;   // the forward replay's counts (not the reverse pass's block re-runs)
     static constexpr int ROWS = 8;
@@ -171,26 +162,20 @@ class BdfAdjoint {
 
     BdfAdjoint(const Kernels& kernels, const SecondOrderKernels& second, int n, int P, const double* p, double rtol,
                double atol, bool replayed)
-        : f_(kernels), second_(second), n_(n), P_(P), p_(p), rtol_(rtol), atol_(atol), replayed_(replayed),
+        : CountedKernels(kernels, n, P, p), second_(second), rtol_(rtol), atol_(atol), replayed_(replayed),
           monitor_(rtol, replayed ? REPLAY_BUDGET : ADAPTIVE_BUDGET), fz_(n), rhs_(n), x_(n), Y_(n), d_(n),
-          psi_(n), s_(n), weights_(n), err_(n), jt_(n), fpt_(std::max(P, 1)), v_(n), qbar_(n, 0.0), gy_(n),
-          gp_(std::max(P, 1)),
-          values_(std::max<long>(second.nnz, 1)), rbar_(n) {}
+          psi_(n), s_(n), weights_(n), err_(n), v_(n), values_(std::max<long>(second.nnz, 1)), rbar_(n) {}
 
     // The sweep.  Outputs: entries [first[m], first[m+1]) of `index` are the outputs of step m (their times in
     // output_times); `start` (n_start indices) are those at t0.  outputs (K x n): written at those rows;
-    // ybar0 (n), pbar (P): overwritten.  On BDF_REPLAY_FAILED, failure = (step, t, h, order).
+    // ybar0 (n), pbar (P): overwritten.  On REPLAY_FAILED, failure = (step, t, h, order).
     int run(double t0, const double* y0, long M, const double* step_times, const double* step_sizes, long K_out,
             const double* output_times, const long* first, const long* index, long n_start, const long* start,
             const double* cotangents, long every, double* outputs, double* ybar0, double* pbar, double* failure,
             Counters& counters) {
         const int n = n_;
-        if (every < 1 || M < 0 || K_out < 0 || n_start < 0) return BAD_INPUT;
-        for (long m = 0; m < M; ++m) {
-            if (first[m] > first[m + 1]) return BAD_INPUT;
-            for (long e = first[m]; e < first[m + 1]; ++e)
-                if (index[e] < 0 || index[e] >= K_out) return BAD_INPUT;
-        }
+        const OutputPlan plan{first, index, nullptr, nullptr};   // no kinds: y(te) from the step's polynomial
+        if (every < 1 || M < 0 || K_out < 0 || n_start < 0 || !plan.valid(M, K_out)) return BAD_INPUT;
         for (long e = 0; e < n_start; ++e)
             if (start[e] < 0 || start[e] >= K_out) return BAD_INPUT;
         times_ = step_times;
@@ -231,7 +216,7 @@ class BdfAdjoint {
         BdfStepRecord record;
         for (long m = 0; m < M; ++m) {
             if (m % every == 0) checkpoints.push_back(state);
-            if (!step(m, state, record, failure)) return BDF_REPLAY_FAILED;
+            if (!step(m, state, record, failure)) return REPLAY_FAILED;
             write_outputs(m, state, record.accepted.order, outputs);
         }
         first_pass = ReplayDecisions{jacobian_evaluations_, newton_iterations_};   // the solve's, if on its path
@@ -247,7 +232,7 @@ class BdfAdjoint {
             long stored = 0;
             for (long m = begin; m < stop; ++m) {
                 BdfStepRecord& r = block[static_cast<std::size_t>(m - begin)];
-                if (!step(m, state, r, failure)) return BDF_REPLAY_FAILED;
+                if (!step(m, state, r, failure)) return REPLAY_FAILED;
                 stored += n + 2L * n * r.accepted.iterations;
             }
             peak = std::max(peak, n_checkpoints * (static_cast<long>(ROWS) * n + static_cast<long>(n) * n) + stored);
@@ -262,14 +247,11 @@ class BdfAdjoint {
             for (int i = 0; i < n; ++i) v_[i] = h_first * Dbar_[static_cast<std::size_t>(n) + i];
             products(t0, y0, v_.data());
             for (int i = 0; i < n; ++i) ybar[i] += jt_[i];
-            for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
+            add_parameters(pbar_);
         }
         take_jacobian_cotangent(START, t0, y0, ybar.data());
         std::copy(ybar.begin(), ybar.end(), ybar0);
-        counters.rhs_evaluations = rhs_count_;
-        counters.product_evaluations = product_count_;
-        counters.checkpoints = n_checkpoints;
-        counters.stored_numbers = peak;
+        count(counters, n_checkpoints, peak);
         return SUCCESS;
     }
 
@@ -500,13 +482,7 @@ class BdfAdjoint {
     // The cotangent of the Jacobian evaluated at `point`, if any is pending, taken to (t, y): ybar += d/dy,
     // pbar += d/dp of <Jbar, J(t, y, p)>.  All uses of that Jacobian are reversed by now.
     void take_jacobian_cotangent(long point, double t, const double* y, double* ybar) {
-        auto found = jbars_.find(point);
-        if (found == jbars_.end()) return;
-        ++product_count_;
-        second_.second_order(t, y, p_, found->second.data(), qbar_.data(), gy_.data(), gp_.data());
-        for (int i = 0; i < n_; ++i) ybar[i] += gy_[i];
-        for (int j = 0; j < P_; ++j) pbar_[j] += gp_[j];
-        jbars_.erase(found);
+        if (jbars_.take(point, second_, t, y, p_, n_, P_, ybar, pbar_)) ++product_count_;
     }
 
     void reverse_step(long m, BdfStepRecord& record, const double* cotangents) {
@@ -538,8 +514,7 @@ class BdfAdjoint {
         Ybar_.assign(n, 0.0);
         psibar_.assign(n, 0.0);
         const DenseLu<double>* lu = step.jacobian->factor(c, n);
-        std::vector<double>& jbar = jbars_[step.jacobian->point];
-        if (jbar.empty()) jbar.assign(static_cast<std::size_t>(std::max<long>(second_.nnz, 1)), 0.0);
+        std::vector<double>& jbar = jbars_.at(step.jacobian->point, second_.nnz);
         for (int q = step.iterations - 1; q >= 0; --q) {
             const double* Yq = &step.iterates[static_cast<std::size_t>(q) * n];
             const double* xq = &step.corrections[static_cast<std::size_t>(q) * n];
@@ -553,7 +528,7 @@ class BdfAdjoint {
             }
             products(t_new, Yq, v_.data());
             for (int i = 0; i < n; ++i) Ybar_[i] = Ybar_[i] + jt_[i];
-            for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
+            add_parameters(pbar_);
         }
         if (step.refreshed) take_jacobian_cotangent(step.jacobian->point, t_new, step.y_pred.data(), Ybar_.data());
         for (int i = 0; i < n; ++i) s_[i] = psibar_[i] / coef_.alpha[k];
@@ -579,36 +554,19 @@ class BdfAdjoint {
 
     std::shared_ptr<BdfKeptJacobian> evaluate_jacobian(long point, double t, const double* y) {
         ++jacobian_evaluations_;
-        auto kept = std::make_shared<BdfKeptJacobian>();
-        kept->point = point;
-        second_.dense_jacobian(t, y, p_, n_, values_, kept->J);
-        return kept;
+        return kept_jacobian<BdfKeptJacobian>(second_, point, t, y, p_, n_, values_);
     }
 
-    void call_rhs(double t, const double* y, double* out) {
-        ++rhs_count_;
-        f_.rhs(t, y, p_, out);
-    }
-
-    void products(double t, const double* y, const double* v) {
-        ++product_count_;
-        f_.vjp_state(t, y, p_, v, jt_.data());
-        if (P_ > 0) f_.vjp_parameters(t, y, p_, v, fpt_.data());
-    }
-
-    Kernels f_;
     SecondOrderKernels second_;
-    int n_, P_;
-    const double* p_;
     double rtol_, atol_;
     bool replayed_;
     BdfCoefficientValues coef_;
     NewtonMonitor monitor_;
-    std::vector<double> fz_, rhs_, x_, Y_, d_, psi_, s_, weights_, err_, jt_, fpt_, v_, qbar_, gy_, gp_, values_;
+    std::vector<double> fz_, rhs_, x_, Y_, d_, psi_, s_, weights_, err_, v_, values_;
     std::vector<double> rbar_, scratch_, dbar_, Ybar_, psibar_, Dbar_;
     BdfState trial_;
-    std::unordered_map<long, std::vector<double>> jbars_;
-    long rhs_count_ = 0, product_count_ = 0, jacobian_evaluations_ = 0, newton_iterations_ = 0;
+    JacobianCotangents jbars_;
+    long jacobian_evaluations_ = 0, newton_iterations_ = 0;
     const double* times_ = nullptr;
     const double* sizes_ = nullptr;
     const double* output_times_ = nullptr;

@@ -45,7 +45,6 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -55,9 +54,6 @@
 #include "symsens_newton_replay.hpp"
 
 namespace symsens_adjoint {
-
-// A Newton solve the compiled solver completed did not converge in the replay (the Python side: ReplayError).
-constexpr int REPLAY_FAILED = 6;
 
 // A diagonally implicit tableau in double (A lower triangular with the diagonal, row-major), as
 // dirk_coefficients() of the NumPy module extracts it; rows[i]: the non-zero a_ij, j < i.
@@ -126,14 +122,14 @@ struct StepRecord {
     std::vector<double> Z, X;       // the iterates and corrections of all stages, n each
 };
 
-class DirkAdjoint {
+class DirkAdjoint : private CountedKernels {
   public:
     ReplayDecisions first_pass;   // the forward replay's counts (not the reverse pass's block re-runs)
 
     DirkAdjoint(const Kernels& kernels, const SecondOrderKernels& second, const DirkTableau& tableau, int n, int P,
                 const double* p, double rtol, double atol, int budget, const Controller* controller)
-        : f_(kernels), so_(second), tab_(tableau), n_(n), P_(P), p_(p), rtol_(rtol), atol_(atol),
-          monitor_(rtol, budget), controller_(controller), jt_(n), fpt_(P), acc_(n), base_(n), Z_(n), F_(n),
+        : CountedKernels(kernels, n, P, p), so_(second), tab_(tableau), rtol_(rtol), atol_(atol),
+          monitor_(rtol, budget), controller_(controller), acc_(n), base_(n), Z_(n), F_(n),
           x_(n), weights_(n), err_(n), Kt_(static_cast<std::size_t>(tableau.s) * n), y_try_(n) {}
 
     // The whole sweep.  outputs (K_out x n) are written where the plan says; ybar0 (n) and pbar (P) are
@@ -141,13 +137,7 @@ class DirkAdjoint {
     int run(const double* y0, long M, const double* step_times, const double* step_sizes, const OutputPlan& plan,
             long K_out, const double* cotangents, long every, double* outputs, double* ybar0, double* pbar,
             Counters& counters, long& failed_step) {
-        if (every < 1 || M < 0) return BAD_INPUT;
-        for (long m = 0; m < M; ++m) {
-            if (plan.first[m] > plan.first[m + 1]) return BAD_INPUT;
-            for (long e = plan.first[m]; e < plan.first[m + 1]; ++e)
-                if (plan.index[e] < 0 || plan.index[e] >= K_out || plan.kind[e] < 0 || plan.kind[e] > 2)
-                    return BAD_INPUT;
-        }
+        if (every < 1 || M < 0 || !plan.valid(M, K_out)) return BAD_INPUT;
         times_ = step_times;
         sizes_ = step_sizes;
         t_end_ = step_times[M];
@@ -176,7 +166,8 @@ class DirkAdjoint {
                 failed_step = m;
                 return REPLAY_FAILED;
             }
-            write_outputs(plan, m, state, next, outputs);
+            write_step_outputs(plan, m, n, sizes_[m], state.y.data(), state.f.data(), next.y.data(), next.f.data(),
+                               outputs);
             state = std::move(next);
         }
         first_pass = ReplayDecisions{jacobian_evaluations_, newton_iterations_};   // the solve's, if on its path
@@ -184,11 +175,10 @@ class DirkAdjoint {
         // Reverse pass, block by block; the Jacobians' cotangents wait for the step where their J was evaluated.
         std::vector<double> ybar(n, 0.0), ybar_n(n), ybar_end(n), fbar_n(n), fbar_end(n), kbar(
             static_cast<std::size_t>(s) * n), zbar(n), basebar(n), rbar(n), w(n), y_next(n);
-        std::map<long, std::vector<double>> jbars;
+        JacobianCotangents jbars;
         const long n_checkpoints = static_cast<long>(checkpoints.size());
         long peak = 0;
         const long nnz = so_.nnz;
-        std::vector<double> second_y(n), second_p(std::max(P_, 1)), zero_q(n, 0.0);
         for (long cp = n_checkpoints - 1; cp >= 0; --cp) {
             const long start = cp * every, stop = std::min(start + every, M);
             std::vector<StepRecord> block(static_cast<std::size_t>(stop - start));
@@ -212,13 +202,9 @@ class DirkAdjoint {
             for (long m = stop - 1; m >= start; --m) {
                 const StepRecord& record = block[m - start];
                 const double t = times_[m], h = sizes_[m], hg = h * tab_.gamma;
-                output_cotangents(plan, m, cotangents, h, ybar_n, ybar_end, fbar_n, fbar_end);
-                for (int q = 0; q < n; ++q) ybar[q] = ybar[q] + ybar_end[q];
-                if (any_nonzero(fbar_end.data(), n)) {
-                    products(t + h, y_next.data(), fbar_end.data());
-                    for (int q = 0; q < n; ++q) ybar[q] = ybar[q] + jt_[q];
-                    add_parameters(pbar);
-                }
+                scatter_output_cotangents(plan, m, n, h, cotangents, ybar_n.data(), ybar_end.data(), fbar_n.data(),
+                                          fbar_end.data());
+                take_end_cotangents(t + h, y_next.data(), ybar_end.data(), fbar_end.data(), ybar.data(), pbar);
                 std::fill(kbar.begin(), kbar.end(), 0.0);
                 const bool stiff = tab_.stiffly_accurate;
                 if (!stiff) {
@@ -242,8 +228,7 @@ class DirkAdjoint {
                         basebar[q] = -kbar_st[q] / hg;
                     }
                     const DenseLu<double>& lu = stage.factor->lu;
-                    std::vector<double>& jbar = jbars[stage.point];
-                    if (jbar.empty()) jbar.assign(static_cast<std::size_t>(nnz > 0 ? nnz : 1), 0.0);
+                    std::vector<double>& jbar = jbars.at(stage.point, nnz);
                     const double t_stage = t + tab_.c[st] * h;
                     for (int it = stage.count - 1; it >= 0; --it) {
                         const double* Zq = &record.Z[static_cast<std::size_t>(stage.first + it) * n];
@@ -268,29 +253,14 @@ class DirkAdjoint {
                         for (int q = 0; q < n; ++q) kbar[static_cast<std::size_t>(j) * n + q] += ha * basebar[q];
                     }
                 }
-                if (any_nonzero(fbar_n.data(), n)) {
-                    products(t, record.y.data(), fbar_n.data());
-                    for (int q = 0; q < n; ++q) ybar_n[q] += jt_[q];
-                    add_parameters(pbar);
-                }
-                const auto kept = jbars.find(m);
-                if (kept != jbars.end()) {
-                    ++product_count_;
-                    so_.second_order(t, record.y.data(), p_, kept->second.data(), zero_q.data(), second_y.data(),
-                                     second_p.data());
-                    for (int q = 0; q < n; ++q) ybar_n[q] += second_y[q];
-                    for (int j = 0; j < P_; ++j) pbar[j] += second_p[j];
-                    jbars.erase(kept);
-                }
+                take_rhs_cotangent(t, record.y.data(), fbar_n.data(), ybar_n.data(), pbar);
+                if (jbars.take(m, so_, t, record.y.data(), p_, n, P_, ybar_n.data(), pbar)) ++product_count_;
                 std::swap(ybar, ybar_n);
                 y_next = record.y;
             }
         }
         std::copy(ybar.begin(), ybar.end(), ybar0);
-        counters.rhs_evaluations = rhs_count_;
-        counters.product_evaluations = product_count_;
-        counters.checkpoints = n_checkpoints;
-        counters.stored_numbers = peak;
+        count(counters, n_checkpoints, peak);
         return SUCCESS;
     }
 
@@ -299,25 +269,15 @@ class DirkAdjoint {
 
     JacobianHandle evaluate(long m, double t, const double* y) {
         ++jacobian_evaluations_;
-        auto jac = std::make_shared<KeptJacobian>();
-        jac->point = m;
-        so_.dense_jacobian(t, y, p_, n_, values_, jac->J);
-        return jac;
+        return kept_jacobian<KeptJacobian>(so_, m, t, y, p_, n_, values_);
     }
 
     // The factor of I - hg J (made once per Jacobian and h gamma; the last one is kept).
     FactorHandle factor_of(KeptJacobian& jac, double hg) {
         if (jac.factor && jac.factor->hg == hg) return jac.factor;
-        const int n = n_;
-        matrix_.resize(static_cast<std::size_t>(n) * n);
-        for (int i = 0; i < n; ++i)
-            for (int j = 0; j < n; ++j) {
-                const std::size_t ij = static_cast<std::size_t>(i) * n + j;
-                matrix_[ij] = (i == j ? 1.0 : 0.0) - hg * jac.J[ij];
-            }
         auto made = std::make_shared<IterationFactor>();
         made->hg = hg;
-        made->ok = made->lu.factor(matrix_.data(), n);
+        made->ok = factor_iteration_matrix(jac.J, hg, n_, matrix_, made->lu);
         jac.factor = made;
         return made;
     }
@@ -439,32 +399,20 @@ class DirkAdjoint {
             current = true;
         }
         newton_weights(y, n, rtol_, atol_, weights_.data());
-        double h_wish = state.h_wish;
         bool slow = false;
         FactorHandle factor;
         if (controller_ && state.has_wish) {
             const JacobianHandle saved_jac = jac;
             const bool saved_current = current;
-            bool reproduced = false;
-            for (int tries = 0; tries < 50; ++tries) {
-                const double h_try = Controller::landed(t, h_wish, t_end_);
-                if (same_step(h_try, h)) {
-                    reproduced = true;
-                    break;
-                }
+            const bool reproduced = reenact_rejections(*controller_, t, h, state.h_wish, t_end_, [&](double h_try) {
                 double error = std::numeric_limits<double>::quiet_NaN();
                 if (attempt(m, h_try, y, f, jac, current, y_try_.data(), Kt_.data(), nullptr, slow, factor)) {
                     bool finite = true;
                     for (int q = 0; q < n; ++q) finite = finite && std::isfinite(y_try_[q]);
                     if (finite) error = error_of(h_try, y, y_try_.data(), Kt_.data(), *factor);
                 }
-                if (!std::isfinite(error)) {
-                    h_wish = h_try * 0.25;
-                    continue;
-                }
-                if (error <= 1.0) break;   // the controller would have accepted it: not the recorded path
-                h_wish = controller_->rejected(h_try, error);
-            }
+                return error;
+            });
             if (!reproduced) {   // another controller setting (max_step, step_onto_outputs): no rejections assumed
                 jac = saved_jac;
                 current = saved_current;
@@ -492,84 +440,16 @@ class DirkAdjoint {
         return true;
     }
 
-    // ---- outputs ----------------------------------------------------------------------------------------------
-
-    void write_outputs(const OutputPlan& plan, long m, const DirkState& from, const DirkState& to, double* outputs) {
-        const int n = n_;
-        const double h = sizes_[m];
-        for (long e = plan.first[m]; e < plan.first[m + 1]; ++e) {
-            double* out = outputs + plan.index[e] * n;
-            if (plan.kind[e] == OUTPUT_START) {
-                std::copy(from.y.begin(), from.y.end(), out);
-            } else if (plan.kind[e] == OUTPUT_END) {
-                std::copy(to.y.begin(), to.y.end(), out);
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan.theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q)
-                    out[q] = h00 * from.y[q] + w10 * from.f[q] + h01 * to.y[q] + w11 * to.f[q];
-            }
-        }
-    }
-
-    // The transpose of write_outputs: step m's output cotangents onto (ybar_n, ybar_{n+1}, fbar_n, fbar_{n+1}).
-    void output_cotangents(const OutputPlan& plan, long m, const double* cotangents, double h,
-                           std::vector<double>& ybar_start, std::vector<double>& ybar_end,
-                           std::vector<double>& fbar_start, std::vector<double>& fbar_end) const {
-        const int n = n_;
-        std::fill(ybar_start.begin(), ybar_start.end(), 0.0);
-        std::fill(ybar_end.begin(), ybar_end.end(), 0.0);
-        std::fill(fbar_start.begin(), fbar_start.end(), 0.0);
-        std::fill(fbar_end.begin(), fbar_end.end(), 0.0);
-        for (long e = plan.first[m]; e < plan.first[m + 1]; ++e) {
-            const double* w = cotangents + plan.index[e] * n;
-            if (plan.kind[e] == OUTPUT_START) {
-                for (int q = 0; q < n; ++q) ybar_start[q] += w[q];
-            } else if (plan.kind[e] == OUTPUT_END) {
-                for (int q = 0; q < n; ++q) ybar_end[q] += w[q];
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan.theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) {
-                    ybar_start[q] += h00 * w[q];
-                    fbar_start[q] += w10 * w[q];
-                    ybar_end[q] += h01 * w[q];
-                    fbar_end[q] += w11 * w[q];
-                }
-            }
-        }
-    }
-
-    // ---- kernels ----------------------------------------------------------------------------------------------
-
-    void call_rhs(double t, const double* y, double* out) {
-        ++rhs_count_;
-        f_.rhs(t, y, p_, out);
-    }
-    void products(double t, const double* y, const double* v) {
-        ++product_count_;
-        f_.vjp_state(t, y, p_, v, jt_.data());
-        if (P_ > 0) f_.vjp_parameters(t, y, p_, v, fpt_.data());
-    }
-    void add_parameters(double* pbar) const {
-        for (int j = 0; j < P_; ++j) pbar[j] += fpt_[j];
-    }
-
-    Kernels f_;
     const SecondOrderKernels& so_;
     const DirkTableau& tab_;
-    int n_, P_;
-    const double* p_;
     double rtol_, atol_;
     NewtonMonitor monitor_;
     const Controller* controller_;
     const double* times_ = nullptr;
     const double* sizes_ = nullptr;
     double t_end_ = 0.0;
-    long rhs_count_ = 0, product_count_ = 0, jacobian_evaluations_ = 0, newton_iterations_ = 0;
-    std::vector<double> jt_, fpt_, acc_, base_, Z_, F_, x_, weights_, err_, Kt_, y_try_, values_, matrix_;
+    long jacobian_evaluations_ = 0, newton_iterations_ = 0;
+    std::vector<double> acc_, base_, Z_, F_, x_, weights_, err_, Kt_, y_try_, values_, matrix_;
 };
 
 }  // namespace symsens_adjoint

@@ -31,6 +31,10 @@
 // sweep (symsens/integrate/_discrete_adjoint.py) operation by operation, so the two agree to the rounding of
 // the kernels' own evaluation order.
 //
+// Every compiled sweep includes this header for what they all share: the kernels and their table, the status
+// codes, the output plan with its Hermite outputs and their transpose, the counters and CountedKernels (the
+// counted f, J^T v, F_p^T v and the cotangents of a step's outputs).
+//
 // References: W. W. Hager, Numer. Math. 87 (2000) 247-282; A. Sandu, ICCS 2006, LNCS 3994, 550-557;
 // H. Zhang and A. Sandu, SIAM J. Sci. Comput. 36(5) (2014) C504-C523; A. Griewank and A. Walther,
 // Evaluating Derivatives, 2nd ed., SIAM 2008.
@@ -53,8 +57,19 @@ struct Kernels {
     ProductFunction vjp_parameters;
 };
 
-enum Status : int { SUCCESS = 0, BAD_INPUT = 5 };
+// The sweeps' status codes.  REPLAY_FAILED: the replay of an implicit solve left the compiled solve's path (a Newton
+// solve the solver completed failed, or a Rosenbrock matrix was singular); OUT_OF_MEMORY: an allocation failed.
+enum Status : int { SUCCESS = 0, BAD_INPUT = 5, REPLAY_FAILED = 6, OUT_OF_MEMORY = 7 };
 enum OutputKind : int { OUTPUT_START = 0, OUTPUT_END = 1, OUTPUT_INNER = 2 };
+
+// The three kernels from their table (kernels[0] = f, kernels[1] = J^T v, kernels[2] = F_p^T v, needed when P > 0);
+// false when one is missing.
+inline bool read_kernels(void* const* table, int P, Kernels& kernels) {
+    if (table == nullptr || table[0] == nullptr || table[1] == nullptr || (P > 0 && table[2] == nullptr)) return false;
+    kernels = Kernels{reinterpret_cast<RhsFunction>(table[0]), reinterpret_cast<ProductFunction>(table[1]),
+                      reinterpret_cast<ProductFunction>(table[2])};
+    return true;
+}
 
 // An explicit tableau in double (strictly lower A, row-major), with the non-zero a_ij of each row and the
 // stages whose cotangent can be non-zero (b_i != 0, or feeding a later such stage).
@@ -79,19 +94,39 @@ struct Tableau {
     }
 };
 
-// Per step n, the outputs it writes: entries [first[n], first[n + 1]) of (index k, kind, theta).
+// Per step n, the outputs it writes: entries [first[n], first[n + 1]) of (index k, kind, theta).  A plan without
+// kinds (kind == nullptr, BDF's) has only first and index.
 struct OutputPlan {
     const long* first;
     const long* index;
     const int* kind;
     const double* theta;
+
+    // The entries of M steps are in order and name outputs 0 .. K_out - 1 of a known kind.
+    bool valid(long M, long K_out) const {
+        for (long m = 0; m < M; ++m) {
+            if (first[m] > first[m + 1]) return false;
+            for (long e = first[m]; e < first[m + 1]; ++e)
+                if (index[e] < 0 || index[e] >= K_out || (kind != nullptr && (kind[e] < 0 || kind[e] > 2)))
+                    return false;
+        }
+        return true;
+    }
 };
 
 struct Counters {
     long rhs_evaluations = 0;
-    long product_evaluations = 0;   // one J^T v together with its F_p^T v
+    long product_evaluations = 0;   // one J^T v together with its F_p^T v (and the second-order gradients)
     long checkpoints = 0;
     long stored_numbers = 0;        // peak: checkpoints plus one block's states and stages
+
+    // out[0..3], the order of every C entry's counters.
+    void write(long* out) const {
+        out[0] = rhs_evaluations;
+        out[1] = product_evaluations;
+        out[2] = checkpoints;
+        out[3] = stored_numbers;
+    }
 };
 
 inline void hermite(double theta, double& h00, double& h10, double& h01, double& h11) {
@@ -101,16 +136,126 @@ inline void hermite(double theta, double& h00, double& h10, double& h01, double&
     h11 = theta * theta * (theta - 1.0);
 }
 
+// Whether step m writes an output inside it (one that needs f at the step's end).
+inline bool has_inner_output(const OutputPlan& plan, long m) {
+    for (long e = plan.first[m]; e < plan.first[m + 1]; ++e)
+        if (plan.kind[e] == OUTPUT_INNER) return true;
+    return false;
+}
+
+// Step m's outputs (rows of `outputs`, n each) as the compiled recorder writes them: the step's ends, or the cubic
+// Hermite interpolant h00 y + h10 h f + h01 y_new + h11 h f_new inside it.
+inline void write_step_outputs(const OutputPlan& plan, long m, int n, double h, const double* y, const double* f,
+                               const double* y_new, const double* f_new, double* outputs) {
+    for (long e = plan.first[m]; e < plan.first[m + 1]; ++e) {
+        double* out = outputs + plan.index[e] * n;
+        if (plan.kind[e] == OUTPUT_START) {
+            std::copy(y, y + n, out);
+        } else if (plan.kind[e] == OUTPUT_END) {
+            std::copy(y_new, y_new + n, out);
+        } else {
+            double h00, h10, h01, h11;
+            hermite(plan.theta[e], h00, h10, h01, h11);
+            const double w10 = h10 * h, w11 = h11 * h;
+            for (int q = 0; q < n; ++q) out[q] = h00 * y[q] + w10 * f[q] + h01 * y_new[q] + w11 * f_new[q];
+        }
+    }
+}
+
+// The transpose of write_step_outputs: step m's output cotangents (rows of `cotangents`) scattered with the Hermite
+// weights onto ybar_start, ybar_end, fbar_start, fbar_end (n each, overwritten).
+inline void scatter_output_cotangents(const OutputPlan& plan, long m, int n, double h, const double* cotangents,
+                                      double* ybar_start, double* ybar_end, double* fbar_start, double* fbar_end) {
+    std::fill(ybar_start, ybar_start + n, 0.0);
+    std::fill(ybar_end, ybar_end + n, 0.0);
+    std::fill(fbar_start, fbar_start + n, 0.0);
+    std::fill(fbar_end, fbar_end + n, 0.0);
+    for (long e = plan.first[m]; e < plan.first[m + 1]; ++e) {
+        const double* w = cotangents + plan.index[e] * n;
+        if (plan.kind[e] == OUTPUT_START) {
+            for (int q = 0; q < n; ++q) ybar_start[q] += w[q];
+        } else if (plan.kind[e] == OUTPUT_END) {
+            for (int q = 0; q < n; ++q) ybar_end[q] += w[q];
+        } else {
+            double h00, h10, h01, h11;
+            hermite(plan.theta[e], h00, h10, h01, h11);
+            const double w10 = h10 * h, w11 = h11 * h;
+            for (int q = 0; q < n; ++q) {
+                ybar_start[q] += h00 * w[q];
+                fbar_start[q] += w10 * w[q];
+                ybar_end[q] += h01 * w[q];
+                fbar_end[q] += w11 * w[q];
+            }
+        }
+    }
+}
+
 inline bool any_nonzero(const double* x, int n) {
     for (int i = 0; i < n; ++i)
         if (x[i] != 0.0) return true;   // NaN counts as non-zero, as in the NumPy sweep
     return false;
 }
 
-class ErkAdjoint {
+// The model's f, J^T v and F_p^T v at the parameter values p, each evaluation counted: the base of every sweep.
+class CountedKernels {
+  protected:
+    CountedKernels(const Kernels& kernels, int n, int P, const double* p)
+        : f_(kernels), n_(n), P_(P), p_(p), jt_(n), fpt_(P > 0 ? P : 1) {}
+
+    void call_rhs(double t, const double* y, double* out) {
+        ++rhs_count_;
+        f_.rhs(t, y, p_, out);
+    }
+
+    // jt_ = J(t, y)^T v and fpt_ = F_p(t, y)^T v (one counted product).
+    void products(double t, const double* y, const double* v) {
+        ++product_count_;
+        f_.vjp_state(t, y, p_, v, jt_.data());
+        if (P_ > 0) f_.vjp_parameters(t, y, p_, v, fpt_.data());
+    }
+
+    void add_parameters(double* pbar) const {
+        for (int j = 0; j < P_; ++j) pbar[j] += fpt_[j];
+    }
+
+    // The cotangent fbar of f(t, y) through J^T into ybar and F_p^T into pbar (nothing to do when it is zero).
+    void take_rhs_cotangent(double t, const double* y, const double* fbar, double* ybar, double* pbar) {
+        if (!any_nonzero(fbar, n_)) return;
+        products(t, y, fbar);
+        for (int q = 0; q < n_; ++q) ybar[q] = ybar[q] + jt_[q];
+        add_parameters(pbar);
+    }
+
+    // At the end (t, y_end) of a step in reverse: ybar += ybar_end (the cotangent of y_end from the step's outputs),
+    // then the outputs' cotangent fbar_end of f(t, y_end).
+    void take_end_cotangents(double t, const double* y_end, const double* ybar_end, const double* fbar_end,
+                             double* ybar, double* pbar) {
+        for (int q = 0; q < n_; ++q) ybar[q] = ybar[q] + ybar_end[q];
+        take_rhs_cotangent(t, y_end, fbar_end, ybar, pbar);
+    }
+
+    void count(Counters& counters) const {
+        counters.rhs_evaluations = rhs_count_;
+        counters.product_evaluations = product_count_;
+    }
+
+    void count(Counters& counters, long checkpoints, long stored_numbers) const {
+        count(counters);
+        counters.checkpoints = checkpoints;
+        counters.stored_numbers = stored_numbers;
+    }
+
+    Kernels f_;
+    int n_, P_;
+    const double* p_;
+    std::vector<double> jt_, fpt_;
+    long rhs_count_ = 0, product_count_ = 0;
+};
+
+class ErkAdjoint : private CountedKernels {
   public:
     ErkAdjoint(const Kernels& kernels, const Tableau& tableau, int n, int P, const double* p)
-        : f_(kernels), tab_(tableau), n_(n), P_(P), p_(p), acc_(n), total_(n), jt_(n), fpt_(P) {}
+        : CountedKernels(kernels, n, P, p), tab_(tableau), acc_(n), total_(n) {}
 
     // One step from y (length n): y_new, the stages k (s x n) and, when Y is given, the stage states (s x n).
     void step(double t, double h, const double* y, double* y_new, double* K, double* Y) {
@@ -139,13 +284,8 @@ class ErkAdjoint {
     int run(const double* y0, long M, const double* step_times, const double* step_sizes, const OutputPlan& plan,
             long K_out, const double* cotangents, int schedule, long every, double* outputs, double* ybar0,
             double* pbar, Counters& counters) {
-        if (every < 1 || M < 0 || (schedule != UNIFORM && schedule != BINOMIAL)) return BAD_INPUT;
-        for (long m = 0; m < M; ++m) {
-            if (plan.first[m] > plan.first[m + 1]) return BAD_INPUT;
-            for (long e = plan.first[m]; e < plan.first[m + 1]; ++e)
-                if (plan.index[e] < 0 || plan.index[e] >= K_out || plan.kind[e] < 0 || plan.kind[e] > 2)
-                    return BAD_INPUT;
-        }
+        if (every < 1 || M < 0 || (schedule != UNIFORM && schedule != BINOMIAL) || !plan.valid(M, K_out))
+            return BAD_INPUT;
         times_ = step_times;
         sizes_ = step_sizes;
         plan_ = &plan;
@@ -165,8 +305,7 @@ class ErkAdjoint {
         if (schedule == UNIFORM) uniform(y0, M, every, counters);
         else binomial(y0, M, every, counters);
         std::copy(ybar_.begin(), ybar_.end(), ybar0);
-        counters.rhs_evaluations = rhs_count_;
-        counters.product_evaluations = product_count_;
+        count(counters);
         return SUCCESS;
     }
 
@@ -189,25 +328,12 @@ class ErkAdjoint {
         const int s = tab_.s, n = n_;
         const double t = times_[m], h = sizes_[m];
         step(t, h, y, y_new, K, Y);
-        bool have_f_end = false;
-        for (long e = plan_->first[m]; e < plan_->first[m + 1]; ++e) {
-            double* out = outputs_ + plan_->index[e] * n;
-            if (plan_->kind[e] == OUTPUT_START) {
-                std::copy(y, y + n, out);
-            } else if (plan_->kind[e] == OUTPUT_END) {
-                std::copy(y_new, y_new + n, out);
-            } else {
-                if (!have_f_end) {
-                    if (tab_.fsal) std::copy(K + (s - 1) * n, K + s * n, f_end_.begin());
-                    else call_rhs(t + h, y_new, f_end_.data());
-                    have_f_end = true;
-                }
-                double h00, h10, h01, h11;
-                hermite(plan_->theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) out[q] = h00 * y[q] + w10 * K[q] + h01 * y_new[q] + w11 * f_end_[q];
-            }
+        // f at the step's end only for an output inside it (FSAL: the last stage's).
+        if (has_inner_output(*plan_, m)) {
+            if (tab_.fsal) std::copy(K + (s - 1) * n, K + s * n, f_end_.begin());
+            else call_rhs(t + h, y_new, f_end_.data());
         }
+        write_step_outputs(*plan_, m, n, h, y, K, y_new, f_end_.data(), outputs_);
     }
 
     // The reverse of step m (stage states Y, end state y_next): ybar_ from ybar_{m+1} to ybar_m, pbar += ...
@@ -215,34 +341,9 @@ class ErkAdjoint {
         const int s = tab_.s, n = n_;
         const double t = times_[m], h = sizes_[m];
         // The outputs' cotangents, scattered with the Hermite weights.
-        std::fill(ybar_n_.begin(), ybar_n_.end(), 0.0);
-        std::fill(ybar_end_.begin(), ybar_end_.end(), 0.0);
-        std::fill(fbar_start_.begin(), fbar_start_.end(), 0.0);
-        std::fill(fbar_end_.begin(), fbar_end_.end(), 0.0);
-        for (long e = plan_->first[m]; e < plan_->first[m + 1]; ++e) {
-            const double* w = cotangents_ + plan_->index[e] * n;
-            if (plan_->kind[e] == OUTPUT_START) {
-                for (int q = 0; q < n; ++q) ybar_n_[q] += w[q];
-            } else if (plan_->kind[e] == OUTPUT_END) {
-                for (int q = 0; q < n; ++q) ybar_end_[q] += w[q];
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan_->theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) {
-                    ybar_n_[q] += h00 * w[q];
-                    fbar_start_[q] += w10 * w[q];
-                    ybar_end_[q] += h01 * w[q];
-                    fbar_end_[q] += w11 * w[q];
-                }
-            }
-        }
-        for (int q = 0; q < n; ++q) ybar_[q] = ybar_[q] + ybar_end_[q];
-        if (any_nonzero(fbar_end_.data(), n)) {
-            products(t + h, y_next, fbar_end_.data());
-            for (int q = 0; q < n; ++q) ybar_[q] = ybar_[q] + jt_[q];
-            for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
-        }
+        scatter_output_cotangents(*plan_, m, n, h, cotangents_, ybar_n_.data(), ybar_end_.data(),
+                                  fbar_start_.data(), fbar_end_.data());
+        take_end_cotangents(t + h, y_next, ybar_end_.data(), fbar_end_.data(), ybar_.data(), pbar_);
         // kbar_i = h b_i ybar_{n+1}; f_n is k_1 of the step (FSAL or not: the same function of y_n).
         for (int i = 0; i < s; ++i) {
             const double hb = h * tab_.b[i];
@@ -255,7 +356,7 @@ class ErkAdjoint {
             if (!tab_.live[i] && !(i == 0 && start_cotangent)) continue;
             if (!any_nonzero(&kbar_[i * n], n)) continue;
             products(t + tab_.c[i] * h, Y + static_cast<std::size_t>(i) * n, &kbar_[i * n]);
-            for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
+            add_parameters(pbar_);
             for (int q = 0; q < n; ++q) ybar_n_[q] += jt_[q];
             for (const auto& [j, a] : tab_.rows[i]) {
                 const double ha = h * a;
@@ -358,26 +459,13 @@ class ErkAdjoint {
     }
 
   private:
-    void call_rhs(double t, const double* y, double* out) {
-        ++rhs_count_;
-        f_.rhs(t, y, p_, out);
-    }
-    void products(double t, const double* y, const double* v) {
-        ++product_count_;
-        f_.vjp_state(t, y, p_, v, jt_.data());
-        if (P_ > 0) f_.vjp_parameters(t, y, p_, v, fpt_.data());
-    }
     double* stage_buffer(int n) {
         if (static_cast<int>(stage_.size()) != n) stage_.assign(n, 0.0);
         return stage_.data();
     }
 
-    Kernels f_;
     const Tableau& tab_;
-    int n_, P_;
-    const double* p_;
-    std::vector<double> acc_, total_, jt_, fpt_, stage_;
-    long rhs_count_ = 0, product_count_ = 0;
+    std::vector<double> acc_, total_, stage_;
     // One run's inputs and work arrays.
     const double* times_ = nullptr;
     const double* sizes_ = nullptr;

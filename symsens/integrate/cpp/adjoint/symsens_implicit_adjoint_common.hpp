@@ -1,5 +1,6 @@
 // What the compiled discrete adjoints of the implicit families (Rosenbrock, SDIRK/ESDIRK, Radau IIA, BDF) share:
-// the model's second-order kernels and a dense LU with its transposed solve.
+// the model's second-order kernels, the Jacobians a replay keeps and their pending cotangents, and a dense LU with
+// its transposed solve (also of the iteration matrix I - c J).
 //
 // The implicit steppers evaluate the Jacobian J = df/dy (and, for non-autonomous Rosenbrock steps, f_t) and
 // solve with matrices built from it.  Their reverse therefore needs, besides f, J^T v and F_p^T v (the
@@ -25,6 +26,8 @@
 #include <cmath>
 #include <complex>
 #include <cstddef>
+#include <map>
+#include <memory>
 #include <vector>
 
 namespace symsens_adjoint {
@@ -67,6 +70,67 @@ struct SecondOrderKernels {
     void gather(const double* dense, int n, double* jbar) const {
         for (long k = 0; k < nnz; ++k) jbar[k] = dense[static_cast<std::size_t>(rows[k]) * n + cols[k]];
     }
+};
+
+// The kernels from their table (second[0..2] = jacobian, time_derivative, second_order) and J's pattern; false when
+// one is missing or the pattern is not inside n x n.
+inline bool read_second_order(void* const* table, long nnz, const long* rows, const long* cols, bool autonomous,
+                              int n, SecondOrderKernels& kernels) {
+    if (table == nullptr) return false;
+    kernels.jacobian = reinterpret_cast<JacobianFunction>(table[0]);
+    kernels.time_derivative = reinterpret_cast<TimeDerivativeFunction>(table[1]);
+    kernels.second_order = reinterpret_cast<SecondOrderFunction>(table[2]);
+    kernels.nnz = nnz;
+    kernels.rows = rows;
+    kernels.cols = cols;
+    kernels.autonomous = autonomous;
+    return kernels.valid(n);
+}
+
+// J(t, y, p) evaluated at `point` (where the reverse pass takes its cotangent back), as a new Kept (a struct with
+// `point` and the dense row-major `J`); `values` is scratch of length nnz.
+template <class Kept>
+std::shared_ptr<Kept> kept_jacobian(const SecondOrderKernels& kernels, long point, double t, const double* y,
+                                    const double* p, int n, std::vector<double>& values) {
+    auto kept = std::make_shared<Kept>();
+    kept->point = point;
+    kernels.dense_jacobian(t, y, p, n, values, kept->J);
+    return kept;
+}
+
+// The cotangents of kept Jacobians (on J's pattern), by the point where each was evaluated: every use of a kept J
+// adds to its cotangent, and the reverse pass takes it back through the second derivatives when it reaches the
+// point, after the last use.
+class JacobianCotangents {
+  public:
+    // The cotangent of the Jacobian evaluated at `point` (zeros on first use), nnz numbers (one at nnz = 0).
+    std::vector<double>& at(long point, long nnz) {
+        std::vector<double>& jbar = pending_[point];
+        if (jbar.empty()) jbar.assign(static_cast<std::size_t>(nnz > 0 ? nnz : 1), 0.0);
+        return jbar;
+    }
+
+    // The pending cotangent of `point`, if any, taken to (t, y): ybar += d/dy, pbar += d/dp of <Jbar, J(t, y, p)>
+    // (one second-order product, counted by the caller); false when none was pending.
+    bool take(long point, const SecondOrderKernels& kernels, double t, const double* y, const double* p, int n,
+              int P, double* ybar, double* pbar) {
+        const auto found = pending_.find(point);
+        if (found == pending_.end()) return false;
+        qbar_.assign(n, 0.0);
+        gy_.resize(n);
+        gp_.resize(P > 0 ? P : 1);
+        kernels.second_order(t, y, p, found->second.data(), qbar_.data(), gy_.data(), gp_.data());
+        for (int q = 0; q < n; ++q) ybar[q] += gy_[q];
+        for (int j = 0; j < P; ++j) pbar[j] += gp_[j];
+        pending_.erase(found);
+        return true;
+    }
+
+    void clear() { pending_.clear(); }
+
+  private:
+    std::map<long, std::vector<double>> pending_;
+    std::vector<double> qbar_, gy_, gp_;
 };
 
 inline double magnitude(double x) { return std::fabs(x); }
@@ -154,5 +218,18 @@ struct DenseLu {
     static double conjugate(double x) { return x; }
     static std::complex<double> conjugate(const std::complex<double>& z) { return std::conj(z); }
 };
+
+// The LU of the iteration matrix I - c J (J dense, row-major n x n) into lu; false when it is singular.
+// `matrix` is scratch.
+inline bool factor_iteration_matrix(const std::vector<double>& J, double c, int n, std::vector<double>& matrix,
+                                    DenseLu<double>& lu) {
+    matrix.resize(static_cast<std::size_t>(n) * n);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+            const std::size_t ij = static_cast<std::size_t>(i) * n + j;
+            matrix[ij] = (i == j ? 1.0 : 0.0) - c * J[ij];
+        }
+    return lu.factor(matrix.data(), n);
+}
 
 }  // namespace symsens_adjoint

@@ -96,6 +96,18 @@ struct Controller {
     double safety = 0.9, factor_min = 0.2, factor_max = 10.0, beta1 = 0.0, beta2 = 0.0;
     int error_order = 1;
 
+    // From safety, factor_min, factor_max, beta1, beta2, error_order (the C entries' array); false when the error
+    // order is not positive.
+    static bool read(const double* values, Controller& rules) {
+        rules.safety = values[0];
+        rules.factor_min = values[1];
+        rules.factor_max = values[2];
+        rules.beta1 = values[3];
+        rules.beta2 = values[4];
+        rules.error_order = static_cast<int>(values[5]);
+        return rules.error_order >= 1;
+    }
+
     // The next wish after an accepted step with `error`; `previous` (the last accepted error) is updated.
     double accepted(double h, double error, double& previous) const {
         const double e = error < 1e-10 ? 1e-10 : error;
@@ -124,12 +136,41 @@ inline bool same_step(double h_try, double h_recorded) {
     return std::fabs(h_try - h_recorded) <= 1e-4 * std::fabs(h_recorded);
 }
 
+// Re-enacts the attempts an adaptive solve's controller rejected before the recorded step of size h at t, from the
+// wish h_wish (drive() of symsens_solver.hpp): each attempt lands by Controller::landed on t_end, and
+// attempt_error(h_try) takes it and returns its error norm (NaN when its Newton solve failed or its result is not
+// finite: the wish is then quartered).  True when an attempt lands on the recorded step; false when one would
+// have been accepted, or after 50 attempts: the solve's controller had other settings (max_step,
+// step_onto_outputs), and no rejections are assumed.
+template <class AttemptError>
+bool reenact_rejections(const Controller& controller, double t, double h, double h_wish, double t_end,
+                        AttemptError&& attempt_error) {
+    for (int tries = 0; tries < 50; ++tries) {
+        const double h_try = Controller::landed(t, h_wish, t_end);
+        if (same_step(h_try, h)) return true;
+        const double error = attempt_error(h_try);
+        if (!std::isfinite(error)) {
+            h_wish = h_try * 0.25;
+            continue;
+        }
+        if (error <= 1.0) return false;   // the controller would have accepted it: not the recorded path
+        h_wish = controller.rejected(h_try, error);
+    }
+    return false;
+}
+
 // The decisions of a forward replay counted as the compiled solve counts them in its Stats: njev (every Jacobian
 // evaluation) and newton_iterations (one per right-hand side evaluated in a Newton loop, a diverged one included).
 // A replay on the solve's path re-enacts every attempt, so over its first pass the counts equal the solve's.
 struct ReplayDecisions {
     long jacobian_evaluations = 0;
     long newton_iterations = 0;
+
+    // out[0..1], the order of the C entries' counters after the failed step.
+    void write(long* out) const {
+        out[0] = jacobian_evaluations;
+        out[1] = newton_iterations;
+    }
 };
 
 // The compiled solve's first attempted step size (initial_step of symsens_solver.hpp; Hairer, Norsett & Wanner I,

@@ -38,7 +38,6 @@
 #include <cmath>
 #include <complex>
 #include <cstddef>
-#include <map>
 #include <memory>
 #include <vector>
 
@@ -47,9 +46,6 @@
 #include "symsens_newton_replay.hpp"
 
 namespace symsens_adjoint {
-
-// A Newton solve of the replay did not converge where the compiled solve's did.
-enum RadauStatus : int { RADAU_REPLAY_FAILED = 6 };
 
 // Hairer's transformation of the Radau IIA(3) tableau in double (RadauTableau of symsens_radau.hpp).
 struct RadauCoefficients {
@@ -125,32 +121,26 @@ inline double radau_lagrange(const double* c, int j, double x) {
     return r;
 }
 
-class RadauAdjoint {
+class RadauAdjoint : private CountedKernels {
   public:
     ReplayDecisions first_pass;   // the forward replay's counts (not the reverse pass's block re-runs)
 
     // controller == nullptr: the steps were replayed (no rejected attempts to re-enact).
     RadauAdjoint(const Kernels& kernels, const SecondOrderKernels& second, const RadauCoefficients& coefficients,
                  const Controller* controller, int n, int P, const double* p, double rtol, double atol, int budget)
-        : f_(kernels), second_(second), k_(coefficients), controller_(controller), n_(n), P_(P), p_(p),
+        : CountedKernels(kernels, n, P, p), second_(second), k_(coefficients), controller_(controller),
           rtol_(rtol), atol_(atol), monitor_(rtol, budget),
           stage_(n), F_(3 * n), g_(3 * n), W_(3 * n), dW_(3 * n), Z_(3 * n), Z0_(3 * n), weights_(n),
-          complex_(n), err_(n), ez_(n), work_(n), f_err_(n), jt_(n), fpt_(P > 0 ? P : 1),
+          complex_(n), err_(n), ez_(n), work_(n), f_err_(n),
           matrix_(static_cast<std::size_t>(n) * n), complex_matrix_(static_cast<std::size_t>(n) * n),
           values_(second.nnz > 0 ? second.nnz : 1) {}
 
     // The whole sweep: the forward replay (outputs, K_out x n, written where the plan says), then the reverse pass
-    // block by block.  ybar0 (n) and pbar (P) are overwritten.  On RADAU_REPLAY_FAILED, failed_step is the step.
+    // block by block.  ybar0 (n) and pbar (P) are overwritten.  On REPLAY_FAILED, failed_step is the step.
     int run(const double* y0, long M, const double* step_times, const double* step_sizes, const OutputPlan& plan,
             long K_out, const double* cotangents, long every, double* outputs, double* ybar0, double* pbar,
             Counters& counters, long& failed_step) {
-        if (every < 1 || M < 0) return BAD_INPUT;
-        for (long m = 0; m < M; ++m) {
-            if (plan.first[m] > plan.first[m + 1]) return BAD_INPUT;
-            for (long e = plan.first[m]; e < plan.first[m + 1]; ++e)
-                if (plan.index[e] < 0 || plan.index[e] >= K_out || plan.kind[e] < 0 || plan.kind[e] > 2)
-                    return BAD_INPUT;
-        }
+        if (every < 1 || M < 0 || !plan.valid(M, K_out)) return BAD_INPUT;
         times_ = step_times;
         sizes_ = step_sizes;
         t_end_ = step_times[M];
@@ -179,9 +169,10 @@ class RadauAdjoint {
             if (m % every == 0) checkpoints.push_back(state);
             if (!step(m, state, next, scratch)) {
                 failed_step = m;
-                return RADAU_REPLAY_FAILED;
+                return REPLAY_FAILED;
             }
-            write_outputs(plan, m, outputs, state, next);
+            write_step_outputs(plan, m, n, sizes_[m], state.y.data(), state.f.data(), next.y.data(), next.f.data(),
+                               outputs);
             std::swap(state, next);
         }
         first_pass = ReplayDecisions{jacobian_evaluations_, newton_iterations_};   // the solve's, if on its path
@@ -189,9 +180,8 @@ class RadauAdjoint {
         // Reverse pass.
         std::vector<double> ybar(n, 0.0), ybar_n(n), ybar_end(n), fbar_n(n), fbar_end(n);
         std::vector<double> zbar_carry(n3, 0.0), Zbar(n3), Wbar(n3), rbar(n3), Fbar(n3), Zqbar(n3), Z0bar(n3);
-        std::vector<double> gy(n), gp(P_ > 0 ? P_ : 1), qbar(n, 0.0);
         std::vector<std::complex<double>> rc(n);
-        std::map<long, std::vector<double>> jbars;
+        JacobianCotangents jbars;
         const long nnz = second_.nnz;
         const long* rows = second_.rows;
         const long* cols = second_.cols;
@@ -214,7 +204,7 @@ class RadauAdjoint {
                 block_y[i] = state.y;
                 if (!step(m, state, next, block[i])) {   // not reached: the forward replay took these steps
                     failed_step = m;
-                    return RADAU_REPLAY_FAILED;
+                    return REPLAY_FAILED;
                 }
                 std::swap(state, next);
                 stored += n + 6L * n * block[i].iterations + 3L * n;
@@ -227,20 +217,15 @@ class RadauAdjoint {
                 const RadauSolve& record = block[i];
                 const double t = times_[m], h = sizes_[m];
                 const double mu_h = k_.mu / h, al_h = k_.alpha / h, be_h = k_.beta / h;
-                output_cotangents(plan, m, cotangents, h, ybar_n, ybar_end, fbar_n, fbar_end);
-                for (int q = 0; q < n; ++q) ybar[q] = ybar[q] + ybar_end[q];
-                if (any_nonzero(fbar_end.data(), n)) {
-                    products(t + h, y_next, fbar_end.data());
-                    for (int q = 0; q < n; ++q) ybar[q] = ybar[q] + jt_[q];
-                    for (int j = 0; j < P_; ++j) pbar[j] += fpt_[j];
-                }
+                scatter_output_cotangents(plan, m, n, h, cotangents, ybar_n.data(), ybar_end.data(), fbar_n.data(),
+                                          fbar_end.data());
+                take_end_cotangents(t + h, y_next, ybar_end.data(), fbar_end.data(), ybar.data(), pbar);
                 Zbar = zbar_carry;
                 for (int q = 0; q < n; ++q) Zbar[2 * n + q] += ybar[q];
                 for (int q = 0; q < n; ++q) ybar_n[q] += ybar[q];
                 transposed_product(T, Zbar.data(), Wbar.data());
                 const RadauFactors& lu = *record.factors;
-                std::vector<double>& jbar = jbars[record.jacobian->point];
-                if (jbar.empty()) jbar.assign(static_cast<std::size_t>(nnz > 0 ? nnz : 1), 0.0);
+                std::vector<double>& jbar = jbars.at(record.jacobian->point, nnz);
                 std::fill(Z0bar.begin(), Z0bar.end(), 0.0);
                 for (int iteration = record.iterations - 1; iteration >= 0; --iteration) {
                     const double* Zq = &record.iterates[static_cast<std::size_t>(iteration) * n3];
@@ -281,29 +266,14 @@ class RadauAdjoint {
                 }
                 if (record.extrapolated) transposed_product(record.G, Z0bar.data(), zbar_carry.data());
                 else std::fill(zbar_carry.begin(), zbar_carry.end(), 0.0);
-                if (any_nonzero(fbar_n.data(), n)) {
-                    products(t, y_n.data(), fbar_n.data());
-                    for (int q = 0; q < n; ++q) ybar_n[q] += jt_[q];
-                    for (int j = 0; j < P_; ++j) pbar[j] += fpt_[j];
-                }
-                auto pending = jbars.find(m);
-                if (pending != jbars.end()) {
-                    ++product_count_;
-                    second_.second_order(t, y_n.data(), p_, pending->second.data(), qbar.data(), gy.data(),
-                                         gp.data());
-                    for (int q = 0; q < n; ++q) ybar_n[q] += gy[q];
-                    for (int j = 0; j < P_; ++j) pbar[j] += gp[j];
-                    jbars.erase(pending);
-                }
+                take_rhs_cotangent(t, y_n.data(), fbar_n.data(), ybar_n.data(), pbar);
+                if (jbars.take(m, second_, t, y_n.data(), p_, n, P_, ybar_n.data(), pbar)) ++product_count_;
                 std::swap(ybar, ybar_n);
                 y_next = y_n.data();
             }
         }
         std::copy(ybar.begin(), ybar.end(), ybar0);
-        counters.rhs_evaluations = rhs_count_;
-        counters.product_evaluations = product_count_;
-        counters.checkpoints = n_checkpoints;
-        counters.stored_numbers = peak;
+        count(counters, n_checkpoints, peak);
         return SUCCESS;
     }
 
@@ -326,10 +296,7 @@ class RadauAdjoint {
 
     std::shared_ptr<RadauJacobian> evaluate_jacobian(long m, const double* y) {
         ++jacobian_evaluations_;
-        auto jac = std::make_shared<RadauJacobian>();
-        jac->point = m;
-        second_.dense_jacobian(times_[m], y, p_, n_, values_, jac->J);
-        return jac;
+        return kept_jacobian<RadauJacobian>(second_, m, times_[m], y, p_, n_, values_);
     }
 
     // The LU pair of `jac` at h, made on first use (a few sizes are kept: the accepted step's and its attempts').
@@ -469,14 +436,7 @@ class RadauAdjoint {
         if (controller_ != nullptr && in.has_wish) {
             const std::shared_ptr<RadauJacobian> saved = jac;
             const bool saved_current = current;
-            bool reproduced = false;
-            double h_wish = in.h_wish;
-            for (int tries = 0; tries < 50; ++tries) {
-                const double h_try = Controller::landed(t, h_wish, t_end_);
-                if (same_step(h_try, h)) {
-                    reproduced = true;
-                    break;
-                }
+            const bool reproduced = reenact_rejections(*controller_, t, h, in.h_wish, t_end_, [&](double h_try) {
                 double error = std::nan("");
                 if (attempt(m, h_try, in, jac, current, rejected_, slow)) {
                     bool finite = true;
@@ -486,13 +446,8 @@ class RadauAdjoint {
                         error = error_of(m, h_try, y, in.f.data(), *rejected_.factors, m == 0 || after_rejection);
                 }
                 after_rejection = true;
-                if (!std::isfinite(error)) {
-                    h_wish = h_try * 0.25;
-                    continue;
-                }
-                if (error <= 1.0) break;   // the controller would have accepted it: not the recorded path
-                h_wish = controller_->rejected(h_try, error);
-            }
+                return error;
+            });
             if (!reproduced) {   // another controller setting (max_step, outputs): no rejections assumed
                 jac = saved;
                 current = saved_current;
@@ -522,71 +477,9 @@ class RadauAdjoint {
         return true;
     }
 
-    // Step m's outputs (the step's ends, or the cubic Hermite interpolant inside it), as the compiled recorder.
-    void write_outputs(const OutputPlan& plan, long m, double* outputs, const RadauState& a,
-                       const RadauState& b) const {
-        const int n = n_;
-        const double h = sizes_[m];
-        for (long e = plan.first[m]; e < plan.first[m + 1]; ++e) {
-            double* out = outputs + plan.index[e] * n;
-            if (plan.kind[e] == OUTPUT_START) {
-                std::copy(a.y.begin(), a.y.end(), out);
-            } else if (plan.kind[e] == OUTPUT_END) {
-                std::copy(b.y.begin(), b.y.end(), out);
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan.theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) out[q] = h00 * a.y[q] + w10 * a.f[q] + h01 * b.y[q] + w11 * b.f[q];
-            }
-        }
-    }
-
-    // The transpose of write_outputs: step m's output cotangents onto (ybar_n, ybar_(n+1), fbar_n, fbar_(n+1)).
-    void output_cotangents(const OutputPlan& plan, long m, const double* cotangents, double h,
-                           std::vector<double>& ybar_n, std::vector<double>& ybar_end, std::vector<double>& fbar_n,
-                           std::vector<double>& fbar_end) const {
-        const int n = n_;
-        std::fill(ybar_n.begin(), ybar_n.end(), 0.0);
-        std::fill(ybar_end.begin(), ybar_end.end(), 0.0);
-        std::fill(fbar_n.begin(), fbar_n.end(), 0.0);
-        std::fill(fbar_end.begin(), fbar_end.end(), 0.0);
-        for (long e = plan.first[m]; e < plan.first[m + 1]; ++e) {
-            const double* w = cotangents + plan.index[e] * n;
-            if (plan.kind[e] == OUTPUT_START) {
-                for (int q = 0; q < n; ++q) ybar_n[q] += w[q];
-            } else if (plan.kind[e] == OUTPUT_END) {
-                for (int q = 0; q < n; ++q) ybar_end[q] += w[q];
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan.theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) {
-                    ybar_n[q] += h00 * w[q];
-                    fbar_n[q] += w10 * w[q];
-                    ybar_end[q] += h01 * w[q];
-                    fbar_end[q] += w11 * w[q];
-                }
-            }
-        }
-    }
-
-    void call_rhs(double t, const double* y, double* out) {
-        ++rhs_count_;
-        f_.rhs(t, y, p_, out);
-    }
-    void products(double t, const double* y, const double* v) {
-        ++product_count_;
-        f_.vjp_state(t, y, p_, v, jt_.data());
-        if (P_ > 0) f_.vjp_parameters(t, y, p_, v, fpt_.data());
-    }
-
-    Kernels f_;
     SecondOrderKernels second_;
     RadauCoefficients k_;
     const Controller* controller_;
-    int n_, P_;
-    const double* p_;
     double rtol_, atol_;
     NewtonMonitor monitor_;
     const double* times_ = nullptr;
@@ -594,11 +487,11 @@ class RadauAdjoint {
     double t_end_ = 0.0;
     std::vector<double> stage_, F_, g_, W_, dW_, Z_, Z0_, weights_;
     std::vector<std::complex<double>> complex_;
-    std::vector<double> err_, ez_, work_, f_err_, jt_, fpt_, matrix_;
+    std::vector<double> err_, ez_, work_, f_err_, matrix_;
     std::vector<std::complex<double>> complex_matrix_;
     std::vector<double> values_;
     RadauSolve rejected_;   // the record of a re-enacted attempt (not reversed)
-    long rhs_count_ = 0, product_count_ = 0, jacobian_evaluations_ = 0, newton_iterations_ = 0;
+    long jacobian_evaluations_ = 0, newton_iterations_ = 0;
 };
 
 }  // namespace symsens_adjoint

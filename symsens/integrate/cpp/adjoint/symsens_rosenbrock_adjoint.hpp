@@ -50,7 +50,7 @@
 namespace symsens_adjoint {
 
 // W = I/(h gamma) - J was singular (or not finite) at a step: the steps are not those of a successful solve.
-enum RosenbrockStatus : int { SINGULAR_MATRIX = 6 };
+constexpr int SINGULAR_MATRIX = REPLAY_FAILED;
 
 // The transformed coefficients of rosenbrock_coefficients() (Python): a_t, c_t strictly lower (s x s, row-major),
 // m, the stage times c, gamma_sum, and same_argument (stage i evaluates f where stage i - 1 did).
@@ -75,33 +75,25 @@ struct RosenbrockTableau {
     }
 };
 
-struct RosenbrockCounters {
-    long rhs_evaluations = 0;       // f and f_t
-    long product_evaluations = 0;   // J^T v with its F_p^T v, and the second-order gradients
-    long checkpoints = 0;
-    long stored_numbers = 0;        // peak: checkpoints plus one block's states and stage vectors
-    long failed_step = -1;          // the step whose W was singular (status SINGULAR_MATRIX)
+// The counters (rhs_evaluations counts f and f_t; product_evaluations J^T v with its F_p^T v and the second-order
+// gradients) and the step whose W was singular (status SINGULAR_MATRIX).
+struct RosenbrockCounters : Counters {
+    long failed_step = -1;
 };
 
-class RosenbrockAdjoint {
+class RosenbrockAdjoint : private CountedKernels {
   public:
     RosenbrockAdjoint(const Kernels& kernels, const SecondOrderKernels& second, const RosenbrockTableau& tableau,
                       int n, int P, const double* p)
-        : f_(kernels), so_(second), tab_(tableau), n_(n), P_(P), p_(p), ft_(n), acc_(n), r_(n), arg_(n),
-          total_(n), jt_(n), fpt_(std::max(P, 1)), sum_(n), jbar_(std::max<long>(second.nnz, 1)), qbar_(n),
-          gy_(n), gp_(std::max(P, 1)) {}
+        : CountedKernels(kernels, n, P, p), so_(second), tab_(tableau), ft_(n), acc_(n), r_(n), arg_(n),
+          total_(n), sum_(n), jbar_(std::max<long>(second.nnz, 1)), qbar_(n), gy_(n), gp_(std::max(P, 1)) {}
 
     // The whole sweep.  outputs: K_out x n, written where the plan says; ybar0 (n) and pbar (P) are overwritten.
     int run(const double* y0, long M, const double* step_times, const double* step_sizes, const OutputPlan& plan,
             long K_out, const double* cotangents, int schedule, long every, double* outputs, double* ybar0,
             double* pbar, RosenbrockCounters& counters) {
-        if (every < 1 || M < 0 || (schedule != UNIFORM && schedule != BINOMIAL)) return BAD_INPUT;
-        for (long m = 0; m < M; ++m) {
-            if (plan.first[m] > plan.first[m + 1]) return BAD_INPUT;
-            for (long e = plan.first[m]; e < plan.first[m + 1]; ++e)
-                if (plan.index[e] < 0 || plan.index[e] >= K_out || plan.kind[e] < 0 || plan.kind[e] > 2)
-                    return BAD_INPUT;
-        }
+        if (every < 1 || M < 0 || (schedule != UNIFORM && schedule != BINOMIAL) || !plan.valid(M, K_out))
+            return BAD_INPUT;
         times_ = step_times;
         sizes_ = step_sizes;
         plan_ = &plan;
@@ -118,8 +110,7 @@ class RosenbrockAdjoint {
         std::fill(pbar, pbar + P_, 0.0);
         const int status = schedule == UNIFORM ? uniform(y0, M, every, counters) : binomial(y0, M, every, counters);
         std::copy(ybar_.begin(), ybar_.end(), ybar0);
-        counters.rhs_evaluations = rhs_count_;
-        counters.product_evaluations = product_count_;
+        count(counters);
         return status;
     }
 
@@ -182,21 +173,7 @@ class RosenbrockAdjoint {
     // Step m and its outputs (the step's ends, or the Hermite interpolant inside it).
     bool advance(long m, const double* y, const double* f, double* y_new, double* f_new, double* U) {
         if (!step(m, y, f, y_new, f_new, U)) return false;
-        const int n = n_;
-        const double h = sizes_[m];
-        for (long e = plan_->first[m]; e < plan_->first[m + 1]; ++e) {
-            double* out = outputs_ + plan_->index[e] * n;
-            if (plan_->kind[e] == OUTPUT_START) {
-                std::copy(y, y + n, out);
-            } else if (plan_->kind[e] == OUTPUT_END) {
-                std::copy(y_new, y_new + n, out);
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan_->theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) out[q] = h00 * y[q] + w10 * f[q] + h01 * y_new[q] + w11 * f_new[q];
-            }
-        }
+        write_step_outputs(*plan_, m, n_, sizes_[m], y, f, y_new, f_new, outputs_);
         return true;
     }
 
@@ -204,34 +181,9 @@ class RosenbrockAdjoint {
     bool reverse_step(long m, const double* y_n, const double* U, const double* y_next) {
         const int s = tab_.s, n = n_;
         const double t = times_[m], h = sizes_[m];
-        std::fill(ybar_n_.begin(), ybar_n_.end(), 0.0);
-        std::fill(ybar_end_.begin(), ybar_end_.end(), 0.0);
-        std::fill(fbar_start_.begin(), fbar_start_.end(), 0.0);
-        std::fill(fbar_end_.begin(), fbar_end_.end(), 0.0);
-        for (long e = plan_->first[m]; e < plan_->first[m + 1]; ++e) {
-            const double* w = cotangents_ + plan_->index[e] * n;
-            if (plan_->kind[e] == OUTPUT_START) {
-                for (int q = 0; q < n; ++q) ybar_n_[q] += w[q];
-            } else if (plan_->kind[e] == OUTPUT_END) {
-                for (int q = 0; q < n; ++q) ybar_end_[q] += w[q];
-            } else {
-                double h00, h10, h01, h11;
-                hermite(plan_->theta[e], h00, h10, h01, h11);
-                const double w10 = h10 * h, w11 = h11 * h;
-                for (int q = 0; q < n; ++q) {
-                    ybar_n_[q] += h00 * w[q];
-                    fbar_start_[q] += w10 * w[q];
-                    ybar_end_[q] += h01 * w[q];
-                    fbar_end_[q] += w11 * w[q];
-                }
-            }
-        }
-        for (int q = 0; q < n; ++q) ybar_[q] = ybar_[q] + ybar_end_[q];
-        if (any_nonzero(fbar_end_.data(), n)) {
-            products(t + h, y_next, fbar_end_.data());
-            for (int q = 0; q < n; ++q) ybar_[q] = ybar_[q] + jt_[q];
-            for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
-        }
+        scatter_output_cotangents(*plan_, m, n, h, cotangents_, ybar_n_.data(), ybar_end_.data(),
+                                  fbar_start_.data(), fbar_end_.data());
+        take_end_cotangents(t + h, y_next, ybar_end_.data(), fbar_end_.data(), ybar_.data(), pbar_);
         if (!factor(t, h, y_n)) return false;
         for (int i = 0; i < s; ++i)
             for (int q = 0; q < n; ++q) ubar_[static_cast<std::size_t>(i) * n + q] = tab_.m[i] * ybar_[q];
@@ -253,13 +205,13 @@ class RosenbrockAdjoint {
                 for (int q = 0; q < n; ++q) sum_[q] = rbar[q] + fbar_start_[q];
                 products(t, y_n, sum_.data());
                 for (int q = 0; q < n; ++q) ybar_n_[q] += jt_[q];
-                for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
+                add_parameters(pbar_);
                 continue;
             }
             argument(y_n, U, i);
             products(t + tab_.c[i] * h, arg_.data(), rbar);
             for (int q = 0; q < n; ++q) ybar_n_[q] += jt_[q];
-            for (int j = 0; j < P_; ++j) pbar_[j] += fpt_[j];
+            add_parameters(pbar_);
             for (const auto& [j, a] : tab_.a_rows[i])
                 for (int q = 0; q < n; ++q) ubar_[static_cast<std::size_t>(j) * n + q] += a * jt_[q];
         }
@@ -402,24 +354,10 @@ class RosenbrockAdjoint {
         return SUCCESS;
     }
 
-    void call_rhs(double t, const double* y, double* out) {
-        ++rhs_count_;
-        f_.rhs(t, y, p_, out);
-    }
-    void products(double t, const double* y, const double* v) {
-        ++product_count_;
-        f_.vjp_state(t, y, p_, v, jt_.data());
-        if (P_ > 0) f_.vjp_parameters(t, y, p_, v, fpt_.data());
-    }
-
-    Kernels f_;
     SecondOrderKernels so_;
     const RosenbrockTableau& tab_;
-    int n_, P_;
-    const double* p_;
-    std::vector<double> ft_, acc_, r_, arg_, total_, jt_, fpt_, sum_, jbar_, qbar_, gy_, gp_, values_, w_;
+    std::vector<double> ft_, acc_, r_, arg_, total_, sum_, jbar_, qbar_, gy_, gp_, values_, w_;
     DenseLu<double> lu_;
-    long rhs_count_ = 0, product_count_ = 0;
     const double* times_ = nullptr;
     const double* sizes_ = nullptr;
     const OutputPlan* plan_ = nullptr;
