@@ -1,6 +1,7 @@
 """Performance at scale: dense vs sparse linear algebra of the implicit schemes, against CVODES.
 
     python benchmarks/scale.py [--sizes 8,32,128,512] [--repeats 5] [--network [--network-sensitivities 3,30]]
+    python benchmarks/scale.py --bound-only [--cpu-time] --sizes 8,32,128,512 --repeats 31
 
 Problem: the 1-D Brusselator (Hairer & Wanner II, Sect. IV.1, "the Brusselator with diffusion"; 2N states
 u_i, v_i interleaved):
@@ -23,10 +24,12 @@ bound of each sparse run: the work the run needs at least, counted from its stat
 costs: (rhs evaluations) x (one augmented rhs, timed through ctypes with the call overhead subtracted) +
 (Jacobian evaluations) x (the augmented rhs over colour duals, priced as colours + 1 augmented rhs) + the
 exact multiply-add counts of the LU factorisations and triangular solves over the fixed pattern, priced at
-0.5 ns each (``lower_bound``).  The network (``--network``): a random mass-action network of 500 species and
-1000 reactions (``_networks.py``), BDF dense and sparse without sensitivities; then BDF (sparse, rtol 1e-6,
-atol 1e-9) with forward sensitivities to its first 3 and first 30 rate constants beside CVODES with the same
-sensitivities (atol = 1e-3 rtol), errors against symsens Radau IIA (sparse) at rtol = atol = 1e-12 (or, with
+0.5 ns each (``lower_bound``); ``--bound-only`` prints only the sparse runs beside their bounds, and with
+``--cpu-time`` times the solves and the unit costs by this process's CPU time (steadier on a loaded machine).
+The network (``--network``): a random mass-action network of 500 species and 1000 reactions
+(``_networks.py``), BDF dense and sparse without sensitivities; then BDF (sparse, rtol 1e-6, atol 1e-9) with
+forward sensitivities to its first 3 and first 30 rate constants beside CVODES with the same sensitivities
+(atol = 1e-3 rtol), errors against symsens Radau IIA (sparse) at rtol = atol = 1e-12 (or, with
 ``--network-reference cvodes``, CVODES at rtol 1e-10, atol 1e-13: cheaper with many parameters), CVODES at
 equal accuracy chosen as for the Brusselator (``--network-sensitivities``; ``--no-brusselator`` runs the
 network alone).  CVODES's first call, which sets up its sensitivity integrator, is not timed.
@@ -74,14 +77,16 @@ def brusselator(N: int, alpha: float = 0.02):
                          initial_conditions=y0, name=f"brusselator-{N}", t_span=(0.0, 10.0))
 
 
-def _median_time(call, repeats: int, budget: float):
-    """Median wall time of ``call`` over up to ``repeats`` runs (fewer once ``budget`` seconds are spent)."""
+def _median_time(call, repeats: int, budget: float, clock=time.perf_counter):
+    """Median time of ``call`` by ``clock`` (wall time by default; ``time.process_time`` for the CPU time of this
+    process, which a loaded machine disturbs less) over up to ``repeats`` runs (fewer once ``budget`` wall seconds
+    are spent)."""
     times, result = [], None
     start = time.perf_counter()
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         result = call()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
         if time.perf_counter() - start > budget:
             break
     return statistics.median(times), len(times), result
@@ -103,7 +108,7 @@ def _warm_load_seconds(N: int, method: str, linear: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray):
+def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray, clock=time.perf_counter):
     """Unit costs (seconds) of one augmented rhs (measured), one Jacobian (values + coupling colours, priced as
     the augmented rhs times (colours + 1)), one LU and one triangular-solve pair of the iteration matrix (their
     exact multiply-add counts over the fixed pattern at SECONDS_PER_FLOP)."""
@@ -123,14 +128,14 @@ def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray):
     routine, empty = kernels._library.symsens_augmented_rhs, kernels._library.symsens_n_states
     reps = 5000 if n < 300 else 1000
     # The C call alone: the cost of a ctypes call (measured on an empty routine) is subtracted.
-    t = time.perf_counter()
+    t = clock()
     for _ in range(reps):
         empty()
-    overhead = (time.perf_counter() - t) / reps
-    t = time.perf_counter()
+    overhead = (clock() - t) / reps
+    t = clock()
     for _ in range(reps):
         routine(*args)
-    t_rhs = max((time.perf_counter() - t) / reps - overhead, 0.0)
+    t_rhs = max((clock() - t) / reps - overhead, 0.0)
     plan = plan_sparsity(jacobian(model), parameter_jacobian(model, PARAMETERS), model.states)
     t_jac = t_rhs * (plan.n_colors + 1)
     # LU and triangular solves over the fixed pattern, counted exactly from the symbolic factorisation and priced
@@ -322,6 +327,8 @@ def main() -> None:
                         help="run CVODES at all these tolerances (default: 1e-5 ... 1e-9 up to equal accuracy)")
     parser.add_argument("--bound-only", action="store_true",
                         help="only the sparse runs' times beside their lower bounds (cache kept)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="with --bound-only: time the solves by this process's CPU time instead of wall time")
     args = parser.parse_args()
     sizes = [] if args.no_brusselator else [int(s) for s in args.sizes.split(",")]
     args.cvodes_rtols = [float(s) for s in args.cvodes_rtols.split(",") if s]
@@ -339,8 +346,9 @@ def main() -> None:
                                          t_eval=[10.0])
 
                 run()
-                seconds, runs, sol = _median_time(run, args.repeats, args.budget)
-                units = units or _unit_costs(model, True, sol.y[-1])
+                clock = time.process_time if args.cpu_time else time.perf_counter
+                seconds, runs, sol = _median_time(run, args.repeats, args.budget, clock)
+                units = units or _unit_costs(model, True, sol.y[-1], clock)
                 st = sol.stats
                 bound = lower_bound(st, method, units)
                 print(f"N={N} n={2 * N} {method} sparse: {seconds * 1e3:.2f} ms, bound {bound * 1e3:.2f} ms "

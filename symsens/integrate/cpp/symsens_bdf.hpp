@@ -139,15 +139,62 @@ struct Bdf {
                 for (int l = 0; l <= k; ++l) acc = acc + R[i * (k + 1) + l] * U[l * (k + 1) + j];
                 RU[i * (k + 1) + j] = acc;
             }
-        std::vector<T> old(D.begin(), D.begin() + static_cast<size_t>(k + 1) * n);
-        for (int j = 0; j <= k; ++j)
-            for (int i = 0; i < n; ++i) {
-                T acc(0.0);
-                for (int l = 0; l <= k; ++l) acc = acc + RU[l * (k + 1) + j] * old[static_cast<size_t>(l) * n + i];
-                row(j)[i] = acc;
-            }
+        // row j <- 0 + RU_0j D_0 + RU_1j D_1 + ... + RU_kj D_k, summed in this order for every entry; row by row
+        // (contiguous), from a copy of the old rows kept between calls.
+        old_rows.assign(D.begin(), D.begin() + static_cast<size_t>(k + 1) * n);
+        for (int j = 0; j <= k; ++j) {
+            T* dst = row(j);
+            for (int i = 0; i < n; ++i) dst[i] = T(0.0);
+            for (int l = 0; l <= k; ++l)
+                add_multiple(dst, RU[l * (k + 1) + j], &old_rows[static_cast<size_t>(l) * n], n);
+        }
+    }
+    std::vector<T> old_rows;   // change_D's copy of D[0..order]
+    // dst_i <- dst_i + c src_i (two entries at a time for doubles: the same operations per entry).
+    static void add_multiple(T* __restrict dst, const T& c, const T* __restrict src, int n) {
+        int i = 0;
+#if SYMSENS_PAIRS
+        if constexpr (use_pairs<T>) {
+            using namespace pairs;
+            const d2 cc = splat(c);
+            for (; i + 2 <= n; i += 2) store(dst + i, load(dst + i) + cc * load(src + i));
+        }
+#endif
+        for (; i < n; ++i) dst[i] = dst[i] + c * src[i];
     }
 };
+
+// Element-wise pieces of the step over distinct rows (restrict: no aliasing, so the compiler may use SIMD; each
+// entry's operations are unchanged).
+// y_pred_i = D0_i + D1_i + ... + Dk_i and psi_i = (0 + gamma_1 D1_i + ... + gamma_k Dk_i) / alpha_k, summed in this
+// order for every i, row by row so that D is read contiguously.
+template <class T>
+inline void bdf_predict_row(T* __restrict y_pred, T* __restrict psi, const T* __restrict Dj, const T& gamma, int n) {
+    for (int i = 0; i < n; ++i) {
+        y_pred[i] = y_pred[i] + Dj[i];
+        psi[i] = psi[i] + gamma * Dj[i];
+    }
+}
+template <class T>
+inline void bdf_predict(T* __restrict y_pred, T* __restrict psi, const Bdf<T>& bdf, int order, int n) {
+    const T* __restrict D0 = bdf.D.data();
+    for (int i = 0; i < n; ++i) { y_pred[i] = D0[i]; psi[i] = T(0.0); }
+    for (int j = 1; j <= order; ++j)
+        bdf_predict_row(y_pred, psi, &bdf.D[static_cast<size_t>(j) * bdf.n], bdf.coef.gamma[j], n);
+    const T alpha = bdf.coef.alpha[order];
+    for (int i = 0; i < n; ++i) psi[i] = psi[i] / alpha;
+}
+// nabla^{k+2} = d - nabla^{k+1}, nabla^{k+1} = d (after an accepted step).
+template <class T>
+inline void bdf_difference_rows(T* __restrict next2, T* __restrict next1, const T* __restrict d, int n) {
+    for (int i = 0; i < n; ++i) {
+        next2[i] = d[i] - next1[i];
+        next1[i] = d[i];
+    }
+}
+template <class T> inline void bdf_add_row(T* __restrict a, const T* __restrict b, int n) {
+    for (int i = 0; i < n; ++i) a[i] = a[i] + b[i];
+}
 
 // Outputs of the step (t_old, t_new] from the polynomial y(s) = D0 + sum_{j=1..k} D_j prod_{m<j} (s - t_new +
 // m h) / ((m + 1) h), D after the update of the accepted step (scipy's BdfDenseOutput).
@@ -269,14 +316,9 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
 
         // ---- predictor and Newton ----
         const Time t_new = t + h;
-        for (int i = 0; i < n; ++i) {
-            T acc = bdf.row(0)[i];
-            for (int j = 1; j <= order; ++j) acc = acc + bdf.row(j)[i];
-            y_pred[i] = acc;
-            T s(0.0);
-            for (int j = 1; j <= order; ++j) s = s + C.gamma[j] * bdf.row(j)[i];
-            psi[i] = s / C.alpha[order];
-        }
+        // y_pred_i = D0_i + D1_i + ... + Dk_i and psi_i = (0 + gamma_1 D1_i + ... + gamma_k Dk_i) / alpha_k, summed
+        // in this order for every i; row by row, so that D is read contiguously.
+        bdf_predict(y_pred.data(), psi.data(), bdf, order, n);
         bdf.weights.set(y_pred.data(), n, o);
         const T c = T(h) / C.alpha[order];
         bool converged = false, non_finite = false;
@@ -293,9 +335,7 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
             for (;;) {
                 problem.rhs(t_new, y_new.data(), fz.data());
                 ++stats.newton_iterations;
-                bool finite = true;
-                for (int i = 0; i < n; ++i) if (!is_finite(fz[i])) finite = false;
-                if (!finite) { non_finite = true; break; }
+                if (!all_finite(fz.data(), n)) { non_finite = true; break; }
                 for (int i = 0; i < n; ++i) dy[i] = c * fz[i] - psi[i] - d[i];
                 bdf.matrix.solve(dy.data());
                 const auto verdict = bdf.newton.check(bdf.weights.norm(dy.data(), n));
@@ -344,12 +384,8 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
         t = t_new;
         for (int i = 0; i < n; ++i) y[i] = y_new[i];
         // nabla^{j+1} y_new = nabla^j y_new - nabla^j y_n, and d = nabla^{k+1} y_new (S&R 1997; scipy).
-        for (int i = 0; i < n; ++i) {
-            bdf.row(order + 2)[i] = d[i] - bdf.row(order + 1)[i];
-            bdf.row(order + 1)[i] = d[i];
-        }
-        for (int j = order; j >= 0; --j)
-            for (int i = 0; i < n; ++i) bdf.row(j)[i] = bdf.row(j)[i] + bdf.row(j + 1)[i];
+        bdf_difference_rows(bdf.row(order + 2), bdf.row(order + 1), d.data(), n);
+        for (int j = order; j >= 0; --j) bdf_add_row(bdf.row(j), bdf.row(j + 1), n);
         bdf_outputs(recorder, bdf, order, t_old, t, h);
         recorder.accept(t_old, h);
         jacobian_current = false;

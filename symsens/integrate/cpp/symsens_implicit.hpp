@@ -40,6 +40,42 @@
 
 namespace symsens {
 
+// ---- pairs of doubles ----------------------------------------------------------------------------------------
+// Element-wise loops of the steppers over a length known only at run time are not vectorised by GCC at -O2 (its
+// cost model then refuses the scalar epilogue).  For T = double the steppers' helpers process two entries at a
+// time with these vector types (GCC and Clang vector extensions): each lane computes the scalar expression with the
+// same operands in the same order (IEEE operations are exact per lane), so the results are bit-identical.
+#if defined(__GNUC__) || defined(__clang__)
+#define SYMSENS_PAIRS 1
+namespace pairs {
+typedef double d2 __attribute__((vector_size(16)));
+inline d2 load(const double* p) { d2 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+inline void store(double* p, const d2& v) { __builtin_memcpy(p, &v, sizeof v); }
+inline d2 splat(double x) { return d2{x, x}; }
+}  // namespace pairs
+#else
+#define SYMSENS_PAIRS 0
+#endif
+template <class T> constexpr bool use_pairs = SYMSENS_PAIRS && std::is_same<T, double>::value;
+
+// Whether every entry is finite (is_finite: value and partials).  For doubles two at a time without branches:
+// x * 0 is a zero exactly when x is finite (inf * 0 and nan * 0 are nan), and a sum of zeros stays a zero.
+template <class T> inline bool all_finite(const T* x, int n) {
+    int i = 0;
+    bool finite = true;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        const d2 zero = splat(0.0);
+        d2 sum = zero;
+        for (; i + 2 <= n; i += 2) sum = sum + load(x + i) * zero;
+        finite = sum[0] == 0.0 && sum[1] == 0.0;
+    }
+#endif
+    for (; i < n; ++i) finite = finite & is_finite(x[i]);
+    return finite;
+}
+
 // ---- exact identity of scalars ---------------------------------------------------------------------------
 
 // ---- Newton tolerance and weights -------------------------------------------------------------------------
@@ -61,15 +97,25 @@ struct NewtonWeights {
     std::vector<double> w;
     template <class T> void set(const T* y, int n, const Options& o) {
         w.resize(n);
-        for (int i = 0; i < n; ++i) w[i] = 1.0 / (o.atol + o.rtol * std::fabs(value_of(y[i])));
+        fill(w.data(), y, n, o.atol, o.rtol);
+    }
+    // (restrict: w and y do not overlap, so the compiler may use SIMD divisions; each weight is unchanged.)
+    template <class T>
+    static void fill(double* __restrict weights, const T* __restrict y, int n, double atol, double rtol) {
+        for (int i = 0; i < n; ++i) weights[i] = 1.0 / (atol + rtol * std::fabs(value_of(y[i])));
     }
     // RMS of x_i w_{i mod n} over `count` entries (count may be a multiple of n: stage vectors).
+    // (The same sum in the same order as with w[i % n]; the blocks avoid an integer division per entry.)
     template <class T> double norm(const T* x, int count) const {
         const int n = static_cast<int>(w.size());
         double s = 0.0;
-        for (int i = 0; i < count; ++i) {
-            const double q = value_of(x[i]) * w[i % n];
-            s += q * q;
+        for (int start = 0; start < count && n > 0; start += n) {
+            const int length = std::min(n, count - start);
+            const T* xb = x + start;
+            for (int i = 0; i < length; ++i) {
+                const double q = value_of(xb[i]) * w[i];
+                s += q * q;
+            }
         }
         return std::sqrt(s / std::max(count, 1));
     }
@@ -391,6 +437,11 @@ struct DenseIterationMatrix {
             add_coupling(x_im + b * nb, x_im, b, T(1.0));
             complex_solve_block(x_re + b * nb, x_im + b * nb);
         }
+    }
+    // solve(x) and complex_solve(x_re, x_im) (SparseIterationMatrix interleaves them; here one after the other).
+    void solve_pair(T* x, T* x_re, T* x_im) const {
+        solve(x);
+        complex_solve(x_re, x_im);
     }
 };
 // ---- df/dt for Rosenbrock methods -----------------------------------------------------------------------------

@@ -64,6 +64,82 @@ struct RadauTableau {
     int error_order = 4;
 };
 
+// Element-wise pieces of the Newton iteration over distinct (non-overlapping) rows; for T = double two entries at
+// a time (use_pairs, symsens_implicit.hpp), each computed by the same expression as the scalar tail.
+// out_i = m0 x0_i + m1 x1_i + m2 x2_i (one row of a 3 x 3 transform of the stage vectors).
+template <class T>
+inline void radau_combine(T* __restrict out, const T& m0, const T& m1, const T& m2, const T* __restrict x0,
+                          const T* __restrict x1, const T* __restrict x2, int n) {
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        const d2 a = splat(m0), b = splat(m1), c = splat(m2);
+        for (; i + 2 <= n; i += 2) store(out + i, a * load(x0 + i) + b * load(x1 + i) + c * load(x2 + i));
+    }
+#endif
+    for (; i < n; ++i) out[i] = m0 * x0[i] + m1 * x1[i] + m2 * x2[i];
+}
+template <class T> inline void radau_sum(T* __restrict out, const T* __restrict a, const T* __restrict b, int n) {
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        for (; i + 2 <= n; i += 2) store(out + i, load(a + i) + load(b + i));
+    }
+#endif
+    for (; i < n; ++i) out[i] = a[i] + b[i];
+}
+template <class T> inline void radau_accumulate(T* __restrict a, const T* __restrict b, int n) {
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        for (; i + 2 <= n; i += 2) store(a + i, load(a + i) + load(b + i));
+    }
+#endif
+    for (; i < n; ++i) a[i] = a[i] + b[i];
+}
+// The right-hand sides of the transformed Newton systems: g = (T^-1 (x) I) F and
+//   dW_1 = g_1 - mu/h W_1,   dW_2 + i dW_3 = g_2 + i g_3 - (alpha + i beta)/h (W_2 + i W_3),
+// with (alpha + i beta)/h (w2 + i w3) = (al w2 - be w3) + i (be w2 + al w3).
+template <class T>
+inline void radau_residual(T* __restrict out1, T* __restrict out2, T* __restrict out3, const T* __restrict F1,
+                           const T* __restrict F2, const T* __restrict F3, const T* __restrict W1,
+                           const T* __restrict W2, const T* __restrict W3, const T* ti, const T& mu_h,
+                           const T& al_h, const T& be_h, int n) {
+    const T t00 = ti[0], t01 = ti[1], t02 = ti[2], t10 = ti[3], t11 = ti[4], t12 = ti[5], t20 = ti[6], t21 = ti[7],
+            t22 = ti[8];
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        const d2 a00 = splat(t00), a01 = splat(t01), a02 = splat(t02), a10 = splat(t10), a11 = splat(t11),
+                 a12 = splat(t12), a20 = splat(t20), a21 = splat(t21), a22 = splat(t22);
+        const d2 mu = splat(mu_h), al = splat(al_h), be = splat(be_h);
+        for (; i + 2 <= n; i += 2) {
+            const d2 f1 = load(F1 + i), f2 = load(F2 + i), f3 = load(F3 + i);
+            const d2 g0 = a00 * f1 + a01 * f2 + a02 * f3;
+            const d2 g1 = a10 * f1 + a11 * f2 + a12 * f3;
+            const d2 g2 = a20 * f1 + a21 * f2 + a22 * f3;
+            const d2 w1 = load(W1 + i), w2 = load(W2 + i), w3 = load(W3 + i);
+            store(out1 + i, g0 - mu * w1);
+            store(out2 + i, g1 - (al * w2 - be * w3));
+            store(out3 + i, g2 - (be * w2 + al * w3));
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        const T g0 = t00 * F1[i] + t01 * F2[i] + t02 * F3[i];
+        const T g1 = t10 * F1[i] + t11 * F2[i] + t12 * F3[i];
+        const T g2 = t20 * F1[i] + t21 * F2[i] + t22 * F3[i];
+        const T w1 = W1[i], w2 = W2[i], w3 = W3[i];
+        out1[i] = g0 - mu_h * w1;
+        out2[i] = g1 - (al_h * w2 - be_h * w3);
+        out3[i] = g2 - (be_h * w2 + al_h * w3);
+    }
+}
+
 template <class T>
 struct RadauIIA3 {
     RadauTableau<T> tableau;
@@ -136,36 +212,28 @@ struct RadauIIA3 {
         const T* tt = tableau.t.data();
         const int n3 = 3 * n;
         for (int k = 0; k < n3; ++k) Z[k] = Z_start[k];
-        for (int i = 0; i < n; ++i)
-            for (int r = 0; r < 3; ++r)
-                W[r * n + i] = ti[r * 3 + 0] * Z[i] + ti[r * 3 + 1] * Z[n + i] + ti[r * 3 + 2] * Z[2 * n + i];
+        // W = (T^-1 (x) I) Z, Z = (T (x) I) W and the residual below: stage by stage over contiguous rows (the
+        // helpers' restrict lets the compiler use SIMD); each entry is computed by the same expression as before.
+        for (int r = 0; r < 3; ++r)
+            radau_combine(&W[r * n], ti[r * 3 + 0], ti[r * 3 + 1], ti[r * 3 + 2], &Z[0], &Z[n], &Z[2 * n], n);
         const T mu_h = tableau.mu / hT, al_h = tableau.alpha / hT, be_h = tableau.beta / hT;
         newton.start();
         for (;;) {
             for (int s = 0; s < 3; ++s) {
-                for (int i = 0; i < n; ++i) tmp[i] = y[i] + Z[s * n + i];
+                radau_sum(tmp.data(), y, &Z[s * n], n);
                 problem.rhs(t + as_time<Time>(tableau.c[s]) * h, tmp.data(), &F[s * n]);
             }
             ++problem.stats->newton_iterations;
-            for (int k = 0; k < n3; ++k) if (!is_finite(F[k])) return STATUS_NON_FINITE;
-            for (int i = 0; i < n; ++i) {
-                T g[3];
-                for (int r = 0; r < 3; ++r)
-                    g[r] = ti[r * 3 + 0] * F[i] + ti[r * 3 + 1] * F[n + i] + ti[r * 3 + 2] * F[2 * n + i];
-                const T w1 = W[i], w2 = W[n + i], w3 = W[2 * n + i];
-                dW[i] = g[0] - mu_h * w1;
-                // (alpha + i beta)/h (w2 + i w3) = (al w2 - be w3) + i (be w2 + al w3)
-                dW[n + i] = g[1] - (al_h * w2 - be_h * w3);
-                dW[2 * n + i] = g[2] - (be_h * w2 + al_h * w3);
-            }
-            matrix.solve(&dW[0]);
-            complex_solve(&dW[n], &dW[2 * n]);
+            if (!all_finite(F.data(), n3)) return STATUS_NON_FINITE;
+            radau_residual(&dW[0], &dW[n], &dW[2 * n], &F[0], &F[n], &F[2 * n], &W[0], &W[n], &W[2 * n], ti, mu_h,
+                           al_h, be_h, n);
+            // matrix.solve(&dW[0]) and complex_solve(&dW[n], &dW[2 * n]), independent systems, solved together.
+            matrix.solve_pair(&dW[0], &dW[n], &dW[2 * n]);
             const auto verdict = newton.check(weights.norm(dW.data(), n3));
             if (verdict == NewtonControl::DIVERGED) return STATUS_NEWTON_FAILURE;
-            for (int k = 0; k < n3; ++k) W[k] = W[k] + dW[k];
-            for (int i = 0; i < n; ++i)
-                for (int r = 0; r < 3; ++r)
-                    Z[r * n + i] = tt[r * 3 + 0] * W[i] + tt[r * 3 + 1] * W[n + i] + tt[r * 3 + 2] * W[2 * n + i];
+            radau_accumulate(W.data(), dW.data(), n3);
+            for (int r = 0; r < 3; ++r)
+                radau_combine(&Z[r * n], tt[r * 3 + 0], tt[r * 3 + 1], tt[r * 3 + 2], &W[0], &W[n], &W[2 * n], n);
             if (verdict == NewtonControl::CONVERGED) {
                 if (newton.iterations > 2 && newton.rate > 1e-3) slow_convergence = true;
                 return STATUS_SUCCESS;

@@ -19,7 +19,11 @@
 //                            system (alpha + i beta)/h I - J (Hairer & Wanner II, Sect. IV.8).
 //   SparseIterationMatrix<T> the interface of DenseIterationMatrix<T> (symsens_implicit.hpp) over these: J as its
 //                            non-zeros, the LU of shift I - scale J, and for the augmented (y, S) system the
-//                            staggered block solve x_0 = A^-1 b_0, x_j = A^-1 (b_j + scale D_j x_0) with D_j sparse.
+//                            staggered block solve x_0 = A^-1 b_0, x_j = A^-1 (b_j + scale D_j x_0) with D_j sparse,
+//                            the blocks j >= 1 (and Radau IIA's real and complex systems) substituted together.
+//   interleaved_solve        forward and backward substitution of several right-hand sides at once, row by row:
+//                            each has the operations of a substitution on its own, in the same order, and their
+//                            dependency chains overlap (a single substitution is latency-bound).
 //
 // Decisions are taken on values (value_of), so a Dual<double, P> run factors exactly as the double run does
 // and the discrete forward mode with a values-only norm takes the plain solve's steps bit for bit.  Over
@@ -97,21 +101,151 @@ struct SparseLu {
         }
         return true;
     }
-    // x <- (LU)^-1 x, x in the permuted numbering.
-    void solve(T* x) const {
-        const EliminationSchedule& e = *s;
-        for (int i = 0; i < e.n; ++i) {
-            T acc = x[i];
-            for (int q = e.row_ptr[i]; q < e.diagonal[i]; ++q) acc = acc - a[q] * x[e.columns[q]];
-            x[i] = acc;
+    // x <- (LU)^-1 x, x in the permuted numbering:
+    //   forward   x_i <- x_i - sum_{q in L row i} a_q x_{col q}        (terms subtracted in the pattern's order)
+    //   backward  x_i <- (x_i - sum_{q in U row i, q != diag} a_q x_{col q}) / a_{diag i}
+    // (interleaved_solve with one right-hand side, below.)
+    void solve(T* x) const;
+};
+
+// Forward and backward substitution of several right-hand sides at once with a real LU (KR of them) and a complex LU
+// over the same schedule (KC of them), interleaved row by row: x[i * KR + k] (real), x_re / x_im[i * KC + k]
+// (complex).  Every right-hand side undergoes exactly the operations, in the same order, of a substitution on its
+// own (SparseLu::solve and SparseComplexLu::solve are the cases KR = 1 and KC = 1), so the results are identical
+// bit for bit; interleaving only lets the processor overlap their dependency chains.  A single substitution is
+// latency-bound: row i waits for the rows it reads (in a banded order, the row before), and backward substitution
+// adds a division per row to that chain.
+// The loops over the K right-hand sides are unrolled, so that their accumulators live in registers.
+#if defined(__clang__)
+#define SYMSENS_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define SYMSENS_UNROLL _Pragma("GCC unroll 8")
+#else
+#define SYMSENS_UNROLL
+#endif
+template <int KR, int KC, class T>
+void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, const T* aim, T* x, T* x_re, T* x_im) {
+    constexpr int R = KR > 0 ? KR : 1;
+    constexpr int C = KC > 0 ? KC : 1;
+    // The row just computed is kept in registers (prev): in a banded order the next row reads it (its last L entry
+    // in forward, its first U entry in backward substitution), and taking it from a register instead of memory
+    // takes a store-to-load forwarding off the chain from row to row.  The term is the same, in the same place.
+    // Only while the accumulators and the kept row fit in the 16 vector registers of x86-64 (otherwise the kept
+    // row is spilled and the chain gets longer, not shorter).
+    constexpr bool carry = KR + 2 * KC <= 6;
+    const int* rp = e.row_ptr;
+    const int* cols = e.columns;
+    const int* diag = e.diagonal;
+    const int n = e.n;
+    T prev[R], prev_re[C], prev_im[C];
+    SYMSENS_UNROLL for (int k = 0; k < R; ++k) prev[k] = T(0.0);
+    SYMSENS_UNROLL for (int k = 0; k < C; ++k) { prev_re[k] = T(0.0); prev_im[k] = T(0.0); }
+    for (int i = 0; i < n; ++i) {
+        T acc[R], sr[C], si[C];
+        SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = x[i * KR + k];
+        SYMSENS_UNROLL for (int k = 0; k < KC; ++k) { sr[k] = x_re[i * KC + k]; si[k] = x_im[i * KC + k]; }
+        int end = diag[i];
+        const bool chained = carry && end > rp[i] && cols[end - 1] == i - 1;
+        if (chained) --end;
+        for (int q = rp[i]; q < end; ++q) {
+            const int j = cols[q];
+            if constexpr (KR > 0) {
+                const T l = a[q];
+                const T* xj = x + j * KR;
+                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - l * xj[k];
+            }
+            if constexpr (KC > 0) {
+                const T lr = are[q], li = aim[q];
+                const T* xr = x_re + j * KC;
+                const T* xi = x_im + j * KC;
+                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                    sr[k] = sr[k] - (lr * xr[k] - li * xi[k]);
+                    si[k] = si[k] - (lr * xi[k] + li * xr[k]);
+                }
+            }
         }
-        for (int i = e.n - 1; i >= 0; --i) {
-            T acc = x[i];
-            for (int q = e.diagonal[i] + 1; q < e.row_ptr[i + 1]; ++q) acc = acc - a[q] * x[e.columns[q]];
-            x[i] = acc / a[e.diagonal[i]];
+        if (chained) {  // the same term with x_{i-1} from registers
+            if constexpr (KR > 0) {
+                const T l = a[end];
+                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - l * prev[k];
+            }
+            if constexpr (KC > 0) {
+                const T lr = are[end], li = aim[end];
+                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                    sr[k] = sr[k] - (lr * prev_re[k] - li * prev_im[k]);
+                    si[k] = si[k] - (lr * prev_im[k] + li * prev_re[k]);
+                }
+            }
+        }
+        SYMSENS_UNROLL for (int k = 0; k < KR; ++k) { x[i * KR + k] = acc[k]; if (carry) prev[k] = acc[k]; }
+        SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+            x_re[i * KC + k] = sr[k];
+            x_im[i * KC + k] = si[k];
+            if (carry) { prev_re[k] = sr[k]; prev_im[k] = si[k]; }
         }
     }
-};
+    for (int i = n - 1; i >= 0; --i) {
+        T acc[R], sr[C], si[C];
+        SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = x[i * KR + k];
+        SYMSENS_UNROLL for (int k = 0; k < KC; ++k) { sr[k] = x_re[i * KC + k]; si[k] = x_im[i * KC + k]; }
+        int begin = diag[i] + 1;
+        if (carry && i + 1 < n && begin < rp[i + 1] && cols[begin] == i + 1) {  // x_{i+1} from registers
+            if constexpr (KR > 0) {
+                const T u = a[begin];
+                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - u * prev[k];
+            }
+            if constexpr (KC > 0) {
+                const T ur = are[begin], ui = aim[begin];
+                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                    sr[k] = sr[k] - (ur * prev_re[k] - ui * prev_im[k]);
+                    si[k] = si[k] - (ur * prev_im[k] + ui * prev_re[k]);
+                }
+            }
+            ++begin;
+        }
+        for (int q = begin; q < rp[i + 1]; ++q) {
+            const int j = cols[q];
+            if constexpr (KR > 0) {
+                const T u = a[q];
+                const T* xj = x + j * KR;
+                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - u * xj[k];
+            }
+            if constexpr (KC > 0) {
+                const T ur = are[q], ui = aim[q];
+                const T* xr = x_re + j * KC;
+                const T* xi = x_im + j * KC;
+                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                    sr[k] = sr[k] - (ur * xr[k] - ui * xi[k]);
+                    si[k] = si[k] - (ur * xi[k] + ui * xr[k]);
+                }
+            }
+        }
+        const int d = diag[i];
+        if constexpr (KR > 0) {
+            const T pivot = a[d];
+            SYMSENS_UNROLL for (int k = 0; k < KR; ++k) {
+                const T value = acc[k] / pivot;
+                x[i * KR + k] = value;
+                if (carry) prev[k] = value;
+            }
+        }
+        if constexpr (KC > 0) {
+            const T pr = are[d], pi = aim[d];
+            const T dd = pr * pr + pi * pi;
+            SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                const T vr = (sr[k] * pr + si[k] * pi) / dd;
+                const T vi = (si[k] * pr - sr[k] * pi) / dd;
+                x_re[i * KC + k] = vr;
+                x_im[i * KC + k] = vi;
+                if (carry) { prev_re[k] = vr; prev_im[k] = vi; }
+            }
+        }
+    }
+}
+
+template <class T> void SparseLu<T>::solve(T* x) const {
+    interleaved_solve<1, 0, T>(*s, a.data(), nullptr, nullptr, x, nullptr, nullptr);
+}
 
 template <class T>
 struct SparseComplexLu {
@@ -144,31 +278,10 @@ struct SparseComplexLu {
         }
         return true;
     }
+    // (x_re + i x_im) <- (LU)^-1 (x_re + i x_im), as SparseLu::solve in complex arithmetic written out:
+    // s -= (a_re x_re - a_im x_im) + i (a_re x_im + a_im x_re), and x = s conj(u) / |u|^2 on the diagonal.
     void solve(T* x_re, T* x_im) const {
-        const EliminationSchedule& e = *s;
-        for (int i = 0; i < e.n; ++i) {
-            T sr = x_re[i], si = x_im[i];
-            for (int q = e.row_ptr[i]; q < e.diagonal[i]; ++q) {
-                const int j = e.columns[q];
-                sr = sr - (re[q] * x_re[j] - im[q] * x_im[j]);
-                si = si - (re[q] * x_im[j] + im[q] * x_re[j]);
-            }
-            x_re[i] = sr;
-            x_im[i] = si;
-        }
-        for (int i = e.n - 1; i >= 0; --i) {
-            T sr = x_re[i], si = x_im[i];
-            for (int q = e.diagonal[i] + 1; q < e.row_ptr[i + 1]; ++q) {
-                const int j = e.columns[q];
-                sr = sr - (re[q] * x_re[j] - im[q] * x_im[j]);
-                si = si - (re[q] * x_im[j] + im[q] * x_re[j]);
-            }
-            const int d = e.diagonal[i];
-            const T pr = re[d], pi = im[d];
-            const T dd = pr * pr + pi * pi;
-            x_re[i] = (sr * pr + si * pi) / dd;
-            x_im[i] = (si * pr - sr * pi) / dd;
-        }
+        interleaved_solve<0, 1, T>(*s, nullptr, re.data(), im.data(), nullptr, x_re, x_im);
     }
 };
 
@@ -196,6 +309,9 @@ struct SparseIterationMatrix {
     SparseLu<T> lu;
     SparseComplexLu<T> complex_lu;
     mutable std::vector<T> work, work_im, coupled;
+    // Interleaved right-hand sides of up to group_size blocks (interleaved_solve): real, complex re and im.
+    static constexpr int group_size = 4;
+    mutable std::vector<T> group, group_re, group_im;
     // Dual scalars (the discrete forward mode): LUs of the values only, reused for every partial
     // (staggered_duals, symsens_solver.hpp); lu.a / complex_lu.re, .im then keep the unfactored dual matrices.
     static constexpr bool staggered = staggered_duals<T>::value;
@@ -236,6 +352,11 @@ struct SparseIterationMatrix {
         work.assign(nb, T(0.0));
         work_im.assign(nb, T(0.0));
         coupled.assign(nb, T(0.0));
+        if constexpr (!staggered) {
+            group.assign(static_cast<size_t>(group_size) * nb, T(0.0));
+            group_re.assign(static_cast<size_t>(group_size) * nb, T(0.0));
+            group_im.assign(static_cast<size_t>(group_size) * nb, T(0.0));
+        }
         ready = true;
     }
 
@@ -299,6 +420,36 @@ struct SparseIterationMatrix {
             xb[i] = xb[i] + s * acc;
         }
     }
+    // add_coupling(x + b nb, x, b, s) for blocks b = first .. first + K - 1 in one pass over D's pattern (the
+    // index and x_0 loads shared); every block's sums are those of add_coupling, in the same order.
+    template <int K> void add_couplings_group(T* x, int first, const T& s) const {
+        const T* d[K];
+        T* xb[K];
+        SYMSENS_UNROLL for (int k = 0; k < K; ++k) {
+            d[k] = &Dv[static_cast<size_t>(first + k - 1) * coupling_nnz];
+            xb[k] = x + static_cast<size_t>(first + k) * nb;
+        }
+        for (int i = 0; i < nb; ++i) {
+            T acc[K];
+            SYMSENS_UNROLL for (int k = 0; k < K; ++k) acc[k] = T(0.0);
+            for (int q = coupling_row_ptr[i]; q < coupling_row_ptr[i + 1]; ++q) {
+                const T& x0 = x[coupling_columns[q]];
+                SYMSENS_UNROLL for (int k = 0; k < K; ++k) acc[k] = acc[k] + d[k][q] * x0;
+            }
+            SYMSENS_UNROLL for (int k = 0; k < K; ++k) xb[k][i] = xb[k][i] + s * acc[k];
+        }
+    }
+    // x_b += s D_b x_0 for every block b >= 1 (the same values as add_coupling block by block).
+    void add_couplings(T* x, const T& s) const {
+        for (int b = 1; b < blocks; b += group_size) {
+            switch (std::min(group_size, blocks - b)) {
+                case 1: add_couplings_group<1>(x, b, s); break;
+                case 2: add_couplings_group<2>(x, b, s); break;
+                case 3: add_couplings_group<3>(x, b, s); break;
+                default: add_couplings_group<4>(x, b, s); break;
+            }
+        }
+    }
     void solve_block(T* x) const {
         for (int i = 0; i < nb; ++i) work[i] = x[perm[i]];
         if constexpr (staggered) {
@@ -323,11 +474,91 @@ struct SparseIterationMatrix {
         }
         for (int i = 0; i < nb; ++i) x[perm[i]] = work[i];
     }
+    // KR real blocks starting at xr (consecutive, nb apart) and KC complex blocks at (xc_re, xc_im), solved together
+    // in the permuted numbering: gather, interleaved_solve, scatter (the values are those of solve_block and
+    // complex_solve_block, bit for bit).
+    template <int KR, int KC> void solve_group(T* xr, T* xc_re, T* xc_im) const {
+        T* g = group.data();
+        T* gr = group_re.data();
+        T* gi = group_im.data();
+        for (int i = 0; i < nb; ++i) {
+            const int pi = perm[i];
+            for (int k = 0; k < KR; ++k) g[i * KR + k] = xr[k * nb + pi];
+            for (int k = 0; k < KC; ++k) {
+                gr[i * KC + k] = xc_re[k * nb + pi];
+                gi[i * KC + k] = xc_im[k * nb + pi];
+            }
+        }
+        interleaved_solve<KR, KC, T>(schedule, lu.a.data(), KC > 0 ? complex_lu.re.data() : nullptr,
+                                     KC > 0 ? complex_lu.im.data() : nullptr, g, gr, gi);
+        for (int i = 0; i < nb; ++i) {
+            const int pi = perm[i];
+            for (int k = 0; k < KR; ++k) xr[k * nb + pi] = g[i * KR + k];
+            for (int k = 0; k < KC; ++k) {
+                xc_re[k * nb + pi] = gr[i * KC + k];
+                xc_im[k * nb + pi] = gi[i * KC + k];
+            }
+        }
+    }
+    // Blocks first .. first + count - 1 (count <= group_size) of x, real (complex = false) or, with complex = true,
+    // the same blocks of x (real LU) together with those of (x_re, x_im) (complex LU); x may be null for complex only.
+    void solve_blocks(T* x, T* x_re, T* x_im, int first, int count, bool real, bool complex) const {
+        T* xr = real ? x + static_cast<size_t>(first) * nb : nullptr;
+        T* cre = complex ? x_re + static_cast<size_t>(first) * nb : nullptr;
+        T* cim = complex ? x_im + static_cast<size_t>(first) * nb : nullptr;
+        if (real && complex) {
+            switch (count) {
+                case 1: solve_group<1, 1>(xr, cre, cim); break;
+                case 2: solve_group<2, 2>(xr, cre, cim); break;
+                case 3: solve_group<3, 3>(xr, cre, cim); break;
+                default: solve_group<4, 4>(xr, cre, cim); break;
+            }
+        } else if (real) {
+            switch (count) {
+                case 1: solve_group<1, 0>(xr, cre, cim); break;
+                case 2: solve_group<2, 0>(xr, cre, cim); break;
+                case 3: solve_group<3, 0>(xr, cre, cim); break;
+                default: solve_group<4, 0>(xr, cre, cim); break;
+            }
+        } else {
+            switch (count) {
+                case 1: solve_group<0, 1>(xr, cre, cim); break;
+                case 2: solve_group<0, 2>(xr, cre, cim); break;
+                case 3: solve_group<0, 3>(xr, cre, cim); break;
+                default: solve_group<0, 4>(xr, cre, cim); break;
+            }
+        }
+    }
+    // The staggered block solve.  Blocks b >= 1 depend on block 0 only (through D_b x_0), not on each other, so
+    // after block 0 their couplings are added and they are solved group_size at a time (interleaved_solve); each
+    // block sees the same operations as when solved alone.
     void solve(T* x) const {
-        solve_block(x);
-        for (int b = 1; b < blocks; ++b) {
-            add_coupling(x + b * nb, x, b, lu_scale);
-            solve_block(x + b * nb);
+        if constexpr (staggered) {
+            solve_block(x);
+            for (int b = 1; b < blocks; ++b) {
+                add_coupling(x + b * nb, x, b, lu_scale);
+                solve_block(x + b * nb);
+            }
+        } else {
+            solve_block(x);
+            add_couplings(x, lu_scale);
+            for (int b = 1; b < blocks; b += group_size)
+                solve_blocks(x, nullptr, nullptr, b, std::min(group_size, blocks - b), true, false);
+        }
+    }
+    // solve(x) and complex_solve(x_re, x_im) together (Radau IIA's real and complex systems in one Newton
+    // iteration are independent): their blocks are interleaved pairwise, with the results of the two calls.
+    void solve_pair(T* x, T* x_re, T* x_im) const {
+        if constexpr (staggered) {
+            solve(x);
+            complex_solve(x_re, x_im);
+        } else {
+            solve_blocks(x, x_re, x_im, 0, 1, true, true);
+            add_couplings(x, lu_scale);
+            add_couplings(x_re, T(1.0));
+            add_couplings(x_im, T(1.0));
+            for (int b = 1; b < blocks; b += group_size)
+                solve_blocks(x, x_re, x_im, b, std::min(group_size, blocks - b), true, true);
         }
     }
     void complex_solve_block(T* x_re, T* x_im) const {
@@ -362,10 +593,17 @@ struct SparseIterationMatrix {
     }
     void complex_solve(T* x_re, T* x_im) const {
         complex_solve_block(x_re, x_im);
-        for (int b = 1; b < blocks; ++b) {
-            add_coupling(x_re + b * nb, x_re, b, T(1.0));
-            add_coupling(x_im + b * nb, x_im, b, T(1.0));
-            complex_solve_block(x_re + b * nb, x_im + b * nb);
+        if constexpr (staggered) {
+            for (int b = 1; b < blocks; ++b) {
+                add_coupling(x_re + b * nb, x_re, b, T(1.0));
+                add_coupling(x_im + b * nb, x_im, b, T(1.0));
+                complex_solve_block(x_re + b * nb, x_im + b * nb);
+            }
+        } else {
+            add_couplings(x_re, T(1.0));
+            add_couplings(x_im, T(1.0));
+            for (int b = 1; b < blocks; b += group_size)
+                solve_blocks(nullptr, x_re, x_im, b, std::min(group_size, blocks - b), false, true);
         }
     }
 };
