@@ -9,7 +9,9 @@ code can be checked not to slow the solves (run it with ``--source`` for the ver
 
 Every row runs in a fresh subprocess with a fresh, empty ``SYMSENS_CACHE_DIR``: it loads the model, then calls
 ``compiled_solver(model, parameters, scheme)`` once, which derives the model's routines with SymPy, generates
-the C++ and compiles the solver library (all gradient modes: plain, forward, discrete).  Columns:
+the C++ and compiles the solver library of the plain and forward modes (for a small model, and in versions
+before the discrete modes had a library of their own, the discrete modes too), then ``discrete_solver`` where it
+exists (the first use of the discrete modes).  Columns:
 
 * ``first use``: wall seconds of that call (generation + compilation);
 * ``compiler``: wall seconds spent waiting for the compiler (both translation units, run side by side, and the
@@ -19,7 +21,9 @@ the C++ and compiles the solver library (all gradient modes: plain, forward, dis
 * ``generation``: ``first use - compiler``: SymPy derivation, common subexpressions and printing;
 * ``Python CPU``: user + system CPU seconds of the Python process itself during the call (mostly that
   generation), again independent of the load.  On an idle 2-core machine the first use takes about
-  ``Python CPU + compiler CPU / 2`` (the two translation units compile side by side).
+  ``Python CPU + compiler CPU / 2`` (the translation units compile side by side, one per core);
+* ``+discrete``, ``its CPU``: wall seconds and compiler CPU of the first use of the discrete modes afterwards (0
+  where one library runs every mode).
 
 Rows: Hodgkin–Huxley with sensitivities to three parameters (g_Na, g_K, g_L) for Tsit5, Verner 7, Rodas4,
 Radau IIA 5 and BDF; the 13-state calcium neuron with all 13 parameters, Rodas4; the 1-D Brusselator
@@ -84,7 +88,17 @@ after = resource.getrusage(resource.RUSAGE_CHILDREN)
 own_after = resource.getrusage(resource.RUSAGE_SELF)
 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 python_cpu = (own_after.ru_utime - own.ru_utime) + (own_after.ru_stime - own.ru_stime)
-print(json.dumps({"total": total, "compiler": waited[0], "cpu": cpu, "python_cpu": python_cpu, "n": model.n_states}))
+compiler = waited[0]
+# Then the first use of the discrete modes: nothing more where one library runs every mode.
+from symsens.integrate import _compiled
+start = time.perf_counter()
+if hasattr(_compiled, "discrete_solver") and spec["parameters"]:
+    _compiled.discrete_solver(model, spec["parameters"], spec["scheme"])
+discrete = time.perf_counter() - start
+final = resource.getrusage(resource.RUSAGE_CHILDREN)
+discrete_cpu = (final.ru_utime - after.ru_utime) + (final.ru_stime - after.ru_stime)
+print(json.dumps({"total": total, "compiler": compiler, "cpu": cpu, "python_cpu": python_cpu, "n": model.n_states,
+                  "discrete": discrete, "discrete_cpu": discrete_cpu}))
 """
 
 
@@ -166,7 +180,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"symsens from {args.source.resolve()}; medians of {args.repeats} cold run(s) per row, seconds")
     print(f"{'row':<48} {'states':>6} {'first use':>10} {'compiler':>9} {'compiler CPU':>13} {'generation':>11} "
-          f"{'Python CPU':>11}")
+          f"{'Python CPU':>11} {'+discrete':>10} {'its CPU':>8}")
     for label, spec in _rows(sizes, args.chain):
         if args.only and args.only not in label:
             continue
@@ -178,8 +192,10 @@ def main() -> None:
         compiler = statistics.median(r["compiler"] for r in results)
         cpu = statistics.median(r["cpu"] for r in results)
         python_cpu = statistics.median(r["python_cpu"] for r in results)
+        discrete = statistics.median(r.get("discrete", 0.0) for r in results)
+        discrete_cpu = statistics.median(r.get("discrete_cpu", 0.0) for r in results)
         print(f"{label:<48} {results[0]['n']:>6} {total:>10.2f} {compiler:>9.2f} {cpu:>13.2f} "
-              f"{total - compiler:>11.2f} {python_cpu:>11.2f}", flush=True)
+              f"{total - compiler:>11.2f} {python_cpu:>11.2f} {discrete:>10.2f} {discrete_cpu:>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,6 +81,13 @@ class ModelSource:
         Indices (into the model's parameters) of the parameters differentiated with respect to.
     digest : str
         SHA-256 of ``code``; with the compiler and flags it keys the compiled-library cache.
+    routine_costs : tuple of (name, operations)
+        The operations of each routine (``_cost`` summed over its statements), from which a solver library
+        decides which routine instantiations compile in translation units of their own
+        (``symsens.integrate._compiled``); empty for a source read back from the cache index.
+    coupling_colors : int
+        Colours of the coupling pattern (``sparsity::coupling_colors``): the partials of the duals that the
+        forward sensitivities' coupling blocks evaluate ``jacobian_values`` and ``parameter_jacobian`` over.
     """
 
     model_name: str
@@ -88,6 +96,8 @@ class ModelSource:
     n_parameters: int
     sensitivity_parameters: tuple[int, ...]
     digest: str
+    routine_costs: tuple[tuple[str, int], ...] = ()
+    coupling_colors: int = 0
 
     @property
     def n_sensitivity_parameters(self) -> int:
@@ -302,6 +312,14 @@ def _storage(model: Model, state_array: str = "y") -> dict[sp.Symbol, str]:
     return symbols
 
 
+# The last few sources generated in this process: the solver libraries of one model and parameters (the
+# forward and the discrete modes of a large model are two libraries) share one generation.  Keyed by the model
+# (its content), the parameters and the settings above, which tests change.
+_RECENT_SOURCES = 4
+_recent: dict[tuple[object, ...], ModelSource] = {}
+_recent_lock = threading.Lock()
+
+
 def generate_model_source(model: Model, parameters: Sequence[str] | None = None) -> ModelSource:
     """Generate the C++ routines of ``model`` (see the module docstring) for the chosen sensitivity parameters.
 
@@ -309,6 +327,19 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
     :func:`symsens.codegen._text.source_text`; symbols become array elements (``y[i]``, ``p[j]``) and the
     printer knows a fixed set of functions, so nothing a model says is ever compiled as code.
     """
+    key = (model, None if parameters is None else tuple(parameters), CHUNK_OPERATIONS, _NUMBER_TYPE, _STACK_SHARED)
+    with _recent_lock:
+        source = _recent.get(key)
+    if source is None:
+        source = _generate_model_source(model, parameters)
+        with _recent_lock:
+            _recent[key] = source
+            while len(_recent) > _RECENT_SOURCES:
+                del _recent[next(iter(_recent))]
+    return source
+
+
+def _generate_model_source(model: Model, parameters: Sequence[str] | None) -> ModelSource:
     # Imported here: a process that only loads cached libraries never needs the derivation package.
     from ..derive import sensitivity_system
 
@@ -397,4 +428,5 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
         + "\n}  // namespace symsens_model\n"
     )
     digest = hashlib.sha256(code.encode()).hexdigest()
-    return ModelSource(model.name, code, n, model.n_parameters, selected, digest)
+    costs = tuple((r.name, sum(_cost(s.text) for s in r.statements)) for r in routines)
+    return ModelSource(model.name, code, n, model.n_parameters, selected, digest, costs, plan.n_colors)

@@ -48,7 +48,7 @@ from ._printer import CodegenError
 
 __all__ = [
     "Compiler", "find_compiler", "cache_directory", "build_library", "load_library", "DEFAULT_FLAGS",
-    "CacheWarning", "compile_timeout", "library_sha256", "compile_count",
+    "CacheWarning", "compile_timeout", "library_sha256", "compile_count", "compiler_jobs",
 ]
 
 
@@ -450,30 +450,64 @@ def _finish(process: subprocess.Popen, deadline: float | None) -> tuple[int | No
         raise
 
 
-def _run_compilers(commands: list[tuple[str, list[str]]], compiler: Compiler, timeout: float | None) -> None:
-    """Run the commands concurrently; raise CodegenError for the first that failed or timed out (all are
-    stopped then)."""
-    processes: list[tuple[str, subprocess.Popen]] = []  # type: ignore[type-arg]
+def compiler_jobs() -> int:
+    """How many compilers run at once: the cores this process may use (``sched_getaffinity``, else
+    ``os.cpu_count()``).  More would only share the same cores, and hold more memory at once."""
     try:
-        for what, command in commands:
-            processes.append((what, _start_compiler(command)))
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_compilers(commands: list[tuple[str, list[str]]], compiler: Compiler, timeout: float | None) -> None:
+    """Run the commands, at most :func:`compiler_jobs` at a time, in the order given (a unit starts as soon as
+    a compiler finishes: the caller puts the longest first); raise CodegenError for the first that failed or
+    timed out (all are stopped then).  ``timeout`` limits each run from its start."""
+    import queue
+
+    pending = list(commands)
+    finished: queue.Queue[tuple[str, subprocess.Popen, tuple[int | None, str] | BaseException]] = queue.Queue()  # type: ignore[type-arg]
+    running: dict[int, tuple[subprocess.Popen, threading.Thread]] = {}  # type: ignore[type-arg]
+    jobs = compiler_jobs()
+
+    def wait(what: str, process: subprocess.Popen, deadline: float | None) -> None:  # type: ignore[type-arg]
+        try:
+            finished.put((what, process, _finish(process, deadline)))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            finished.put((what, process, error))
+
+    failure: BaseException | None = None
+    try:
+        while running or (pending and failure is None):
+            while pending and failure is None and len(running) < jobs:
+                what, command = pending.pop(0)
+                process = _start_compiler(command)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                thread = threading.Thread(target=wait, args=(what, process, deadline), daemon=True)
+                running[process.pid] = (process, thread)
+                thread.start()
+            try:
+                what, process, result = finished.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            running.pop(process.pid)[1].join()
+            if failure is not None:
+                continue
+            if isinstance(result, BaseException):
+                failure = result
+            elif result[0] is None:
+                failure = CodegenError(f"compiling {what} {_timeout_text(timeout or 0.0)}")
+            elif result[0] != 0:
+                failure = CodegenError(f"compiling {what} failed ({compiler.path}, exit {result[0]}):\n{result[1][-4000:]}")
+            if failure is not None:
+                for other, _ in running.values():
+                    _kill_group(other)
     except BaseException:
-        for _, process in processes:
+        for process, _ in running.values():
             _kill_group(process)
-            process.wait()
+        for process, thread in running.values():
+            thread.join()
         raise
-    deadline = None if timeout is None else time.monotonic() + timeout
-    failure: CodegenError | None = None
-    for what, process in processes:
-        if failure is not None:
-            _kill_group(process)
-            process.communicate()
-            continue
-        code, log = _finish(process, deadline)
-        if code is None:
-            failure = CodegenError(f"compiling {what} {_timeout_text(timeout or 0.0)}")
-        elif code != 0:
-            failure = CodegenError(f"compiling {what} failed ({compiler.path}, exit {code}):\n{log[-4000:]}")
     if failure is not None:
         raise failure
 
@@ -546,7 +580,8 @@ def build_library(
         Every file the build reads; all of them enter the cache key.
     main : str or sequence of str
         The translation unit(s) to compile (keys of ``sources``).  Several units are compiled concurrently
-        (``-c``) and linked into one library.
+        (``-c``; at most :func:`compiler_jobs` at a time, in the order given) and linked into one library; an
+        empty unit is left out.
     timeout : float, optional
         Seconds each compiler run may take; by default :func:`compile_timeout` of the sources' size.
 
@@ -616,6 +651,8 @@ def _compile_into(target: Path, sources: Mapping[str, str], units: list[str], co
     with _compile_count_lock:
         _compile_count += 1
     key = target.stem
+    # An empty unit (a part of the library with nothing to compile this time) would only cost a compiler start.
+    units = [unit for unit in units if sources[unit].strip()] or units[:1]
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=_build_prefix(key)) as work:
         work_path = Path(work)
         for name, text in sources.items():

@@ -1,9 +1,12 @@
 """The compiled backend: one generated C++ driver per (model, sensitivity parameters, method).
 
-One library runs every mode below (the mode is an argument of ``symsens_solve``), so the forward and discrete
-gradients of a (model, parameters, method) compile once between them, and a plain solve runs in a library
-already built or loaded for any parameter selection (:func:`plain_solver`); only a plain solve with nothing
-built yet compiles the small library without sensitivity parameters.
+For a small model one library runs every mode below (the mode is an argument of ``symsens_solve``), so the
+forward and discrete gradients of a (model, parameters, method) compile once between them.  For a large one
+(``_SEPARATE_DUAL_SIZE``) the discrete modes (2, 3: dual numbers) are a library of their own, built on their first
+call (:func:`discrete_solver`, ``CompiledSolver.companion``), so that a forward-sensitivity or plain first use
+compiles no dual numbers.  A plain solve runs in a library already built or loaded for any parameter selection
+(:func:`plain_solver`); only a plain solve with nothing built yet compiles the small library without sensitivity
+parameters.  A library compiles as several translation units, one per core at a time (``_UNITS``).
 
 generate (model routines from ``symsens.codegen`` + the scheme's exact coefficients printed into a driver)
 -> build (``symsens.codegen._build``, cached by content hash) -> load (ctypes) -> call ``symsens_solve``
@@ -35,8 +38,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import threading
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -46,13 +48,13 @@ import sympy as sp
 
 from .._precision import mpmath_precision
 from .._once import cached_once
-from ..codegen._build import load_library
+from ..codegen._build import compiler_jobs, load_library
 from ..codegen._kernels import cached_build, cached_library
 from ..codegen._printer import CodegenError, ConstantTable
 from ..codegen._runtime import runtime_header
 from ..model import Model
 
-__all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "plain_solver", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
+__all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "plain_solver", "discrete_solver", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
 
 MODE_PLAIN, MODE_FORWARD, MODE_DISCRETE, MODE_DISCRETE_STEPS = 0, 1, 2, 3
 
@@ -522,6 +524,16 @@ def _implicit_spec(name: str) -> _BuiltTableau:
 _DRIVER_COMMON = r"""
 #pragma once
 #include "model.hpp"
+// The routine instantiations compiled in translation units of their own (generated: _units in _compiled.py); a
+// library built without that header (e.g. the compiled adjoints) instantiates every routine where it is used.
+#if __has_include("model_units.hpp")
+#include "model_units.hpp"
+#else
+#include <type_traits>
+@UNITS_BASE@
+#endif
+// The sensitivity modes this library runs besides the plain one: 1 continuous forward, 2 the discrete (dual) ones.
+#define SYMSENS_MODES @MODES@
 // Linear algebra of the implicit steppers: requested @LINEAR@ (0 automatic, 1 dense, 2 sparse); automatic follows
 // the generator's measured rule (sparsity::recommended); sparse needs the symbolic LU (sparsity::available).
 #define SYMSENS_LINEAR_REQUEST @LINEAR@
@@ -545,11 +557,27 @@ struct M {
     static constexpr int n_sensitivity_parameters = symsens_model::n_sensitivity_parameters;
     // t does not occur in f: f_t = 0, and the dual-in-t routines are never instantiated (symsens_implicit.hpp).
     static constexpr bool autonomous = @AUTONOMOUS@;
-    template <class T> static void rhs(const T& t, const T* y, const T* p, T* f) { symsens_model::rhs<T>(t, y, p, f); }
-    template <class T> static void jacobian(const T& t, const T* y, const T* p, T* J) { symsens_model::jacobian<T>(t, y, p, J); }
-    template <class T> static void augmented_rhs(const T& t, const T* u, const T* p, T* g) { symsens_model::augmented_rhs<T>(t, u, p, g); }
-    template <class T> static void jacobian_values(const T& t, const T* y, const T* p, T* v) { symsens_model::jacobian_values<T>(t, y, p, v); }
-    template <class T> static void parameter_jacobian(const T& t, const T* y, const T* p, T* F) { symsens_model::parameter_jacobian<T>(t, y, p, F); }
+    // A routine instantiation compiled apart (symsens_units::apart) is called there; any other is instantiated here.
+    template <class T> static void rhs(const T& t, const T* y, const T* p, T* f) {
+        if constexpr (symsens_units::apart<symsens_units::RHS, T>::value) symsens_units::rhs<T>(t, y, p, f);
+        else symsens_model::rhs<T>(t, y, p, f);
+    }
+    template <class T> static void jacobian(const T& t, const T* y, const T* p, T* J) {
+        if constexpr (symsens_units::apart<symsens_units::JACOBIAN_VALUES, T>::value) symsens_units::jacobian<T>(t, y, p, J);
+        else symsens_model::jacobian<T>(t, y, p, J);
+    }
+    template <class T> static void augmented_rhs(const T& t, const T* u, const T* p, T* g) {
+        if constexpr (symsens_units::apart<symsens_units::AUGMENTED_RHS, T>::value) symsens_units::augmented_rhs<T>(t, u, p, g);
+        else symsens_model::augmented_rhs<T>(t, u, p, g);
+    }
+    template <class T> static void jacobian_values(const T& t, const T* y, const T* p, T* v) {
+        if constexpr (symsens_units::apart<symsens_units::JACOBIAN_VALUES, T>::value) symsens_units::jacobian_values<T>(t, y, p, v);
+        else symsens_model::jacobian_values<T>(t, y, p, v);
+    }
+    template <class T> static void parameter_jacobian(const T& t, const T* y, const T* p, T* F) {
+        if constexpr (symsens_units::apart<symsens_units::PARAMETER_JACOBIAN, T>::value) symsens_units::parameter_jacobian<T>(t, y, p, F);
+        else symsens_model::parameter_jacobian<T>(t, y, p, F);
+    }
     // The pattern constants of the generated model (symsens/codegen/_sparsity.py), for symsens_sparse.hpp.
     struct sparsity {
         static constexpr int nnz = symsens_model::sparsity::nnz;
@@ -599,7 +627,7 @@ int run(const Problem& problem, T* y, double t0, double t1, const double* t_eval
 }  // namespace
 
 // The continuous forward mode (1) and the discrete forward modes (2, 3: dual numbers) are defined apart from the
-// plain mode, so that they compile in separate translation units side by side (see _DRIVER_UNITS in _compiled.py).
+// plain mode, so that they compile in separate translation units side by side (see _UNITS in _compiled.py).
 int forward_mode(const double* p, const double* y_init, const std::vector<double>& s_init, double t0, double t1,
                  const double* t_eval, long n_eval, const symsens::Options& o, double* y_out, double* sens_out,
                  double* step_times, double* step_sizes, long* n_steps, symsens::Stats* stats);
@@ -607,6 +635,17 @@ int discrete_modes(int mode, const double* p, const double* y_init, const std::v
                    double t1, const double* t_eval, long n_eval, const symsens::Options& o, double* y_out,
                    double* sens_out, double* step_times, double* step_sizes, long* n_steps, symsens::Stats* stats);
 """
+
+# What every library's driver declares of the routines compiled apart (model_units.hpp adds the specialisations).
+_UNITS_BASE = "\n".join([
+    "namespace symsens_units {",
+    "enum routine_id { RHS, JACOBIAN_VALUES, PARAMETER_JACOBIAN, AUGMENTED_RHS };",
+    "template <int R, class T> struct apart : std::false_type {};",
+    *(f"template <class T> void {function}(const T& t, const T* y, const T* p, T* out);"
+      for function in ("rhs", "jacobian", "jacobian_values", "parameter_jacobian", "augmented_rhs")),
+    "}  // namespace symsens_units",
+])
+_DRIVER_COMMON = _DRIVER_COMMON.replace("@UNITS_BASE@", _UNITS_BASE)
 
 _DRIVER = r"""#include "driver_common.hpp"
 
@@ -627,6 +666,20 @@ int solve_sensitivities(int mode, const double* p, const double* y_init, const s
 
 }  // namespace
 
+// The modes this library does not run (Python sends them to a library that does: CompiledSolver.modes).
+#if !(SYMSENS_MODES & 1)
+int forward_mode(const double*, const double*, const std::vector<double>&, double, double, const double*, long,
+                 const symsens::Options&, double*, double*, double*, double*, long*, symsens::Stats*) {
+    return symsens::STATUS_BAD_INPUT;
+}
+#endif
+#if !(SYMSENS_MODES & 2)
+int discrete_modes(int, const double*, const double*, const std::vector<double>&, double, double, const double*,
+                   long, const symsens::Options&, double*, double*, double*, double*, long*, symsens::Stats*) {
+    return symsens::STATUS_BAD_INPUT;
+}
+#endif
+
 extern "C" {
 
 SYMSENS_EXPORT int symsens_solver_dimensions(int* dims) {
@@ -634,6 +687,7 @@ SYMSENS_EXPORT int symsens_solver_dimensions(int* dims) {
     dims[1] = M::n_parameters;
     dims[2] = M::n_sensitivity_parameters;
     dims[3] = SYMSENS_SPARSE_LINEAR_ALGEBRA;  // 1: the implicit steppers use the sparse LU
+    dims[4] = SYMSENS_MODES;
     return 0;
 }
 
@@ -745,39 +799,194 @@ LINEAR_SOLVERS: dict[str, int] = {"auto": 0, "dense": 1, "sparse": 2}
 _LINEAR_FAMILIES = frozenset({"radau", "dirk", "rosenbrock", "bdf"})
 
 
-def _solver_purpose(method: str, autonomous: bool, linear_solver: str = "auto") -> str:
+#: The sensitivity modes a solver library runs besides the plain one (the driver's ``SYMSENS_MODES``): none (a
+#: library without sensitivity parameters), the continuous forward mode, the discrete (dual-number) modes, or both.
+_PLAIN_ONLY, _FORWARD_MODES, _DUAL_MODES, _ALL_MODES = 0, 1, 2, 3
+
+
+def _solver_purpose(method: str, autonomous: bool, linear_solver: str = "auto", modes: int = _ALL_MODES) -> str:
     """What a solver library is, for the model-level cache key (:func:`symsens.codegen._kernels.model_fingerprint`).
 
     The key's generator digest already covers this module (the drivers, the method table, the tableau
-    printers), the solver headers in ``cpp/`` and the scheme catalogue; this names the method, whether the
-    model is autonomous (a constant of the driver) and digests the driver text, stepper and units as
-    substituted, so it changes with anything the driver's C++ is made from.
+    printers, the rules splitting a library into translation units), the solver headers in ``cpp/`` and the
+    scheme catalogue; this names the method, whether the model is autonomous (a constant of the driver), the
+    modes the library runs, and digests the driver text, stepper and units as substituted, so it changes with
+    anything the driver's C++ is made from.
     """
     spec = method_spec(method)
     text = "\0".join((_DRIVER_COMMON, _DRIVER, _DRIVER_FORWARD, _DRIVER_DUAL, spec.header, spec.stepper,
-                      *_DRIVER_UNITS, str(_LARGE_MODEL_CODE)))
-    return f"solver:{method}:autonomous={autonomous}:linear={linear_solver}:" + hashlib.sha256(text.encode()).hexdigest()
+                      *_UNITS, str(_APART_OPERATIONS), str(_SEPARATE_DUAL_SIZE), str(_UNIT_STARTUP),
+                      str(_MODEL_STARTUP), repr(sorted(_DRIVER_COST.items()))))
+    return (f"solver:{method}:autonomous={autonomous}:linear={linear_solver}:modes={modes}:"
+            + hashlib.sha256(text.encode()).hexdigest())
 
 
-# The driver is three parts: the plain mode (_DRIVER, with the C entry points), the continuous forward mode
-# (_DRIVER_FORWARD: the augmented rhs and the coupling blocks over colour duals) and the dual-number modes
-# (_DRIVER_DUAL).  They are compiled as two translation units side by side, the plain part joining the forward
-# part for a small model and the dual part for a large one, which balances the two compilers (compiler CPU of
-# plain / forward / dual: 1.1 / 2.7 / 2.5 s for the 64-state Brusselator, 2.7 / 18.4 / 13.6 s for 512 states).
-# A library without sensitivity parameters is the plain part alone.
-_DRIVER_UNITS = ("driver.cpp", "driver_parallel.cpp")
-#: Generated model code (bytes) from which the plain part compiles with the dual part (between the 64-state
-#: Brusselator, 95 kB, and the 256-state one, 390 kB).
-_LARGE_MODEL_CODE = 200_000
+# A library is compiled from several translation units (_UNITS), at most one compiler per core at a time
+# (symsens.codegen._build.compiler_jobs), the units listed first starting first.  The pieces:
+#
+# * each generated routine instantiation the library calls whose estimate (operations, _cost of its statements,
+#   times _type_weight of its scalar type) reaches _APART_OPERATIONS: the augmented rhs over double, J and F_p
+#   over the colour duals of the coupling blocks, rhs and J over the duals of the discrete modes, rhs and J over
+#   double.  model_units.hpp declares it (an explicit specialisation of symsens_units::<routine>), the driver's
+#   M calls it instead of instantiating the routine, and its definition is compiled in whichever unit it lands;
+# * the plain mode with the C entry points (_DRIVER), the continuous forward mode (_DRIVER_FORWARD) and the
+#   discrete modes (_DRIVER_DUAL) when the library runs them, estimated by _DRIVER_COST plus the routine
+#   instantiations they still compile themselves.
+#
+# Each driver part is a unit (the plain and forward parts possibly one: they share the steppers over double), and
+# the routine pieces are spread over one to four units of their own, in the layout whose units, taken in order by
+# one compiler per core, end soonest by the estimates (_plan_units).  The units are listed largest first; an
+# empty one is left out.  The routines are the same template code wherever they are instantiated, so the results
+# do not depend on the split (tests compare them bit for bit).  Compiler CPU at 512 states (Brusselator, BDF, three parameters) before this split, in two units:
+# plain 2.7 s, forward 18.4 s (of which J and F_p over four colour duals 8 s, the augmented rhs 2 s), dual 13.6 s
+# (rhs and J over Dual<3>: 9 s).
+_MODEL_UNITS = 4
+_UNITS = tuple(f"unit{k}.cpp" for k in range(_MODEL_UNITS + 3))
+#: The driver parts' own compile work in operations (about 0.07 ms of compiler CPU each), measured at 512 states
+#: with the model routines compiled apart: plain 2.2 s, forward 2.0 s, discrete 1.6 s.
+_DRIVER_COST = {"plain": 30_000, "forward": 28_000, "dual": 22_000}
+#: A driver unit's start-up in operations (parsing the solver headers, instantiating the steppers), saved when the
+#: plain and forward parts share a unit: Hodgkin-Huxley's library in three driver units took 0.5-0.9 s more
+#: compiler CPU than in two; and a routines-only unit's (the runtime header and model.hpp: 0.05-0.3 s).
+_UNIT_STARTUP = 12_000
+_MODEL_STARTUP = 3_000
+#: Estimated operations from which a routine instantiation is a piece of its own (about 0.7 s of compiler CPU);
+#: below it, it stays inline where it is used (the 64-state Brusselator's J and F_p over Dual<4> and rhs over
+#: Dual<3>, about 7000 each, compiled apart cost 0.4-1 s more compiler CPU in all than inline).
+_APART_OPERATIONS = 10_000
+#: Model size (SymPy nodes of f times sensitivity parameters) from which the discrete modes are a library of their
+#: own, built on their first use: a forward-sensitivity or plain first use then compiles no dual numbers.  Below
+#: it one library runs every mode, one compile between the forward and discrete gradients: measured compiler CPU
+#: (docs/solvers.md, "Compiling what the first use needs"), the dual part of a small model costs less than a
+#: second library's own start-up and link.  Hodgkin-Huxley with three parameters: 109 nodes x 3; the 13-state
+#: calcium neuron with 13: 506 x 13; the 64-state Brusselator with three: 1312 x 3; 256 states: 5248 x 3.
+_SEPARATE_DUAL_SIZE = 10_000
 
 
-def _driver_units(model_code: str, with_sensitivities: bool) -> dict[str, str]:
-    """The translation units of the driver (see _DRIVER_UNITS)."""
-    if not with_sensitivities:
-        return {"driver.cpp": _DRIVER}
-    if len(model_code) >= _LARGE_MODEL_CODE:
-        return {"driver.cpp": _DRIVER + _DRIVER_DUAL, "driver_parallel.cpp": _DRIVER_FORWARD}
-    return {"driver.cpp": _DRIVER + _DRIVER_FORWARD, "driver_parallel.cpp": _DRIVER_DUAL}
+def _separate_dual(model: Model, parameters: Sequence[str]) -> bool:
+    """Whether the discrete modes of ``model`` with ``parameters`` are a library of their own (see
+    _SEPARATE_DUAL_SIZE); cheap (no derivation), as it decides the cache key."""
+    nodes = sum(1 for expr in model.rhs for _ in sp.preorder_traversal(sp.sympify(expr)))
+    return nodes * len(parameters) >= _SEPARATE_DUAL_SIZE
+
+
+def _type_weight(partials: int) -> int:
+    """Compiler work per generated operation over ``Dual<double, partials>`` relative to double (0: double).
+    Measured on the 512-state Brusselator: J over Dual<4> 12x, F_p over Dual<4> 13x, rhs over Dual<3> 19x and J 9x."""
+    return 1 if partials == 0 else 4 + 2 * partials
+
+
+_ROUTINE_IDS = {"rhs": "RHS", "jacobian_values": "JACOBIAN_VALUES", "parameter_jacobian": "PARAMETER_JACOBIAN",
+                "augmented_rhs": "AUGMENTED_RHS"}
+
+
+def _instantiations(source, family: str, modes: int) -> list[tuple[str, str, int, int]]:  # type: ignore[no-untyped-def]
+    """(driver part, routine, dual partials (0: double), estimated cost) of each routine instantiation the
+    steppers of ``family`` call in ``modes`` (the plain mode: f, and J for the families with an iteration
+    matrix; forward: the augmented rhs, and J and F_p over the colour duals of the coupling blocks; discrete:
+    f and J over Dual<P>).  One missing here is compiled where it is used, as before the split."""
+    costs = dict(source.routine_costs)
+    jacobian = family != "explicit"
+    wanted = [("plain", "rhs", 0)] + ([("plain", "jacobian_values", 0)] if jacobian else [])
+    if modes & _FORWARD_MODES:
+        wanted.append(("forward", "augmented_rhs", 0))
+        if jacobian:
+            wanted += [("forward", "jacobian_values", source.coupling_colors),
+                       ("forward", "parameter_jacobian", source.coupling_colors)]
+    if modes & _DUAL_MODES:
+        partials = max(source.n_sensitivity_parameters, 1)
+        wanted += [("dual", "rhs", partials)] + ([("dual", "jacobian_values", partials)] if jacobian else [])
+    chosen: dict[tuple[str, int], tuple[str, str, int, int]] = {}
+    for part, routine, partials in wanted:  # the same instantiation for two parts (colours = P) counts once
+        chosen.setdefault((routine, partials), (part, routine, partials, costs.get(routine, 0) * _type_weight(partials)))
+    return sorted(chosen.values(), key=lambda item: -item[3])
+
+
+def _scalar(partials: int) -> str:
+    return "double" if partials == 0 else f"dual{partials}"
+
+
+_Piece = tuple[int, "str | None", list[str]]  # (estimate, driver part text or None, routine definitions)
+
+
+def _unit_cost(assigned: list[_Piece]) -> int:
+    """A unit's estimate: its pieces, less the start-up the driver parts in it share (_UNIT_STARTUP), plus a
+    routines-only unit's own (parsing the runtime header and model.hpp)."""
+    parts = sum(1 for _, text, _ in assigned if text is not None)
+    return sum(c for c, _, _ in assigned) - _UNIT_STARTUP * max(parts - 1, 0) + (_MODEL_STARTUP if not parts else 0)
+
+
+def _plan_units(pieces: list[_Piece], drivers: list[_Piece], merge: bool, jobs: int) -> list[list[_Piece]]:
+    """The units, largest first: the driver parts each in a unit of their own, or (``merge``) the plain and
+    forward parts in one (they share the steppers over double; other driver parts together measured more
+    compiler CPU than apart), and the routine pieces spread longest first onto the least loaded of one to
+    _MODEL_UNITS units of routines alone.  Of these layouts, the one whose units end soonest by the estimates
+    when ``jobs`` compilers take them in order (then the least work, then the fewest units)."""
+    options = [drivers]
+    if merge and len(drivers) >= 2:
+        merged = drivers[0][0] + drivers[1][0] - _UNIT_STARTUP  # one start-up between them
+        options.append([(merged, drivers[0][1] + drivers[1][1], [])] + drivers[2:])
+    routines = sorted(pieces, key=lambda piece: -piece[0])
+    best: tuple[tuple[int, int, int], list[list[_Piece]]] | None = None
+    for parts in options:
+        for count in range(1 if routines else 0, min(len(routines), _MODEL_UNITS) + 1):
+            bins: list[list[_Piece]] = [[] for _ in range(count)]
+            for piece in routines:
+                min(bins, key=lambda b: sum(c for c, _, _ in b)).append(piece)
+            units = sorted([[part] for part in parts] + bins, key=_unit_cost, reverse=True)
+            ends = [0] * jobs
+            for unit in units:  # each unit goes to the compiler that is free first
+                ends[ends.index(min(ends))] += _unit_cost(unit)
+            score = (max(ends), sum(map(_unit_cost, units)), len(units))
+            if best is None or score < best[0]:
+                best = (score, units)
+    assert best is not None
+    return best[1]
+
+
+def _units(source, family: str, modes: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """``model_units.hpp`` (the routine instantiations compiled apart, for the driver's M) and the translation
+    units (_UNITS), longest first (see the comment above _MODEL_UNITS)."""
+    items = _instantiations(source, family, modes)
+    apart = [item for item in items if item[3] >= _APART_OPERATIONS]
+    partials = sorted({k for _, _, k, _ in apart if k})
+    header = [
+        "#pragma once", "#include <type_traits>", "// After model.hpp (which has no include guard).", "",
+        "// Routine instantiations compiled in units of their own: the driver's M calls these.",
+        _UNITS_BASE, "namespace symsens_units {",
+        *(f"using dual{k} = symsens::Dual<double, {k}>;" for k in partials),
+    ]
+    # (estimate, driver part or None, routine definitions) of every piece, then their units (_plan_units).
+    pieces: list[tuple[int, str | None, list[str]]] = []
+    for _, routine, k, cost in apart:
+        T = _scalar(k)
+        header.append(f"template <> struct apart<{_ROUTINE_IDS[routine]}, {T}> : std::true_type {{}};")
+        definitions = []
+        for function in [routine] + (["jacobian"] if routine == "jacobian_values" else []):
+            signature = f"const {T}& t, const {T}* y, const {T}* p, {T}* out"
+            header.append(f"template <> void {function}<{T}>({signature});")
+            definitions.append(f"template <> void {function}<{T}>({signature}) {{ "
+                               f"symsens_model::{function}<{T}>(t, y, p, out); }}")
+        pieces.append((cost, None, definitions))
+    header.append("}  // namespace symsens_units")
+    # The driver parts, with the instantiations they still compile themselves.
+    inside = {part: sum(c for p, *_, c in items if p == part and c < _APART_OPERATIONS) for part in _DRIVER_COST}
+    parts = [("plain", _DRIVER)] + ([("forward", _DRIVER_FORWARD)] if modes & _FORWARD_MODES else [])
+    parts += [("dual", _DRIVER_DUAL)] if modes & _DUAL_MODES else []
+    drivers = [(_DRIVER_COST[part] + inside[part], text, []) for part, text in parts]
+    bins = _plan_units(pieces, drivers, bool(modes & _FORWARD_MODES), compiler_jobs())
+    texts = []
+    for assigned in bins:
+        driver_texts = [text for _, text, _ in assigned if text is not None]
+        definitions = [line for *_, lines in assigned for line in lines]
+        # A driver part includes driver_common.hpp (the model and model_units.hpp with it); a unit of routines
+        # alone only what they need.
+        text = "".join(driver_texts) if driver_texts else '#include "model.hpp"\n#include "model_units.hpp"\n'
+        if definitions:
+            text += "\nnamespace symsens_units {\n" + "\n".join(definitions) + "\n}  // namespace symsens_units\n"
+        texts.append(text)
+    texts += [""] * (len(_UNITS) - len(texts))
+    return {"model_units.hpp": "\n".join(header) + "\n", **dict(zip(_UNITS, texts))}
 
 
 @dataclass
@@ -792,6 +1001,16 @@ class CompiledSolver:
     _function: ctypes._CFuncPtr
     #: Whether the implicit steppers of this library factor with the fixed-pattern sparse LU.
     sparse: bool = False
+    #: The sensitivity modes the library runs besides the plain one (_FORWARD_MODES | _DUAL_MODES).
+    modes: int = _ALL_MODES
+    #: The library of the same model, parameters and method that runs a mode this one does not (built on first use).
+    companion: Callable[[int], CompiledSolver] | None = field(default=None, repr=False, compare=False)
+
+    def runs(self, mode: int) -> bool:
+        """Whether this library runs ``mode`` itself (without sensitivity parameters every mode is the plain solve)."""
+        if mode == MODE_PLAIN or self.n_sensitivity_parameters == 0:
+            return True
+        return bool(self.modes & (_FORWARD_MODES if mode == MODE_FORWARD else _DUAL_MODES))
 
     def __call__(
         self,
@@ -804,6 +1023,10 @@ class CompiledSolver:
         t_eval: np.ndarray,
         options: OptionsStruct,
     ) -> tuple[int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, StatsStruct]:
+        if not self.runs(mode):
+            if self.companion is None:
+                raise CodegenError(f"the compiled solver {self.library_path} does not run mode {mode}")
+            return self.companion(mode)(mode, p, y0, S0, t0, t1, t_eval, options)
         n, n_s = self.n_states, self.n_sensitivity_parameters
         p = np.ascontiguousarray(p, dtype=float)
         t_eval = np.ascontiguousarray(t_eval, dtype=float)
@@ -838,8 +1061,10 @@ class CompiledSolver:
         return status, y_out, sens, step_times[:count].copy(), step_sizes[: max(count - 1, 0)].copy(), stats
 
 
-def _solver_purpose_of(model: Model, method: str, linear_solver: str) -> tuple[MethodSpec, str, bool, str]:
-    """(spec, linear solver as built, autonomous, purpose) of the solver library of ``model`` and ``method``."""
+def _solver_purpose_of(model: Model, method: str, linear_solver: str,
+                       modes: int = _ALL_MODES) -> tuple[MethodSpec, str, bool, str]:
+    """(spec, linear solver as built, autonomous, purpose) of the solver library of ``model`` and ``method``
+    running ``modes``."""
     spec = method_spec(method)
     # Only the implicit families have an iteration matrix: the others share one library whatever was asked.
     if spec.family not in _LINEAR_FAMILIES:
@@ -847,7 +1072,7 @@ def _solver_purpose_of(model: Model, method: str, linear_solver: str) -> tuple[M
     # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
     expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
     autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
-    return spec, linear_solver, autonomous, _solver_purpose(method, autonomous, linear_solver)
+    return spec, linear_solver, autonomous, _solver_purpose(method, autonomous, linear_solver, modes)
 
 
 def _load_solver(model: Model, parameters: tuple[str, ...], spec: MethodSpec, path: Path) -> CompiledSolver:
@@ -859,11 +1084,43 @@ def _load_solver(model: Model, parameters: tuple[str, ...], spec: MethodSpec, pa
         ctypes.POINTER(OptionsStruct), _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.POINTER(ctypes.c_long),
         ctypes.POINTER(StatsStruct),
     ]
-    dims = (ctypes.c_int * 4)()
+    dims = (ctypes.c_int * 5)()
     library.symsens_solver_dimensions(dims)
     if dims[0] != model.n_states or dims[2] != len(parameters):
         raise CodegenError(f"compiled solver {path} does not match model {model.name!r}")
-    return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function, bool(dims[3]))
+    return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function, bool(dims[3]), dims[4])
+
+
+def _library_modes(model: Model, parameters: tuple[str, ...], wanted: int) -> int:
+    """The modes of the library that runs ``wanted`` (see _SEPARATE_DUAL_SIZE)."""
+    if not parameters:
+        return _PLAIN_ONLY
+    return wanted if _separate_dual(model, parameters) else _ALL_MODES
+
+
+@cached_once(maxsize=128)
+def _solver_library(model: Model, parameters: tuple[str, ...], method: str, linear_solver: str,
+                    modes: int) -> CompiledSolver:
+    """Build (or load) the library of ``model``, ``parameters`` and ``method`` running ``modes``."""
+    spec, linear_solver, autonomous, purpose = _solver_purpose_of(model, method, linear_solver, modes)
+
+    def sources(source):  # type: ignore[no-untyped-def]
+        # Only on a cache miss: printing the tableau and the runtime header is SymPy work.
+        common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
+        common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
+        common = common.replace("@LINEAR@", str(LINEAR_SOLVERS[linear_solver])).replace("@MODES@", str(modes))
+        return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
+                **_units(source, spec.family, modes), **_solver_header_sources()}
+
+    _, path, _ = cached_build(model, list(parameters), purpose, sources, _UNITS)
+    solver = _load_solver(model, parameters, spec, path)
+    if modes != _ALL_MODES and parameters:
+        other = _ALL_MODES & ~modes
+        solver.companion = lambda mode: _solver_library(model, parameters, method, linear_solver, other)
+    if parameters:
+        with _with_sensitivities_lock:
+            _with_sensitivities[(model, method, linear_solver)] = solver
+    return solver
 
 
 # Solvers with sensitivity parameters loaded in this process, by (model, method, linear solver): every one of
@@ -874,24 +1131,19 @@ _with_sensitivities_lock = threading.Lock()
 
 @cached_once(maxsize=64)
 def _compiled_solver(model: Model, parameters: tuple[str, ...], method: str, linear_solver: str = "auto") -> CompiledSolver:
-    spec, linear_solver, autonomous, purpose = _solver_purpose_of(model, method, linear_solver)
+    """The library running the plain and forward modes of ``model`` (see _SEPARATE_DUAL_SIZE: for a small model
+    the discrete modes too); a large model's discrete modes are built on their first call (``companion``)."""
+    modes = _library_modes(model, parameters, _FORWARD_MODES)
+    return _solver_library(model, parameters, method, linear_solver, modes)
 
-    def sources(source):  # type: ignore[no-untyped-def]
-        # Only on a cache miss: printing the tableau and the runtime header is SymPy work.
-        common = _DRIVER_COMMON.replace("@HEADER@", spec.header).replace("@TABLEAU@", spec.tableau_code)
-        common = common.replace("@STEPPER@", spec.stepper).replace("@AUTONOMOUS@", "true" if autonomous else "false")
-        common = common.replace("@LINEAR@", str(LINEAR_SOLVERS[linear_solver]))
-        return {"symsens_runtime.hpp": runtime_header(), "model.hpp": source.code, "driver_common.hpp": common,
-                **_driver_units(source.code, bool(parameters)), **_solver_header_sources()}
 
-    # Without sensitivity parameters only the plain mode exists: the other units would compile nothing but headers.
-    units = _DRIVER_UNITS if parameters else _DRIVER_UNITS[:1]
-    _, path, _ = cached_build(model, list(parameters), purpose, sources, units)
-    solver = _load_solver(model, parameters, spec, path)
-    if parameters:
-        with _with_sensitivities_lock:
-            _with_sensitivities[(model, method, linear_solver)] = solver
-    return solver
+def discrete_solver(model: Model, parameters: Sequence[str], method: str, linear_solver: str = "auto") -> CompiledSolver:
+    """The compiled solver of the discrete (dual-number) modes of ``model`` with ``parameters`` and ``method``:
+    the library of :func:`compiled_solver` for a small model, a library of its own for a large one (built now
+    unless cached).  ``compiled_solver(...)`` runs these modes too, building this library on their first call."""
+    parameters = tuple(parameters)
+    modes = _library_modes(model, parameters, _DUAL_MODES)
+    return _solver_library(model, parameters, method, check_linear_solver(linear_solver), modes)
 
 
 def plain_solver(model: Model, parameters: Sequence[str], method: str, linear_solver: str = "auto") -> CompiledSolver:
@@ -918,9 +1170,11 @@ def _plain_choice(model: Model, parameters: tuple[str, ...], method: str, linear
     """The library of ``parameters`` if it is already built (disk cache), else the plain-only one; looked up
     once per process (the index read is not repeated on every plain solve)."""
     if parameters:
-        purpose = _solver_purpose_of(model, method, linear_solver)[3]
-        if cached_library(model, list(parameters), purpose) is not None:
-            return _compiled_solver(model, parameters, method, linear_solver)  # loads the built library
+        for wanted in (_FORWARD_MODES, _DUAL_MODES):
+            modes = _library_modes(model, parameters, wanted)
+            purpose = _solver_purpose_of(model, method, linear_solver, modes)[3]
+            if cached_library(model, list(parameters), purpose) is not None:
+                return _solver_library(model, parameters, method, linear_solver, modes)  # loads the built library
     return _compiled_solver(model, (), method, linear_solver)
 
 
@@ -931,6 +1185,7 @@ def _forget_loaded_solvers() -> None:
     """``_compiled_solver.cache_clear()``: forget the loaded solvers, and with them what the plain solve reads
     (:func:`plain_solver`), as a fresh process would."""
     _forget_compiled_solvers()
+    _solver_library.cache_clear()
     _plain_choice.cache_clear()
     with _with_sensitivities_lock:
         _with_sensitivities.clear()
