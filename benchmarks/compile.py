@@ -29,8 +29,10 @@ Rows: Hodgkin–Huxley with sensitivities to three parameters (g_Na, g_K, g_L) f
 Radau IIA 5 and BDF; the 13-state calcium neuron with all 13 parameters, Rodas4; the 1-D Brusselator
 (``benchmarks/scale.py``, 2N states, sensitivities to A, B, alpha) with BDF for each N of ``--sizes``; and a
 quadratic chain ``y_0' = -k y_0^2, y_i' = k (y_{i-1}^2 - y_i^2)`` of ``--chain`` states without sensitivities,
-BDF.  Medians over ``--repeats`` subprocesses.  ``--source DIR`` times another checkout (e.g. an older version
-exported with ``git archive``) the same way, so before/after tables come from one machine state.
+BDF; and with ``--network 3,30`` the 500-species mass-action network of ``scale.py --network`` (``_networks.py``)
+with sensitivities to its first 3 and 30 rate constants, sparse BDF (its discrete modes not timed).  Medians
+over ``--repeats`` subprocesses.  ``--source DIR`` times another checkout (e.g. an older version exported
+with ``git archive``) the same way, so before/after tables come from one machine state.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ from symsens.integrate._compiled import compiled_solver
 if spec["model"] == "brusselator":
     import scale
     model = scale.brusselator(spec["size"])
+elif spec["model"] == "network":
+    from _networks import mass_action_network
+    model = mass_action_network(spec["size"], 2 * spec["size"], seed=1)
+    spec["parameters"] = list(model.parameter_names[:spec["n_parameters"]])
 elif spec["model"] == "chain":
     n = spec["size"]
     y, k = sp.symbols(f"y0:{n}"), sp.Symbol("k")
@@ -82,7 +88,7 @@ _build._run_compilers = timed
 before = resource.getrusage(resource.RUSAGE_CHILDREN)
 own = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
-compiled_solver(model, spec["parameters"], spec["scheme"])
+compiled_solver(model, spec["parameters"], spec["scheme"], spec.get("linear", "auto"))
 total = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_CHILDREN)
 own_after = resource.getrusage(resource.RUSAGE_SELF)
@@ -92,7 +98,7 @@ compiler = waited[0]
 # Then the first use of the discrete modes: nothing more where one library runs every mode.
 from symsens.integrate import _compiled
 start = time.perf_counter()
-if hasattr(_compiled, "discrete_solver") and spec["parameters"]:
+if hasattr(_compiled, "discrete_solver") and spec["parameters"] and spec.get("discrete", True):
     _compiled.discrete_solver(model, spec["parameters"], spec["scheme"])
 discrete = time.perf_counter() - start
 final = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -102,13 +108,18 @@ print(json.dumps({"total": total, "compiler": compiler, "cpu": cpu, "python_cpu"
 """
 
 
-def _rows(sizes: list[int], chain: int) -> list[tuple[str, dict]]:
+def _rows(sizes: list[int], chain: int, network: list[int] = ()) -> list[tuple[str, dict]]:
     rows = [(f"HH, 3 sensitivities, {scheme}", {"model": "hodgkin-huxley", "parameters": HH, "scheme": scheme})
             for scheme in ("tsit5", "verner7", "rodas4", "radau-iia-3", "bdf")]
     rows.append(("calcium neuron, 13 sensitivities, rodas4",
                  {"model": "calcium-neuron", "parameters": CALCIUM, "scheme": "rodas4"}))
     rows += [(f"Brusselator {2 * N} states, 3 sensitivities, bdf",
               {"model": "brusselator", "size": N, "parameters": ["A", "B", "alpha"], "scheme": "bdf"}) for N in sizes]
+    # The 500-species mass-action network of scale.py --network, sparse BDF, its first P rate constants; the
+    # first use of its discrete modes is not timed (minutes of compiling that scale.py's comparison does not use).
+    rows += [(f"network 500 species, {p} sensitivities, bdf sparse",
+              {"model": "network", "size": 500, "n_parameters": p, "parameters": [], "scheme": "bdf",
+               "linear": "sparse", "discrete": False}) for p in network]
     if chain:
         rows.append((f"chain {chain} states, no sensitivities, bdf",
                      {"model": "chain", "size": chain, "parameters": [], "scheme": "bdf"}))
@@ -171,6 +182,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=ROOT, help="the checkout whose symsens is timed")
     parser.add_argument("--sizes", default="8,32,128", help="Brusselator N (2N states)")
     parser.add_argument("--chain", type=int, default=2000, help="states of the chain row (0: none)")
+    parser.add_argument("--network", default="", help="sensitivity counts of network rows, e.g. 3,30 (none)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per subprocess")
     parser.add_argument("--solve-speed", type=int, default=0, help="time the solves of Brusselator N instead")
     args = parser.parse_args()
@@ -181,7 +193,7 @@ def main() -> None:
     print(f"symsens from {args.source.resolve()}; medians of {args.repeats} cold run(s) per row, seconds")
     print(f"{'row':<48} {'states':>6} {'first use':>10} {'compiler':>9} {'compiler CPU':>13} {'generation':>11} "
           f"{'Python CPU':>11} {'+discrete':>10} {'its CPU':>8}")
-    for label, spec in _rows(sizes, args.chain):
+    for label, spec in _rows(sizes, args.chain, [int(p) for p in args.network.split(",") if p]):
         if args.only and args.only not in label:
             continue
         results = [r for r in (_run(spec, args.source, args.timeout) for _ in range(args.repeats)) if r]
