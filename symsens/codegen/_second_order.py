@@ -15,7 +15,7 @@ values and the cotangents of its entries taken back to ``(y, p)``:
                                                         ``sum_k jbar[k] J_k + sum_i qbar[i] f_t,i``
 =====================================================  ====================================================
 
-``p`` holds all the model's parameters.  The pattern is that of :func:`symsens.derive.derivative_matrix`
+``p`` holds all the model's parameters.  The pattern is that of :func:`symsens.derive.jacobian`
 (``J[k, l] != 0``), the same as the lambdified kernels of the NumPy Rosenbrock adjoint
 (``_SecondOrderKernels`` in :mod:`symsens.integrate._discrete_adjoint_rosenbrock`).  The second-order gradient
 is written as transposed products of the Jacobian's non-zeros (and of ``f_t``) with the weights ``jbar``
@@ -92,14 +92,14 @@ def _long_array(values: Sequence[int]) -> str:
 def second_order_source(model: Model, parameters: Sequence[str]) -> SecondOrderSource:
     """Generate the C++ of the second-order kernels of ``model`` (module docstring) for ``parameters``.  Model
     text appears only in comments, through :func:`symsens.codegen._text.source_text`."""
-    from ..derive import derivative_matrix
+    from ..derive import jacobian
     from ._runtime import warm_sympy_tables
 
     warm_sympy_tables()
     chosen = _chosen_parameters(model, parameters)
     n, P = model.n_states, len(chosen)
     rhs = [sp.sympify(e) for e in model.rhs]
-    J = derivative_matrix(rhs, list(model.states))
+    J = jacobian(model)   # cached per model: the solver's code generator derives the same matrix
     pattern = [(k, l_) for k in range(n) for l_ in range(n) if J[k, l_] != 0]
     entries = [J[k, l_] for k, l_ in pattern]
     ft = [sp.diff(e, model.time) for e in rhs]

@@ -152,13 +152,13 @@ class _SecondOrderKernels:
     Rosenbrock adjoint, from the exact second derivatives (SymPy), evaluated by the safe lambdified functions."""
 
     def __init__(self, model: Model, parameters: tuple[str, ...]) -> None:
-        from ..derive import derivative_matrix
+        from ..derive import derivative_matrix, jacobian
         from ._adjoint import _vector_function
 
         n = model.n_states
         chosen = [model.symbol(name) for name in parameters]
         rhs = list(model.rhs)
-        J = derivative_matrix(rhs, list(model.states))
+        J = jacobian(model)   # cached per model
         self.n, self.P = n, len(parameters)
         self.pattern = [(k, l_) for k in range(n) for l_ in range(n) if J[k, l_] != 0]
         self.rows = np.array([k for k, _ in self.pattern], dtype=int)

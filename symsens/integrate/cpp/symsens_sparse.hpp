@@ -140,6 +140,22 @@ void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, c
     T prev[R], prev_re[C], prev_im[C];
     SYMSENS_UNROLL for (int k = 0; k < R; ++k) prev[k] = T(0.0);
     SYMSENS_UNROLL for (int k = 0; k < C; ++k) { prev_re[k] = T(0.0); prev_im[k] = T(0.0); }
+    // One term of a substitution: acc -= m x_j (real) and s -= m x_j (complex), m the factor's entry q, x_j read
+    // from memory or from the kept row.
+    auto subtract = [&](int q, const T* xj, const T* xr, const T* xi, T* acc, T* sr, T* si)
+        __attribute__((always_inline)) {
+        if constexpr (KR > 0) {
+            const T m = a[q];
+            SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - m * xj[k];
+        }
+        if constexpr (KC > 0) {
+            const T mr = are[q], mi = aim[q];
+            SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                sr[k] = sr[k] - (mr * xr[k] - mi * xi[k]);
+                si[k] = si[k] - (mr * xi[k] + mi * xr[k]);
+            }
+        }
+    };
     for (int i = 0; i < n; ++i) {
         T acc[R], sr[C], si[C];
         SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = x[i * KR + k];
@@ -149,34 +165,9 @@ void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, c
         if (chained) --end;
         for (int q = rp[i]; q < end; ++q) {
             const int j = cols[q];
-            if constexpr (KR > 0) {
-                const T l = a[q];
-                const T* xj = x + j * KR;
-                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - l * xj[k];
-            }
-            if constexpr (KC > 0) {
-                const T lr = are[q], li = aim[q];
-                const T* xr = x_re + j * KC;
-                const T* xi = x_im + j * KC;
-                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
-                    sr[k] = sr[k] - (lr * xr[k] - li * xi[k]);
-                    si[k] = si[k] - (lr * xi[k] + li * xr[k]);
-                }
-            }
+            subtract(q, x + j * KR, x_re + j * KC, x_im + j * KC, acc, sr, si);
         }
-        if (chained) {  // the same term with x_{i-1} from registers
-            if constexpr (KR > 0) {
-                const T l = a[end];
-                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - l * prev[k];
-            }
-            if constexpr (KC > 0) {
-                const T lr = are[end], li = aim[end];
-                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
-                    sr[k] = sr[k] - (lr * prev_re[k] - li * prev_im[k]);
-                    si[k] = si[k] - (lr * prev_im[k] + li * prev_re[k]);
-                }
-            }
-        }
+        if (chained) subtract(end, prev, prev_re, prev_im, acc, sr, si);  // the same term, x_{i-1} from registers
         SYMSENS_UNROLL for (int k = 0; k < KR; ++k) { x[i * KR + k] = acc[k]; if (carry) prev[k] = acc[k]; }
         SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
             x_re[i * KC + k] = sr[k];
@@ -190,35 +181,12 @@ void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, c
         SYMSENS_UNROLL for (int k = 0; k < KC; ++k) { sr[k] = x_re[i * KC + k]; si[k] = x_im[i * KC + k]; }
         int begin = diag[i] + 1;
         if (carry && i + 1 < n && begin < rp[i + 1] && cols[begin] == i + 1) {  // x_{i+1} from registers
-            if constexpr (KR > 0) {
-                const T u = a[begin];
-                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - u * prev[k];
-            }
-            if constexpr (KC > 0) {
-                const T ur = are[begin], ui = aim[begin];
-                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
-                    sr[k] = sr[k] - (ur * prev_re[k] - ui * prev_im[k]);
-                    si[k] = si[k] - (ur * prev_im[k] + ui * prev_re[k]);
-                }
-            }
+            subtract(begin, prev, prev_re, prev_im, acc, sr, si);
             ++begin;
         }
         for (int q = begin; q < rp[i + 1]; ++q) {
             const int j = cols[q];
-            if constexpr (KR > 0) {
-                const T u = a[q];
-                const T* xj = x + j * KR;
-                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = acc[k] - u * xj[k];
-            }
-            if constexpr (KC > 0) {
-                const T ur = are[q], ui = aim[q];
-                const T* xr = x_re + j * KC;
-                const T* xi = x_im + j * KC;
-                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
-                    sr[k] = sr[k] - (ur * xr[k] - ui * xi[k]);
-                    si[k] = si[k] - (ur * xi[k] + ui * xr[k]);
-                }
-            }
+            subtract(q, x + j * KR, x_re + j * KC, x_im + j * KC, acc, sr, si);
         }
         const int d = diag[i];
         if constexpr (KR > 0) {
