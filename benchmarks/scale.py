@@ -23,7 +23,8 @@ warm (a new process loading the cached library); fitted cost exponents t ~ n^k o
 bound of each sparse run: the work the run needs at least, counted from its statistics and priced by unit
 costs: (rhs evaluations) x (one augmented rhs, timed through ctypes with the call overhead subtracted) +
 (Jacobian evaluations) x (the augmented rhs over colour duals, priced as colours + 1 augmented rhs) + the
-exact multiply-add counts of the LU factorisations and triangular solves over the fixed pattern, priced at
+exact multiply-add counts of the LU factorisations and of the solves of the block-triangular (y, S) Newton
+systems (the diagonal blocks' substitutions and the off-diagonal blocks' products D_j x_0) over the fixed patterns, priced at
 0.5 ns each (``lower_bound``); ``--bound-only`` prints only the sparse runs beside their bounds, and with
 ``--cpu-time`` times the solves and the unit costs by this process's CPU time (steadier on a loaded machine).
 The network (``--network``): a random mass-action network of 500 species and 1000 reactions
@@ -108,20 +109,21 @@ def _warm_load_seconds(N: int, method: str, linear: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray, clock=time.perf_counter):
+def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray, clock=time.perf_counter,
+                parameters=PARAMETERS):
     """Unit costs (seconds) of one augmented rhs (measured), one Jacobian (values + coupling colours, priced as
-    the augmented rhs times (colours + 1)), one LU and one triangular-solve pair of the iteration matrix (their
-    exact multiply-add counts over the fixed pattern at SECONDS_PER_FLOP)."""
+    the augmented rhs times (colours + 1)), one LU and one triangular-solve pair of the iteration matrix, and one
+    coupling product D_j x_0 (their exact multiply-add counts over the fixed patterns at SECONDS_PER_FLOP)."""
     from symsens.codegen import compile_model
     from symsens.derive import jacobian, parameter_jacobian
     from symsens.codegen._sparsity import plan_sparsity
 
     import ctypes
 
-    kernels = compile_model(model, PARAMETERS)
+    kernels = compile_model(model, list(parameters))
     n = model.n_states
-    p = np.array([1.0, 3.0, 0.02])
-    u = np.concatenate([reference_y, np.zeros(n * len(PARAMETERS))])
+    p = np.asarray(model.parameter_values, dtype=float)
+    u = np.concatenate([reference_y, np.zeros(n * len(parameters))])
     out = np.empty_like(u)
     pointer = ctypes.POINTER(ctypes.c_double)
     args = (ctypes.c_double(0.0), u.ctypes.data_as(pointer), p.ctypes.data_as(pointer), out.ctypes.data_as(pointer))
@@ -136,7 +138,7 @@ def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray, clock=time.
     for _ in range(reps):
         routine(*args)
     t_rhs = max((clock() - t) / reps - overhead, 0.0)
-    plan = plan_sparsity(jacobian(model), parameter_jacobian(model, PARAMETERS), model.states)
+    plan = plan_sparsity(jacobian(model), parameter_jacobian(model, list(parameters)), model.states)
     t_jac = t_rhs * (plan.n_colors + 1)
     # LU and triangular solves over the fixed pattern, counted exactly from the symbolic factorisation and priced
     # at SECONDS_PER_FLOP (a multiply-add or a division each): the work, not an implementation's speed.
@@ -145,7 +147,9 @@ def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray, clock=time.
     upper = [[j for j in row if j > i] for i, row in enumerate(lu)]
     lu_flops = sum(1 + len(upper[k]) for i, row in enumerate(lu) for k in row if k < i)
     solve_flops = plan.lu_nnz
-    return t_rhs, t_jac, lu_flops * SECONDS_PER_FLOP, solve_flops * SECONDS_PER_FLOP
+    coupling_flops = len(plan.coupling_columns)
+    return (t_rhs, t_jac, lu_flops * SECONDS_PER_FLOP, solve_flops * SECONDS_PER_FLOP,
+            coupling_flops * SECONDS_PER_FLOP)
 
 
 #: Price of one multiply-add in the LU and solve counts of the lower bound: 0.5 ns (2 Gflop/s), above what
@@ -153,19 +157,24 @@ def _unit_costs(model, solver_sparse: bool, reference_y: np.ndarray, clock=time.
 SECONDS_PER_FLOP = 0.5e-9
 
 
-def lower_bound(stats, method: str, units) -> float:
+def lower_bound(stats, method: str, units, coupling: bool = True, n_sensitivities: int = len(PARAMETERS)) -> float:
     """Seconds the run needs at least: its evaluations at their measured unit costs plus its LU and solve work
     at SECONDS_PER_FLOP.  Radau IIA's complex LU and solves count 4 real ones each (a complex multiply-add is 4
     real ones); its LU counter counts the real and the complex factorisation as one each.  Per Newton
-    iteration every block (P + 1 of them, staggered) is solved once (Radau: once real and once complex)."""
-    t_rhs, t_jac, t_lu, t_solve = units
-    blocks = len(PARAMETERS) + 1
+    iteration the augmented (y, S) system, block lower triangular, is solved once (Radau IIA: once real and
+    once complex): the P + 1 diagonal blocks' substitutions and the P off-diagonal blocks' products D_j x_0
+    (complex x_0: 2 real multiply-adds per entry of D).  ``coupling=False`` leaves the products out (the
+    bound as it was first defined)."""
+    t_rhs, t_jac, t_lu, t_solve, t_coupling = units
+    blocks = n_sensitivities + 1
+    if not coupling:
+        t_coupling = 0.0
     if method == "radau5":
         lu = stats.lu_decompositions / 2 * (1 + 4) * t_lu
-        solves = stats.newton_iterations * blocks * (1 + 4) * t_solve
+        solves = stats.newton_iterations * (blocks * (1 + 4) * t_solve + (blocks - 1) * (1 + 2) * t_coupling)
     else:
         lu = stats.lu_decompositions * t_lu
-        solves = stats.newton_iterations * blocks * t_solve
+        solves = stats.newton_iterations * (blocks * t_solve + (blocks - 1) * t_coupling)
     return stats.rhs_evaluations * t_rhs + stats.jacobian_evaluations * t_jac + lu + solves
 
 
@@ -197,12 +206,14 @@ def _cvodes(model, rtol: float, repeats: int, budget: float, parameters=PARAMETE
 
 
 def _network_sensitivities(model, n_parameters: int, repeats: int, budget: float, cvodes: bool,
-                           reference: str = "radau", rtols=(1e-5, 1e-6, 1e-7, 1e-8, 1e-9)) -> None:
+                           reference: str = "radau", rtols=(1e-5, 1e-6, 1e-7, 1e-8, 1e-9),
+                           bound: bool = False) -> None:
     """The network with forward sensitivities to its first ``n_parameters`` rate constants: symsens BDF (sparse,
     rtol 1e-6, atol 1e-9) against CVODES at ``rtols`` (atol = 1e-3 rtol, the same ratio), errors of y(10) and
     S(10) against symsens Radau IIA (sparse) at rtol = atol = 1e-12 (``reference="radau"``) or, cheaper, CVODES
     at rtol 1e-10, atol 1e-13 (``"cvodes"``); CVODES is reported at the cheapest tolerance at least as accurate
-    in S as symsens (equal accuracy)."""
+    in S as symsens (equal accuracy).  With ``bound``, the BDF run's lower bound as for the Brusselator (its unit
+    costs need the model's kernel library: one more compile)."""
     import symsens
     from symsens.integrate._compiled import compiled_solver
 
@@ -239,6 +250,15 @@ def _network_sensitivities(model, n_parameters: int, repeats: int, budget: float
           f"steps {st.accepted_steps}, nlu {st.lu_decompositions}, newton {st.newton_iterations}, "
           f"err y={err_y:.1e} S={err_s:.1e}, cold " + ", ".join(f"{m} {c:.1f} s" for m, c in cold.items()) +
           f"; reference ({ref_info}) {t_ref:.1f} s", flush=True)
+    if bound:
+        units = _unit_costs(model, True, sol.y[-1], parameters=names)
+        value = lower_bound(st, "bdf", units, n_sensitivities=len(names))
+        without = lower_bound(st, "bdf", units, coupling=False, n_sensitivities=len(names))
+        print(f"network P={n_parameters} bdf sparse: lower bound {value * 1e3:.1f} ms (time / bound "
+              f"{seconds / value:.2f}; without the coupling products {without * 1e3:.1f} ms, {seconds / without:.2f}); "
+              f"nfev {st.rhs_evaluations}, njev {st.jacobian_evaluations}; unit costs rhs {units[0] * 1e6:.1f} us, "
+              f"jac {units[1] * 1e6:.1f} us, lu {units[2] * 1e6:.1f} us, solve {units[3] * 1e6:.1f} us, "
+              f"coupling {units[4] * 1e6:.1f} us", flush=True)
     if not cvodes:
         return
     for rtol in rtols:
@@ -320,6 +340,8 @@ def main() -> None:
     parser.add_argument("--no-brusselator", action="store_true", help="only the network (with --network)")
     parser.add_argument("--network-reference", choices=("radau", "cvodes"), default="radau",
                         help="the network's reference: symsens Radau IIA rtol 1e-12, or CVODES rtol 1e-10 (cheaper)")
+    parser.add_argument("--network-bound", action="store_true",
+                        help="also the network's lower bound (compiles the model's kernel library as well)")
     parser.add_argument("--network-plain", action=argparse.BooleanOptionalAction, default=True,
                         help="also the network without sensitivities (dense and sparse)")
     parser.add_argument("--no-cvodes", action="store_true")
@@ -351,11 +373,13 @@ def main() -> None:
                 units = units or _unit_costs(model, True, sol.y[-1], clock)
                 st = sol.stats
                 bound = lower_bound(st, method, units)
+                without = lower_bound(st, method, units, coupling=False)
                 print(f"N={N} n={2 * N} {method} sparse: {seconds * 1e3:.2f} ms, bound {bound * 1e3:.2f} ms "
-                      f"({bound / seconds:.0%}); nfev {st.rhs_evaluations}, njev {st.jacobian_evaluations}, "
+                      f"(time / bound {seconds / bound:.2f}; without the coupling products {without * 1e3:.2f} ms, "
+                      f"{seconds / without:.2f}); nfev {st.rhs_evaluations}, njev {st.jacobian_evaluations}, "
                       f"nlu {st.lu_decompositions}, newton {st.newton_iterations}; unit costs rhs "
                       f"{units[0] * 1e6:.2f} us, jac {units[1] * 1e6:.2f} us, lu {units[2] * 1e6:.2f} us, "
-                      f"solve {units[3] * 1e6:.2f} us", flush=True)
+                      f"solve {units[3] * 1e6:.2f} us, coupling {units[4] * 1e6:.2f} us", flush=True)
         return
 
     # A fresh cache: the first compiled_solver call of each configuration is a cold compile.
@@ -401,7 +425,6 @@ def main() -> None:
                 if linear == "sparse":
                     if units is None:
                         units = _unit_costs(model, True, sol.y[-1])
-                    t_rhs, t_jac, t_lu, t_solve = units
                     bound = lower_bound(st, method, units)
                 row = dict(N=N, n=n, method=method, linear=linear, t=seconds, runs=runs,
                            steps=st.accepted_steps, nlu=st.lu_decompositions, nfev=st.rhs_evaluations,
@@ -462,7 +485,8 @@ def main() -> None:
                   f"sparse={solver.sparse}", flush=True)
         for n_parameters in args.network_sensitivities:
             _network_sensitivities(model, n_parameters, args.repeats, args.budget, not args.no_cvodes,
-                                   args.network_reference, args.cvodes_rtols or (1e-5, 1e-6, 1e-7, 1e-8, 1e-9))
+                                   args.network_reference, args.cvodes_rtols or (1e-5, 1e-6, 1e-7, 1e-8, 1e-9),
+                                   bound=args.network_bound)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,14 @@ def weighted_norm(x: np.ndarray, weights: np.ndarray) -> float:
     """The RMS of ``x_i w_(i mod n)`` (``NewtonWeights::norm``), ``x`` of length a multiple of ``n``."""
     n = len(weights)
     q = x.reshape(-1, n) * weights[None, :]
-    return math.sqrt(float(np.sum(q * q)) / max(q.size, 1))
+    squares = q * q
+    # Summed as the compiled norm sums: entry i of each block into partial sum (i mod 8), each partial sum in
+    # increasing order (np.cumsum accumulates left to right), the eight added pairwise; so the NumPy replay takes
+    # the compiled solve's Newton decisions bit for bit.
+    partial = [float(np.cumsum(squares[:, lane::8].ravel())[-1]) if n > lane and squares.size else 0.0
+               for lane in range(8)]
+    total = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]))
+    return math.sqrt(total / max(q.size, 1))
 
 
 @dataclass

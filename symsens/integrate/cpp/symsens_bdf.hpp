@@ -192,6 +192,49 @@ inline void bdf_difference_rows(T* __restrict next2, T* __restrict next1, const 
         next1[i] = d[i];
     }
 }
+// The Newton residual dy_i = c fz_i - psi_i - d_i and whether every fz_i is finite (all_finite), in one pass
+// (for doubles two entries at a time: each lane computes the scalar expression, the check is all_finite's).
+template <class T>
+inline bool bdf_residual(T* __restrict dy, const T* __restrict fz, const T* __restrict psi, const T* __restrict d,
+                         const T& c, int n) {
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        const d2 cc = splat(c), zero = splat(0.0);
+        d2 check = zero;
+        for (; i + 2 <= n; i += 2) {
+            const d2 f = load(fz + i);
+            check = check + f * zero;
+            store(dy + i, cc * f - load(psi + i) - load(d + i));
+        }
+        bool finite = check[0] == 0.0 && check[1] == 0.0;
+        for (; i < n; ++i) {
+            finite = finite & is_finite(fz[i]);
+            dy[i] = c * fz[i] - psi[i] - d[i];
+        }
+        return finite;
+    }
+#endif
+    for (; i < n; ++i) dy[i] = c * fz[i] - psi[i] - d[i];
+    return all_finite(fz, n);
+}
+// The Newton update y_new_i += dy_i, d_i += dy_i.
+template <class T>
+inline void bdf_apply_correction(T* __restrict y_new, T* __restrict d, const T* __restrict dy, int n) {
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        for (; i + 2 <= n; i += 2) {
+            const d2 step = load(dy + i);
+            store(y_new + i, load(y_new + i) + step);
+            store(d + i, load(d + i) + step);
+        }
+    }
+#endif
+    for (; i < n; ++i) { y_new[i] = y_new[i] + dy[i]; d[i] = d[i] + dy[i]; }
+}
 template <class T> inline void bdf_add_row(T* __restrict a, const T* __restrict b, int n) {
     for (int i = 0; i < n; ++i) a[i] = a[i] + b[i];
 }
@@ -335,13 +378,12 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
             for (;;) {
                 problem.rhs(t_new, y_new.data(), fz.data());
                 ++stats.newton_iterations;
-                if (!all_finite(fz.data(), n)) { non_finite = true; break; }
-                for (int i = 0; i < n; ++i) dy[i] = c * fz[i] - psi[i] - d[i];
+                if (!bdf_residual(dy.data(), fz.data(), psi.data(), d.data(), c, n)) { non_finite = true; break; }
                 bdf.matrix.solve(dy.data());
                 const auto verdict = bdf.newton.check(bdf.weights.norm(dy.data(), n));
                 n_iter = bdf.newton.iterations;
                 if (verdict == NewtonControl::DIVERGED) break;
-                for (int i = 0; i < n; ++i) { y_new[i] = y_new[i] + dy[i]; d[i] = d[i] + dy[i]; }
+                bdf_apply_correction(y_new.data(), d.data(), dy.data(), n);
                 if (verdict == NewtonControl::CONVERGED) { converged = true; break; }
             }
             if (converged || non_finite || jacobian_current) break;

@@ -104,19 +104,41 @@ struct NewtonWeights {
     static void fill(double* __restrict weights, const T* __restrict y, int n, double atol, double rtol) {
         for (int i = 0; i < n; ++i) weights[i] = 1.0 / (atol + rtol * std::fabs(value_of(y[i])));
     }
-    // RMS of x_i w_{i mod n} over `count` entries (count may be a multiple of n: stage vectors).
-    // (The same sum in the same order as with w[i % n]; the blocks avoid an integer division per entry.)
+    // RMS of x_i w_{i mod n} over `count` entries (count may be a multiple of n: stage vectors).  The squares are
+    // summed in NORM_LANES partial sums, entry i of each block of n going to sum (i mod NORM_LANES) in increasing
+    // order, and the partial sums are added pairwise at the end: one running sum would make the norm of a long
+    // vector a chain of dependent additions (latency-bound), and the replays of the adjoint sweeps
+    // (weighted_norm, symsens_newton_replay.hpp) sum in exactly this order.
+    static constexpr int NORM_LANES = 8;
     template <class T> double norm(const T* x, int count) const {
         const int n = static_cast<int>(w.size());
-        double s = 0.0;
+        double partial[NORM_LANES] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
         for (int start = 0; start < count && n > 0; start += n) {
             const int length = std::min(n, count - start);
             const T* xb = x + start;
-            for (int i = 0; i < length; ++i) {
+            int i = 0;
+#if SYMSENS_PAIRS
+            if constexpr (use_pairs<T>) {
+                using namespace pairs;
+                d2 s0 = load(partial), s1 = load(partial + 2), s2 = load(partial + 4), s3 = load(partial + 6);
+                for (; i + NORM_LANES <= length; i += NORM_LANES) {
+                    const d2 q0 = load(xb + i) * load(&w[i]), q1 = load(xb + i + 2) * load(&w[i + 2]);
+                    const d2 q2 = load(xb + i + 4) * load(&w[i + 4]), q3 = load(xb + i + 6) * load(&w[i + 6]);
+                    s0 = s0 + q0 * q0;
+                    s1 = s1 + q1 * q1;
+                    s2 = s2 + q2 * q2;
+                    s3 = s3 + q3 * q3;
+                }
+                store(partial, s0); store(partial + 2, s1); store(partial + 4, s2); store(partial + 6, s3);
+            }
+#endif
+            for (; i < length; ++i) {
                 const double q = value_of(xb[i]) * w[i];
-                s += q * q;
+                partial[i % NORM_LANES] += q * q;
             }
         }
+        const double s = ((partial[0] + partial[1]) + (partial[2] + partial[3])) +
+                         ((partial[4] + partial[5]) + (partial[6] + partial[7]));
         return std::sqrt(s / std::max(count, 1));
     }
 };

@@ -21,7 +21,8 @@
 //                            non-zeros, the LU of shift I - scale J, and for the augmented (y, S) system the
 //                            staggered block solve x_0 = A^-1 b_0, x_j = A^-1 (b_j + scale D_j x_0) with D_j sparse,
 //                            the blocks j >= 1 (and Radau IIA's real and complex systems) substituted together.
-//   interleaved_solve        forward and backward substitution of several right-hand sides at once, row by row:
+//   interleaved_solve        forward and backward substitution of several right-hand sides at once, row by row
+//                            (U scaled by its pivots' reciprocals, so backward substitution does not divide):
 //                            each has the operations of a substitution on its own, in the same order, and their
 //                            dependency chains overlap (a single substitution is latency-bound).
 //
@@ -83,10 +84,12 @@ template <class T>
 struct SparseLu {
     const EliminationSchedule* s = nullptr;
     std::vector<T> a;   // values over the pattern: the matrix before factor(), L (unit, strict) and U after
+    std::vector<T> inverse_pivot;   // 1 / u_ii after factor()
 
     // Factor a in place.  False if a pivot is tiny relative to its row or anything is not finite.
     bool factor() {
         const EliminationSchedule& e = *s;
+        inverse_pivot.resize(e.n);
         for (int i = 0; i < e.n; ++i) {
             double row_max = 0.0;
             for (int q = e.row_ptr[i]; q < e.row_ptr[i + 1]; ++q) row_max = std::max(row_max, std::fabs(value_of(a[q])));
@@ -99,11 +102,19 @@ struct SparseLu {
             const double pivot = std::fabs(value_of(a[e.diagonal[i]]));
             if (!(pivot > sparse_pivot_tolerance * row_max) || !std::isfinite(pivot)) return false;
         }
+        // Each row of U divided by its pivot, once the elimination (which reads U unscaled) is done: backward
+        // substitution then has one multiplication and one subtraction per term and no division.
+        for (int i = 0; i < e.n; ++i) {
+            const T inverse = T(1.0) / a[e.diagonal[i]];
+            inverse_pivot[i] = inverse;
+            for (int q = e.diagonal[i] + 1; q < e.row_ptr[i + 1]; ++q) a[q] = a[q] * inverse;
+        }
         return true;
     }
-    // x <- (LU)^-1 x, x in the permuted numbering:
-    //   forward   x_i <- x_i - sum_{q in L row i} a_q x_{col q}        (terms subtracted in the pattern's order)
-    //   backward  x_i <- (x_i - sum_{q in U row i, q != diag} a_q x_{col q}) / a_{diag i}
+    // x <- (LU)^-1 x, x in the permuted numbering, with U' = diag(U)^-1 U (strict upper part kept in a):
+    //   forward   x_i <- x_i - sum_{q in L row i} a_q x_{col q}
+    //   backward  x_i <- x_i (1 / u_ii) - sum_{q in U' row i} a_q x_{col q}
+    // terms subtracted in the pattern's order, except the one reading the row just computed, which comes last
     // (interleaved_solve with one right-hand side, below.)
     void solve(T* x) const;
 };
@@ -123,8 +134,11 @@ struct SparseLu {
 #else
 #define SYMSENS_UNROLL
 #endif
+// inv (real) and inv_re, inv_im (complex) are the reciprocals of the pivots kept by factor(), whose U is scaled by
+// them: backward substitution has no division on the chain from row to row.
 template <int KR, int KC, class T>
-void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, const T* aim, T* x, T* x_re, T* x_im) {
+void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, const T* aim, const T* inv,
+                       const T* inv_re, const T* inv_im, T* x, T* x_re, T* x_im) {
     constexpr int R = KR > 0 ? KR : 1;
     constexpr int C = KC > 0 ? KC : 1;
     // The row just computed is kept in registers (prev): in a banded order the next row reads it (its last L entry
@@ -175,53 +189,54 @@ void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, c
             if (carry) { prev_re[k] = sr[k]; prev_im[k] = si[k]; }
         }
     }
+    // Backward, over U scaled by its pivots (SparseLu::factor): x_i = x_i / u_ii - sum_j (u_ij / u_ii) x_j, the
+    // term of x_{i+1} (the row just computed) subtracted last, so that only its multiply and subtract wait for it.
     for (int i = n - 1; i >= 0; --i) {
         T acc[R], sr[C], si[C];
-        SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = x[i * KR + k];
-        SYMSENS_UNROLL for (int k = 0; k < KC; ++k) { sr[k] = x_re[i * KC + k]; si[k] = x_im[i * KC + k]; }
-        int begin = diag[i] + 1;
-        if (carry && i + 1 < n && begin < rp[i + 1] && cols[begin] == i + 1) {  // x_{i+1} from registers
-            subtract(begin, prev, prev_re, prev_im, acc, sr, si);
-            ++begin;
+        if constexpr (KR > 0) {
+            const T inverse = inv[i];
+            SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = x[i * KR + k] * inverse;
         }
+        if constexpr (KC > 0) {
+            const T ir = inv_re[i], ii = inv_im[i];
+            SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                const T xr = x_re[i * KC + k], xi = x_im[i * KC + k];
+                sr[k] = xr * ir - xi * ii;
+                si[k] = xr * ii + xi * ir;
+            }
+        }
+        int begin = diag[i] + 1;
+        const bool chained = carry && i + 1 < n && begin < rp[i + 1] && cols[begin] == i + 1;
+        if (chained) ++begin;
         for (int q = begin; q < rp[i + 1]; ++q) {
             const int j = cols[q];
             subtract(q, x + j * KR, x_re + j * KC, x_im + j * KC, acc, sr, si);
         }
-        const int d = diag[i];
-        if constexpr (KR > 0) {
-            const T pivot = a[d];
-            SYMSENS_UNROLL for (int k = 0; k < KR; ++k) {
-                const T value = acc[k] / pivot;
-                x[i * KR + k] = value;
-                if (carry) prev[k] = value;
-            }
-        }
-        if constexpr (KC > 0) {
-            const T pr = are[d], pi = aim[d];
-            const T dd = pr * pr + pi * pi;
-            SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
-                const T vr = (sr[k] * pr + si[k] * pi) / dd;
-                const T vi = (si[k] * pr - sr[k] * pi) / dd;
-                x_re[i * KC + k] = vr;
-                x_im[i * KC + k] = vi;
-                if (carry) { prev_re[k] = vr; prev_im[k] = vi; }
-            }
+        if (chained) subtract(begin - 1, prev, prev_re, prev_im, acc, sr, si);  // x_{i+1} from registers
+        SYMSENS_UNROLL for (int k = 0; k < KR; ++k) { x[i * KR + k] = acc[k]; if (carry) prev[k] = acc[k]; }
+        SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+            x_re[i * KC + k] = sr[k];
+            x_im[i * KC + k] = si[k];
+            if (carry) { prev_re[k] = sr[k]; prev_im[k] = si[k]; }
         }
     }
 }
 
 template <class T> void SparseLu<T>::solve(T* x) const {
-    interleaved_solve<1, 0, T>(*s, a.data(), nullptr, nullptr, x, nullptr, nullptr);
+    interleaved_solve<1, 0, T>(*s, a.data(), nullptr, nullptr, inverse_pivot.data(), nullptr, nullptr, x, nullptr,
+                               nullptr);
 }
 
 template <class T>
 struct SparseComplexLu {
     const EliminationSchedule* s = nullptr;
     std::vector<T> re, im;
+    std::vector<T> inverse_re, inverse_im;   // 1 / u_ii = conj(u_ii) / |u_ii|^2 after factor()
 
     bool factor() {
         const EliminationSchedule& e = *s;
+        inverse_re.resize(e.n);
+        inverse_im.resize(e.n);
         for (int i = 0; i < e.n; ++i) {
             double row_max = 0.0;
             for (int q = e.row_ptr[i]; q < e.row_ptr[i + 1]; ++q)
@@ -244,12 +259,27 @@ struct SparseComplexLu {
             const double pivot = std::hypot(value_of(re[d]), value_of(im[d]));
             if (!(pivot > sparse_pivot_tolerance * row_max) || !std::isfinite(pivot)) return false;
         }
+        // U scaled by its pivots' reciprocals, as in SparseLu::factor.
+        for (int i = 0; i < e.n; ++i) {
+            const int d = e.diagonal[i];
+            const T dd = re[d] * re[d] + im[d] * im[d];
+            const T ir = re[d] / dd, ii = -(im[d] / dd);
+            inverse_re[i] = ir;
+            inverse_im[i] = ii;
+            for (int q = d + 1; q < e.row_ptr[i + 1]; ++q) {
+                const T ur = re[q], ui = im[q];
+                re[q] = ur * ir - ui * ii;
+                im[q] = ur * ii + ui * ir;
+            }
+        }
         return true;
     }
     // (x_re + i x_im) <- (LU)^-1 (x_re + i x_im), as SparseLu::solve in complex arithmetic written out:
-    // s -= (a_re x_re - a_im x_im) + i (a_re x_im + a_im x_re), and x = s conj(u) / |u|^2 on the diagonal.
+    // s -= (a_re x_re - a_im x_im) + i (a_re x_im + a_im x_re), and s starts as x (1 / u_ii) in backward
+    // substitution.
     void solve(T* x_re, T* x_im) const {
-        interleaved_solve<0, 1, T>(*s, nullptr, re.data(), im.data(), nullptr, x_re, x_im);
+        interleaved_solve<0, 1, T>(*s, nullptr, re.data(), im.data(), nullptr, inverse_re.data(), inverse_im.data(),
+                                   nullptr, x_re, x_im);
     }
 };
 
@@ -388,36 +418,6 @@ struct SparseIterationMatrix {
             xb[i] = xb[i] + s * acc;
         }
     }
-    // add_coupling(x + b nb, x, b, s) for blocks b = first .. first + K - 1 in one pass over D's pattern (the
-    // index and x_0 loads shared); every block's sums are those of add_coupling, in the same order.
-    template <int K> void add_couplings_group(T* x, int first, const T& s) const {
-        const T* d[K];
-        T* xb[K];
-        SYMSENS_UNROLL for (int k = 0; k < K; ++k) {
-            d[k] = &Dv[static_cast<size_t>(first + k - 1) * coupling_nnz];
-            xb[k] = x + static_cast<size_t>(first + k) * nb;
-        }
-        for (int i = 0; i < nb; ++i) {
-            T acc[K];
-            SYMSENS_UNROLL for (int k = 0; k < K; ++k) acc[k] = T(0.0);
-            for (int q = coupling_row_ptr[i]; q < coupling_row_ptr[i + 1]; ++q) {
-                const T& x0 = x[coupling_columns[q]];
-                SYMSENS_UNROLL for (int k = 0; k < K; ++k) acc[k] = acc[k] + d[k][q] * x0;
-            }
-            SYMSENS_UNROLL for (int k = 0; k < K; ++k) xb[k][i] = xb[k][i] + s * acc[k];
-        }
-    }
-    // x_b += s D_b x_0 for every block b >= 1 (the same values as add_coupling block by block).
-    void add_couplings(T* x, const T& s) const {
-        for (int b = 1; b < blocks; b += group_size) {
-            switch (std::min(group_size, blocks - b)) {
-                case 1: add_couplings_group<1>(x, b, s); break;
-                case 2: add_couplings_group<2>(x, b, s); break;
-                case 3: add_couplings_group<3>(x, b, s); break;
-                default: add_couplings_group<4>(x, b, s); break;
-            }
-        }
-    }
     void solve_block(T* x) const {
         for (int i = 0; i < nb; ++i) work[i] = x[perm[i]];
         if constexpr (staggered) {
@@ -444,21 +444,52 @@ struct SparseIterationMatrix {
     }
     // KR real blocks starting at xr (consecutive, nb apart) and KC complex blocks at (xc_re, xc_im), solved together
     // in the permuted numbering: gather, interleaved_solve, scatter (the values are those of solve_block and
-    // complex_solve_block, bit for bit).
-    template <int KR, int KC> void solve_group(T* xr, T* xc_re, T* xc_im) const {
+    // complex_solve_block, bit for bit).  Blocks first >= 1 of the augmented system first receive their coupling
+    // terms, in the gather: x_b += scale D_b x_0 (real blocks, x_0 = x0; add_coupling's sums, in its order) and
+    // x_b += 1 D_b x_0 (complex blocks, x_0 = (x0_re, x0_im)), so the blocks are not read and written twice.
+    template <int KR, int KC>
+    void solve_group(T* xr, T* xc_re, T* xc_im, int first, const T* x0, const T* x0_re, const T* x0_im) const {
         T* g = group.data();
         T* gr = group_re.data();
         T* gi = group_im.data();
-        for (int i = 0; i < nb; ++i) {
-            const int pi = perm[i];
-            for (int k = 0; k < KR; ++k) g[i * KR + k] = xr[k * nb + pi];
-            for (int k = 0; k < KC; ++k) {
-                gr[i * KC + k] = xc_re[k * nb + pi];
-                gi[i * KC + k] = xc_im[k * nb + pi];
+        if (first == 0) {
+            for (int i = 0; i < nb; ++i) {
+                const int pi = perm[i];
+                for (int k = 0; k < KR; ++k) g[i * KR + k] = xr[k * nb + pi];
+                for (int k = 0; k < KC; ++k) {
+                    gr[i * KC + k] = xc_re[k * nb + pi];
+                    gi[i * KC + k] = xc_im[k * nb + pi];
+                }
+            }
+        } else {
+            const T* d = &Dv[static_cast<size_t>(first - 1) * coupling_nnz];
+            const T one(1.0);
+            for (int i = 0; i < nb; ++i) {
+                const int pi = perm[i];
+                T acc[KR > 0 ? KR : 1], acc_re[KC > 0 ? KC : 1], acc_im[KC > 0 ? KC : 1];
+                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) acc[k] = T(0.0);
+                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) { acc_re[k] = T(0.0); acc_im[k] = T(0.0); }
+                for (int q = coupling_row_ptr[pi]; q < coupling_row_ptr[pi + 1]; ++q) {
+                    const int c = coupling_columns[q];
+                    SYMSENS_UNROLL for (int k = 0; k < KR; ++k)
+                        acc[k] = acc[k] + d[static_cast<size_t>(k) * coupling_nnz + q] * x0[c];
+                    SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                        const T& entry = d[static_cast<size_t>(k) * coupling_nnz + q];
+                        acc_re[k] = acc_re[k] + entry * x0_re[c];
+                        acc_im[k] = acc_im[k] + entry * x0_im[c];
+                    }
+                }
+                SYMSENS_UNROLL for (int k = 0; k < KR; ++k) g[i * KR + k] = xr[k * nb + pi] + lu_scale * acc[k];
+                SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
+                    gr[i * KC + k] = xc_re[k * nb + pi] + one * acc_re[k];
+                    gi[i * KC + k] = xc_im[k * nb + pi] + one * acc_im[k];
+                }
             }
         }
         interleaved_solve<KR, KC, T>(schedule, lu.a.data(), KC > 0 ? complex_lu.re.data() : nullptr,
-                                     KC > 0 ? complex_lu.im.data() : nullptr, g, gr, gi);
+                                     KC > 0 ? complex_lu.im.data() : nullptr, lu.inverse_pivot.data(),
+                                     KC > 0 ? complex_lu.inverse_re.data() : nullptr,
+                                     KC > 0 ? complex_lu.inverse_im.data() : nullptr, g, gr, gi);
         for (int i = 0; i < nb; ++i) {
             const int pi = perm[i];
             for (int k = 0; k < KR; ++k) xr[k * nb + pi] = g[i * KR + k];
@@ -470,30 +501,31 @@ struct SparseIterationMatrix {
     }
     // Blocks first .. first + count - 1 (count <= group_size) of x, real (complex = false) or, with complex = true,
     // the same blocks of x (real LU) together with those of (x_re, x_im) (complex LU); x may be null for complex only.
+    // Blocks b >= 1 get their coupling terms from block 0 (solve_group), which must be solved already.
     void solve_blocks(T* x, T* x_re, T* x_im, int first, int count, bool real, bool complex) const {
         T* xr = real ? x + static_cast<size_t>(first) * nb : nullptr;
         T* cre = complex ? x_re + static_cast<size_t>(first) * nb : nullptr;
         T* cim = complex ? x_im + static_cast<size_t>(first) * nb : nullptr;
         if (real && complex) {
             switch (count) {
-                case 1: solve_group<1, 1>(xr, cre, cim); break;
-                case 2: solve_group<2, 2>(xr, cre, cim); break;
-                case 3: solve_group<3, 3>(xr, cre, cim); break;
-                default: solve_group<4, 4>(xr, cre, cim); break;
+                case 1: solve_group<1, 1>(xr, cre, cim, first, x, x_re, x_im); break;
+                case 2: solve_group<2, 2>(xr, cre, cim, first, x, x_re, x_im); break;
+                case 3: solve_group<3, 3>(xr, cre, cim, first, x, x_re, x_im); break;
+                default: solve_group<4, 4>(xr, cre, cim, first, x, x_re, x_im); break;
             }
         } else if (real) {
             switch (count) {
-                case 1: solve_group<1, 0>(xr, cre, cim); break;
-                case 2: solve_group<2, 0>(xr, cre, cim); break;
-                case 3: solve_group<3, 0>(xr, cre, cim); break;
-                default: solve_group<4, 0>(xr, cre, cim); break;
+                case 1: solve_group<1, 0>(xr, cre, cim, first, x, x_re, x_im); break;
+                case 2: solve_group<2, 0>(xr, cre, cim, first, x, x_re, x_im); break;
+                case 3: solve_group<3, 0>(xr, cre, cim, first, x, x_re, x_im); break;
+                default: solve_group<4, 0>(xr, cre, cim, first, x, x_re, x_im); break;
             }
         } else {
             switch (count) {
-                case 1: solve_group<0, 1>(xr, cre, cim); break;
-                case 2: solve_group<0, 2>(xr, cre, cim); break;
-                case 3: solve_group<0, 3>(xr, cre, cim); break;
-                default: solve_group<0, 4>(xr, cre, cim); break;
+                case 1: solve_group<0, 1>(xr, cre, cim, first, x, x_re, x_im); break;
+                case 2: solve_group<0, 2>(xr, cre, cim, first, x, x_re, x_im); break;
+                case 3: solve_group<0, 3>(xr, cre, cim, first, x, x_re, x_im); break;
+                default: solve_group<0, 4>(xr, cre, cim, first, x, x_re, x_im); break;
             }
         }
     }
@@ -509,7 +541,6 @@ struct SparseIterationMatrix {
             }
         } else {
             solve_block(x);
-            add_couplings(x, lu_scale);
             for (int b = 1; b < blocks; b += group_size)
                 solve_blocks(x, nullptr, nullptr, b, std::min(group_size, blocks - b), true, false);
         }
@@ -522,9 +553,6 @@ struct SparseIterationMatrix {
             complex_solve(x_re, x_im);
         } else {
             solve_blocks(x, x_re, x_im, 0, 1, true, true);
-            add_couplings(x, lu_scale);
-            add_couplings(x_re, T(1.0));
-            add_couplings(x_im, T(1.0));
             for (int b = 1; b < blocks; b += group_size)
                 solve_blocks(x, x_re, x_im, b, std::min(group_size, blocks - b), true, true);
         }
@@ -568,8 +596,6 @@ struct SparseIterationMatrix {
                 complex_solve_block(x_re + b * nb, x_im + b * nb);
             }
         } else {
-            add_couplings(x_re, T(1.0));
-            add_couplings(x_im, T(1.0));
             for (int b = 1; b < blocks; b += group_size)
                 solve_blocks(nullptr, x_re, x_im, b, std::min(group_size, blocks - b), false, true);
         }

@@ -28,13 +28,17 @@ inline double newton_tolerance(double rtol) {
     return std::max(10.0 * eps / rtol, std::min(0.03, std::sqrt(rtol)));
 }
 
-// The RMS of x_i w_(i mod n) over `count` entries (count a multiple of n): NewtonWeights::norm.
+// The RMS of x_i w_(i mod n) over `count` entries (count a multiple of n): NewtonWeights::norm, summed in its order
+// (entry i of each block of n into partial sum (i mod 8), the eight sums added pairwise).
 inline double weighted_norm(const double* x, long count, const double* weights, int n) {
-    double total = 0.0;
+    double partial[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (long i = 0; i < count; ++i) {
-        const double q = x[i] * weights[i % n];
-        total += q * q;
+        const long within = i % n;
+        const double q = x[i] * weights[within];
+        partial[within % 8] += q * q;
     }
+    const double total = ((partial[0] + partial[1]) + (partial[2] + partial[3])) +
+                         ((partial[4] + partial[5]) + (partial[6] + partial[7]));
     return std::sqrt(total / static_cast<double>(std::max(count, 1L)));
 }
 
