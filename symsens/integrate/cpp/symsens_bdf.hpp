@@ -139,57 +139,143 @@ struct Bdf {
                 for (int l = 0; l <= k; ++l) acc = acc + R[i * (k + 1) + l] * U[l * (k + 1) + j];
                 RU[i * (k + 1) + j] = acc;
             }
-        // row j <- 0 + RU_0j D_0 + RU_1j D_1 + ... + RU_kj D_k, summed in this order for every entry; row by row
-        // (contiguous), from a copy of the old rows kept between calls.
-        old_rows.assign(D.begin(), D.begin() + static_cast<size_t>(k + 1) * n);
-        for (int j = 0; j <= k; ++j) {
-            T* dst = row(j);
-            for (int i = 0; i < n; ++i) dst[i] = T(0.0);
-            for (int l = 0; l <= k; ++l)
-                add_multiple(dst, RU[l * (k + 1) + j], &old_rows[static_cast<size_t>(l) * n], n);
+        // row j <- 0 + RU_0j D_0 + RU_1j D_1 + ... + RU_kj D_k, summed in this order for every entry.  All rows in
+        // one pass over the entries (the old values of an entry are read before its new ones are written): D is
+        // read and written once instead of once per term.
+        switch (k) {
+            case 0: resample<1>(RU.data()); break;
+            case 1: resample<2>(RU.data()); break;
+            case 2: resample<3>(RU.data()); break;
+            case 3: resample<4>(RU.data()); break;
+            case 4: resample<5>(RU.data()); break;
+            default: resample<6>(RU.data()); break;
         }
     }
-    std::vector<T> old_rows;   // change_D's copy of D[0..order]
-    // dst_i <- dst_i + c src_i (two entries at a time for doubles: the same operations per entry).
-    static void add_multiple(T* __restrict dst, const T& c, const T* __restrict src, int n) {
+    // change_D's product for K = order + 1 rows (RU is K x K, row-major).
+    template <int K> void resample(const T* RU) {
+        T* rows[K];
+        for (int l = 0; l < K; ++l) rows[l] = row(l);
         int i = 0;
 #if SYMSENS_PAIRS
         if constexpr (use_pairs<T>) {
             using namespace pairs;
-            const d2 cc = splat(c);
-            for (; i + 2 <= n; i += 2) store(dst + i, load(dst + i) + cc * load(src + i));
+            d2 coefficient[K][K];
+            for (int l = 0; l < K; ++l)
+                for (int j = 0; j < K; ++j) coefficient[l][j] = splat(RU[l * K + j]);
+            for (; i + 2 <= n; i += 2) {
+                d2 old[K];
+                for (int l = 0; l < K; ++l) old[l] = load(rows[l] + i);
+                for (int j = 0; j < K; ++j) {
+                    d2 acc = splat(0.0);
+                    for (int l = 0; l < K; ++l) acc = acc + coefficient[l][j] * old[l];
+                    store(rows[j] + i, acc);
+                }
+            }
         }
 #endif
-        for (; i < n; ++i) dst[i] = dst[i] + c * src[i];
+        for (; i < n; ++i) {
+            T old[K];
+            for (int l = 0; l < K; ++l) old[l] = rows[l][i];
+            for (int j = 0; j < K; ++j) {
+                T acc(0.0);
+                for (int l = 0; l < K; ++l) acc = acc + RU[l * K + j] * old[l];
+                rows[j][i] = acc;
+            }
+        }
     }
 };
 
-// Element-wise pieces of the step over distinct rows (restrict: no aliasing, so the compiler may use SIMD; each
-// entry's operations are unchanged).
-// y_pred_i = D0_i + D1_i + ... + Dk_i and psi_i = (0 + gamma_1 D1_i + ... + gamma_k Dk_i) / alpha_k, summed in this
-// order for every i, row by row so that D is read contiguously.
-template <class T>
-inline void bdf_predict_row(T* __restrict y_pred, T* __restrict psi, const T* __restrict Dj, const T& gamma, int n) {
-    for (int i = 0; i < n; ++i) {
-        y_pred[i] = y_pred[i] + Dj[i];
-        psi[i] = psi[i] + gamma * Dj[i];
+// Element-wise pieces of the step over distinct rows.  Each reads and writes every row once, entry by entry (the
+// rows as parallel contiguous streams): D has up to 8 rows of N entries, beyond the L1 cache for large systems,
+// and a pass per row and term would move it through the caches several times per step.  For doubles two
+// entries at a time; each entry's operations are the scalar ones, in the same order.
+//
+// y_pred_i = D0_i + D1_i + ... + Dk_i and psi_i = (0 + gamma_1 D1_i + ... + gamma_k Dk_i) / alpha_k, K = k + 1.
+template <int K, class T>
+inline void bdf_predict_rows(T* __restrict y_pred, T* __restrict psi, const Bdf<T>& bdf, int n) {
+    const T* rows[K];
+    for (int j = 0; j < K; ++j) rows[j] = &bdf.D[static_cast<size_t>(j) * bdf.n];
+    const T alpha = bdf.coef.alpha[K - 1];
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        d2 gamma[K];
+        for (int j = 1; j < K; ++j) gamma[j] = splat(bdf.coef.gamma[j]);
+        const d2 a = splat(alpha);
+        for (; i + 2 <= n; i += 2) {
+            d2 y = load(rows[0] + i), p = splat(0.0);
+            for (int j = 1; j < K; ++j) {
+                const d2 Dj = load(rows[j] + i);
+                y = y + Dj;
+                p = p + gamma[j] * Dj;
+            }
+            store(y_pred + i, y);
+            store(psi + i, p / a);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        T y = rows[0][i], p(0.0);
+        for (int j = 1; j < K; ++j) {
+            y = y + rows[j][i];
+            p = p + bdf.coef.gamma[j] * rows[j][i];
+        }
+        y_pred[i] = y;
+        psi[i] = p / alpha;
     }
 }
 template <class T>
 inline void bdf_predict(T* __restrict y_pred, T* __restrict psi, const Bdf<T>& bdf, int order, int n) {
-    const T* __restrict D0 = bdf.D.data();
-    for (int i = 0; i < n; ++i) { y_pred[i] = D0[i]; psi[i] = T(0.0); }
-    for (int j = 1; j <= order; ++j)
-        bdf_predict_row(y_pred, psi, &bdf.D[static_cast<size_t>(j) * bdf.n], bdf.coef.gamma[j], n);
-    const T alpha = bdf.coef.alpha[order];
-    for (int i = 0; i < n; ++i) psi[i] = psi[i] / alpha;
+    switch (order) {
+        case 0: bdf_predict_rows<1>(y_pred, psi, bdf, n); break;
+        case 1: bdf_predict_rows<2>(y_pred, psi, bdf, n); break;
+        case 2: bdf_predict_rows<3>(y_pred, psi, bdf, n); break;
+        case 3: bdf_predict_rows<4>(y_pred, psi, bdf, n); break;
+        case 4: bdf_predict_rows<5>(y_pred, psi, bdf, n); break;
+        default: bdf_predict_rows<6>(y_pred, psi, bdf, n); break;
+    }
 }
-// nabla^{k+2} = d - nabla^{k+1}, nabla^{k+1} = d (after an accepted step).
-template <class T>
-inline void bdf_difference_rows(T* __restrict next2, T* __restrict next1, const T* __restrict d, int n) {
-    for (int i = 0; i < n; ++i) {
-        next2[i] = d[i] - next1[i];
-        next1[i] = d[i];
+// After an accepted step of order k (K = k + 1): nabla^{k+2} = d - nabla^{k+1}, nabla^{k+1} = d, then
+// D_j += D_{j+1} for j = k, ..., 0 (S&R 1997; scipy), entry by entry.
+template <int K, class T> inline void bdf_update_rows(Bdf<T>& bdf, const T* __restrict d, int n) {
+    T* rows[K + 2];
+    for (int j = 0; j < K + 2; ++j) rows[j] = bdf.row(j);
+    int i = 0;
+#if SYMSENS_PAIRS
+    if constexpr (use_pairs<T>) {
+        using namespace pairs;
+        for (; i + 2 <= n; i += 2) {
+            const d2 di = load(d + i);
+            d2 next = di;
+            store(rows[K + 1] + i, di - load(rows[K] + i));
+            store(rows[K] + i, di);
+            for (int j = K - 1; j >= 0; --j) {
+                next = load(rows[j] + i) + next;
+                store(rows[j] + i, next);
+            }
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        const T di = d[i];
+        rows[K + 1][i] = di - rows[K][i];
+        rows[K][i] = di;
+        T next = di;
+        for (int j = K - 1; j >= 0; --j) {
+            next = rows[j][i] + next;
+            rows[j][i] = next;
+        }
+    }
+}
+template <class T> inline void bdf_update(Bdf<T>& bdf, const T* d, int order, int n) {
+    switch (order) {
+        case 0: bdf_update_rows<1>(bdf, d, n); break;
+        case 1: bdf_update_rows<2>(bdf, d, n); break;
+        case 2: bdf_update_rows<3>(bdf, d, n); break;
+        case 3: bdf_update_rows<4>(bdf, d, n); break;
+        case 4: bdf_update_rows<5>(bdf, d, n); break;
+        default: bdf_update_rows<6>(bdf, d, n); break;
     }
 }
 // The Newton residual dy_i = c fz_i - psi_i - d_i and whether every fz_i is finite (all_finite), in one pass
@@ -234,9 +320,6 @@ inline void bdf_apply_correction(T* __restrict y_new, T* __restrict d, const T* 
     }
 #endif
     for (; i < n; ++i) { y_new[i] = y_new[i] + dy[i]; d[i] = d[i] + dy[i]; }
-}
-template <class T> inline void bdf_add_row(T* __restrict a, const T* __restrict b, int n) {
-    for (int i = 0; i < n; ++i) a[i] = a[i] + b[i];
 }
 
 // Outputs of the step (t_old, t_new] from the polynomial y(s) = D0 + sum_{j=1..k} D_j prod_{m<j} (s - t_new +
@@ -426,8 +509,7 @@ int drive_bdf(const Problem& problem, Bdf<T>& bdf, double t0, double t1, T* y, c
         t = t_new;
         for (int i = 0; i < n; ++i) y[i] = y_new[i];
         // nabla^{j+1} y_new = nabla^j y_new - nabla^j y_n, and d = nabla^{k+1} y_new (S&R 1997; scipy).
-        bdf_difference_rows(bdf.row(order + 2), bdf.row(order + 1), d.data(), n);
-        for (int j = order; j >= 0; --j) bdf_add_row(bdf.row(j), bdf.row(j + 1), n);
+        bdf_update(bdf, d.data(), order, n);
         bdf_outputs(recorder, bdf, order, t_old, t, h);
         recorder.accept(t_old, h);
         jacobian_current = false;
