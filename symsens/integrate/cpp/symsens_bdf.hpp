@@ -164,10 +164,10 @@ struct Bdf {
                 for (int j = 0; j < K; ++j) coefficient[l][j] = splat(RU[l * K + j]);
             for (; i + 2 <= n; i += 2) {
                 d2 old[K];
-                for (int l = 0; l < K; ++l) old[l] = load(rows[l] + i);
-                for (int j = 0; j < K; ++j) {
+                SYMSENS_UNROLL for (int l = 0; l < K; ++l) old[l] = load(rows[l] + i);
+                SYMSENS_UNROLL for (int j = 0; j < K; ++j) {
                     d2 acc = splat(0.0);
-                    for (int l = 0; l < K; ++l) acc = acc + coefficient[l][j] * old[l];
+                    SYMSENS_UNROLL for (int l = 0; l < K; ++l) acc = acc + coefficient[l][j] * old[l];
                     store(rows[j] + i, acc);
                 }
             }
@@ -205,7 +205,7 @@ inline void bdf_predict_rows(T* __restrict y_pred, T* __restrict psi, const Bdf<
         const d2 a = splat(alpha);
         for (; i + 2 <= n; i += 2) {
             d2 y = load(rows[0] + i), p = splat(0.0);
-            for (int j = 1; j < K; ++j) {
+            SYMSENS_UNROLL for (int j = 1; j < K; ++j) {
                 const d2 Dj = load(rows[j] + i);
                 y = y + Dj;
                 p = p + gamma[j] * Dj;
@@ -250,7 +250,7 @@ template <int K, class T> inline void bdf_update_rows(Bdf<T>& bdf, const T* __re
             d2 next = di;
             store(rows[K + 1] + i, di - load(rows[K] + i));
             store(rows[K] + i, di);
-            for (int j = K - 1; j >= 0; --j) {
+            SYMSENS_UNROLL for (int j = K - 1; j >= 0; --j) {
                 next = load(rows[j] + i) + next;
                 store(rows[j] + i, next);
             }

@@ -58,6 +58,15 @@ inline d2 splat(double x) { return d2{x, x}; }
 #endif
 template <class T> constexpr bool use_pairs = SYMSENS_PAIRS && std::is_same<T, double>::value;
 
+// Loops over a handful of right-hand sides or rows, unrolled so that their values stay in registers.
+#if defined(__clang__)
+#define SYMSENS_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define SYMSENS_UNROLL _Pragma("GCC unroll 8")
+#else
+#define SYMSENS_UNROLL
+#endif
+
 // Whether every entry is finite (is_finite: value and partials).  For doubles two at a time without branches:
 // x * 0 is a zero exactly when x is finite (inf * 0 and nan * 0 are nan), and a sum of zeros stays a zero.
 template <class T> inline bool all_finite(const T* x, int n) {

@@ -127,13 +127,6 @@ struct SparseLu {
 // latency-bound: row i waits for the rows it reads (in a banded order, the row before), and backward substitution
 // adds a division per row to that chain.
 // The loops over the K right-hand sides are unrolled, so that their accumulators live in registers.
-#if defined(__clang__)
-#define SYMSENS_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
-#define SYMSENS_UNROLL _Pragma("GCC unroll 8")
-#else
-#define SYMSENS_UNROLL
-#endif
 // inv (real) and inv_re, inv_im (complex) are the reciprocals of the pivots kept by factor(), whose U is scaled by
 // them: backward substitution has no division on the chain from row to row.
 template <int KR, int KC, class T>
