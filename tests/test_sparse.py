@@ -225,12 +225,20 @@ def test_minimum_degree_ordering_is_chosen_where_it_fills_less() -> None:
     symmetric = csr_matrix((np.ones(2 * len(entries)), (rows + cols, cols + rows)), shape=(n, n))
     rcm = [int(i) for i in reverse_cuthill_mckee(symmetric, symmetric_mode=True)]
     assert plan.lu_nnz < _boolean_fill(entries, rcm, n)
-    # An arrow with its hub first: minimum degree eliminates the hub last and fills nothing (3n - 2 entries).
+    # An arrow with its hub first: the natural order fills completely; minimum degree eliminates the hub last
+    # and fills nothing (3n - 2 entries), and so does the plan's choice.
+    from symsens.codegen._sparsity import _minimum_degree_ordering
+
     a, b = sp.symbols("a b")
     x = sp.symbols("x0:8")
     arrow = symsens.Model(states=list(x), parameters={"a": 1.0, "b": 1.0},
                           rhs=[-a * x[0] * sum(x[1:])] + [-b * x[i] * x[0] for i in range(1, 8)],
                           initial_conditions=[1.0] * 8, name="arrow")
+    arrow_entries = sorted(key for key, value in jacobian(arrow).todok().items() if value != 0)
+    assert _boolean_fill(arrow_entries, list(range(8)), 8) == 64
+    order = _minimum_degree_ordering(8, arrow_entries)
+    assert order is not None and order.index(0) >= 6  # the hub goes once at most one leaf is left
+    assert _boolean_fill(arrow_entries, order, 8) == 3 * 8 - 2
     arrow_plan = plan_sparsity(jacobian(arrow), parameter_jacobian(arrow, ["a"]), arrow.states)
     assert arrow_plan.lu_nnz == 3 * 8 - 2
     options = dict(method="bdf", rtol=1e-8, atol=1e-10, sensitivity="forward", parameters=["D", "r"],

@@ -72,10 +72,14 @@ class CacheWarning(UserWarning):
 # (plain and forward unit) and 15.5 -> 9.9 s (discrete unit); solves equally fast (64 states: forward 3.5 against
 # 3.6 ms, discrete 6.0 against 6.0 ms; calcium neuron Rodas4, 13 parameters: forward 173 against 181 ms).  The
 # generated routines already hoist common subexpressions into temporaries, so few redundant loads remain to find.
+#
+# -ffp-contract=off: no multiply and add fused into one rounding.  GCC in ISO C++ mode does not fuse anyway, but
+# Clang does by default where the target has FMA (aarch64); the solver, the replays of the discrete adjoints and
+# the NumPy replays must round every product and sum alike to take the same decisions.
 DEFAULT_FLAGS: tuple[str, ...] = (
     "-std=c++17", "-O2", "-fno-gcse", "-fno-tree-pre", "--param=sccvn-max-alias-queries-per-access=100",
     "--param=dse-max-alias-queries-per-store=32", "-fPIC", "-shared", "-fno-math-errno", "-fvisibility=hidden",
-    "-fvisibility-inlines-hidden",
+    "-fvisibility-inlines-hidden", "-ffp-contract=off",
 )
 
 

@@ -78,7 +78,8 @@ class AdjointCore:
 @lru_cache(maxsize=None)
 def _loaded_core(core: AdjointCore) -> Any:
     """The C entry of ``core``, built once for every model and scheme (content-keyed cache).  Floating-point
-    contraction is off so that the sweep's sums round as the NumPy sweep's do (no fused multiply-adds)."""
+    contraction is off (``DEFAULT_FLAGS``) so that the sweep's sums round as the NumPy sweep's do (no fused
+    multiply-adds)."""
     from importlib import resources
 
     from ..codegen._build import DEFAULT_FLAGS, build_library, load_library
@@ -86,7 +87,7 @@ def _loaded_core(core: AdjointCore) -> Any:
     folder = resources.files("symsens.integrate").joinpath("cpp").joinpath("adjoint")
     main = f"{core.entry}.cpp"
     sources = {name: folder.joinpath(name).read_text() for name in (*core.headers, main)}
-    path = build_library(sources, main, flags=(*DEFAULT_FLAGS, "-ffp-contract=off"))
+    path = build_library(sources, main, flags=DEFAULT_FLAGS)
     function = getattr(load_library(path), f"symsens_{core.entry}")
     function.restype = ctypes.c_int
     function.argtypes = list(core.argtypes)

@@ -124,8 +124,7 @@ struct SparseLu {
 // (complex).  Every right-hand side undergoes exactly the operations, in the same order, of a substitution on its
 // own (SparseLu::solve and SparseComplexLu::solve are the cases KR = 1 and KC = 1), so the results are identical
 // bit for bit; interleaving only lets the processor overlap their dependency chains.  A single substitution is
-// latency-bound: row i waits for the rows it reads (in a banded order, the row before), and backward substitution
-// adds a division per row to that chain.
+// latency-bound: row i waits for the rows it reads (in a banded order, the row before).
 // The loops over the K right-hand sides are unrolled, so that their accumulators live in registers.
 // inv (real) and inv_re, inv_im (complex) are the reciprocals of the pivots kept by factor(), whose U is scaled by
 // them: backward substitution has no division on the chain from row to row.
@@ -198,14 +197,22 @@ void interleaved_solve(const EliminationSchedule& e, const T* a, const T* are, c
                 si[k] = xr * ii + xi * ir;
             }
         }
+        // The term of x_{i+1} is last whether or not x_{i+1} is kept in registers (carry), so that the order of the
+        // sum does not depend on how many right-hand sides are solved together.
         int begin = diag[i] + 1;
-        const bool chained = carry && i + 1 < n && begin < rp[i + 1] && cols[begin] == i + 1;
+        const bool chained = i + 1 < n && begin < rp[i + 1] && cols[begin] == i + 1;
         if (chained) ++begin;
         for (int q = begin; q < rp[i + 1]; ++q) {
             const int j = cols[q];
             subtract(q, x + j * KR, x_re + j * KC, x_im + j * KC, acc, sr, si);
         }
-        if (chained) subtract(begin - 1, prev, prev_re, prev_im, acc, sr, si);  // x_{i+1} from registers
+        if (chained) {
+            if (carry) {
+                subtract(begin - 1, prev, prev_re, prev_im, acc, sr, si);  // x_{i+1} from registers
+            } else {
+                subtract(begin - 1, x + (i + 1) * KR, x_re + (i + 1) * KC, x_im + (i + 1) * KC, acc, sr, si);
+            }
+        }
         SYMSENS_UNROLL for (int k = 0; k < KR; ++k) { x[i * KR + k] = acc[k]; if (carry) prev[k] = acc[k]; }
         SYMSENS_UNROLL for (int k = 0; k < KC; ++k) {
             x_re[i * KC + k] = sr[k];
