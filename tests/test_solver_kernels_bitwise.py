@@ -21,6 +21,7 @@ import pytest
 from symsens.codegen._build import build_library, load_library
 from symsens.codegen._runtime import runtime_header
 from symsens.codegen._sparsity import symbolic_lu
+from symsens.integrate._compiled import _solver_header_sources
 from symsens.integrate._discrete_adjoint_newton import weighted_norm
 
 HARNESS = r"""
@@ -98,9 +99,9 @@ __attribute__((visibility("default"))) double harness_replay_norm(const double* 
 
 @pytest.fixture(scope="module")
 def harness() -> ctypes.CDLL:
-    cpp = resources.files("symsens.integrate").joinpath("cpp")
-    sources = {entry.name: entry.read_text() for entry in cpp.iterdir() if entry.name.endswith(".hpp")}
-    sources["symsens_newton_replay.hpp"] = cpp.joinpath("adjoint").joinpath("symsens_newton_replay.hpp").read_text()
+    sources = _solver_header_sources()
+    adjoint = resources.files("symsens.integrate").joinpath("cpp").joinpath("adjoint")
+    sources["symsens_newton_replay.hpp"] = adjoint.joinpath("symsens_newton_replay.hpp").read_text()
     sources["symsens_runtime.hpp"] = runtime_header()
     sources["harness.cpp"] = HARNESS
     library = load_library(build_library(sources, "harness.cpp"))
