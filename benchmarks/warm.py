@@ -2,35 +2,40 @@
 
 What a user pays before the first number comes back when nothing has to be compiled: ``import symsens``,
 ``load_model`` and the first ``solve``, which must find the cached library without SymPy derivation or code
-generation.  Every figure is the median over ``--repeats`` fresh subprocesses (at least 5); each subprocess
-times its own stages with ``time.perf_counter``.  Columns (milliseconds):
+generation, and (once the model has been solved before) without importing SymPy at all.  Every figure is the
+median over ``--repeats`` fresh subprocesses (at least 5); each subprocess times its own stages with
+``time.perf_counter``.  Columns (milliseconds):
 
-* ``import``: ``import symsens``;  ``load``: ``symsens.load_model(...)`` (imports SymPy and builds the model);
+* ``import``: ``import symsens`` (NumPy's import included: the package imports it);
+* ``load``: ``symsens.load_model(...)``: from the model's cached summary when there is one (no SymPy), else
+  built from its text (SymPy's import and the expressions);
 * ``solve``: the first solve of the process, including the imports of the solve path;
+* ``beyond``: ``load + solve``, what the process spends beyond ``import symsens``;
 * ``again``: the same solve after clearing every in-memory cache of symsens (memoised solvers, method tables,
   the runtime header, the model and generator digests, the compiler identity, verified library hashes) with the
   modules still imported: the cold in-process state with a warm disk cache;
 * ``warm``: the same solve with everything in memory, i.e. the integration itself; ``solve - warm`` is what
   start-up adds to the first solve;
-* ``process``: the whole subprocess measured from outside, interpreter start-up included.
+* ``process``: the whole subprocess measured from outside, interpreter start-up included;
+* ``SymPy``: whether loading and the first solve imported SymPy.
 
-Rows: ``import symsens``; ``import + load_model`` (Robertson, Hodgkin–Huxley, the calcium neuron); ``import + load +
+Rows: ``import symsens``; ``import + load_model`` (Robertson, which is never solved here and so has no summary: the
+first-load path; Hodgkin–Huxley and the calcium neuron, from their summaries); ``import + load +
 solve``: Hodgkin–Huxley with forward sensitivities to three parameters with Tsit5 and with Radau IIA 5, and the
 calcium neuron with forward sensitivities to all 13 parameters with Tsit5.  Each library is compiled (or
-found) once before timing.
+found) once before timing, which also caches the models' summaries.
 
 The subprocesses get a byte-code cache (a private ``PYTHONPYCACHEPREFIX``) even where the environment disables
 writing byte code, as installed packages have theirs; ``--source DIR`` times another checkout (e.g. an older
 version) in the same way.  ``--profile`` adds where the remaining time goes: the largest imports of the whole
 run (``python -X importtime``) and the top functions of the first solve (cProfile, cumulative time).
 
-Where the time goes (measured on a shared 2-core machine under a load of 3-4, so every figure is inflated):
-``import symsens`` imports only the error classes (< 1 ms); ``load_model`` is SymPy's import (~240 ms),
-NumPy's (~100 ms) and building the model's expressions (50-150 ms for Hodgkin–Huxley and the calcium neuron);
-the first solve spends ~20 ms importing the solve path (``_solve``, ``_compiled``, ``codegen._build`` and
-``_kernels``: module execution and dataclass creation), ~5-10 ms on the cache key (hashing the generator's
-sources once per process, the compiler identity read back from the cache, the model's canonical text) and
-checking the library's SHA-256, and the rest integrating.
+Where the time goes: ``import symsens`` is NumPy's import (50-100 ms on a loaded machine) and under a
+millisecond of its own; ``load_model`` from a summary is the imports of the model class and the cache modules
+(dataclasses, hashlib, ctypes), hashing the generator's sources once per process to key the summary, and
+reading it (about 20 ms in all); the first solve imports the solve path and checks the library's SHA-256 (about
+8 ms before the integration).  Without a summary (the first process that loads a model) ``load_model`` imports
+SymPy (~240 ms) and builds the expressions (50-150 ms for Hodgkin–Huxley and the calcium neuron).
 
 Run: ``python benchmarks/warm.py [--repeats 7] [--profile] [--source DIR]``.  Compare medians of one run with
 each other rather than across machines.
@@ -79,24 +84,31 @@ if stage >= 2:
     solution = symsens.solve(model, method=method, sensitivity="forward", parameters=parameters)
     result["solve"] = time.perf_counter() - start
     assert solution.status == "success", solution.status
+    result["sympy"] = float("sympy" in sys.modules)  # whether loading and the first solve imported SymPy
     # The same solve again with everything in memory: the integration itself, the floor of the rows above.
     start = time.perf_counter()
     symsens.solve(model, method=method, sensitivity="forward", parameters=parameters)
     result["solve_warm"] = time.perf_counter() - start
     # The same solve with every in-memory cache cleared (modules stay imported): the cache-hit path alone.
-    from symsens.codegen import _build, _kernels, _runtime
-    from symsens.integrate import _compiled
-    for module, name in ((_compiled, "_compiled_solver"), (_compiled, "_method_spec"), (_compiled, "_tableau_code"),
-                         (_compiled, "_explicit_spec"), (_compiled, "_implicit_spec"), (_runtime, "runtime_header"),
-                         (_build, "_compiler_identity"), (_kernels, "_generator_digest")):
-        function = getattr(module, name, None)
+    # Only modules already imported: importing another one here (the runtime header's imports SymPy) would
+    # inflate the process time of the row.
+    for module_name, name in (("symsens.integrate._compiled", "_compiled_solver"),
+                              ("symsens.integrate._compiled", "_method_spec"),
+                              ("symsens.integrate._compiled", "_tableau_code"),
+                              ("symsens.integrate._compiled", "_explicit_spec"),
+                              ("symsens.integrate._compiled", "_implicit_spec"),
+                              ("symsens.codegen._runtime", "runtime_header"),
+                              ("symsens.codegen._build", "_compiler_identity"),
+                              ("symsens.codegen._kernels", "_generator_digest")):
+        function = getattr(sys.modules.get(module_name), name, None)
         if function is not None:
             function.cache_clear()
-    getattr(_kernels, "_model_digests", {}).clear()
-    _build._verified.clear()
+    getattr(sys.modules["symsens.codegen._kernels"], "_model_digests", {}).clear()
+    sys.modules["symsens.codegen._build"]._verified.clear()
     start = time.perf_counter()
     symsens.solve(model, method=method, sensitivity="forward", parameters=parameters)
     result["solve_again"] = time.perf_counter() - start
+    result["beyond"] = result["load"] + result["solve"]
 print(json.dumps(result))
 """
 
@@ -181,20 +193,24 @@ def main() -> None:
 
     print(f"symsens from {SOURCE}")
     print(f"medians of {repeats} fresh subprocesses, milliseconds (a loaded machine inflates every figure)\n")
-    header = f"{'what':<54} {'import':>8} {'load':>8} {'solve':>8} {'again':>8} {'warm':>8} {'process':>8}"
+    header = (f"{'what':<54} {'import':>8} {'load':>8} {'solve':>8} {'beyond':>8} {'again':>8} {'warm':>8} "
+              f"{'process':>8} {'SymPy':>6}")
     print(header)
     print("-" * len(header))
     rows: list[tuple[str, list[object]]] = [
         ("import symsens", ["hodgkin-huxley", "tsit5", None, 0]),
-        ("import + load_model (robertson)", ["robertson", "tsit5", None, 1]),
+        # Never solved in the benchmark, so it has no cached summary: built from its text (the miss path).
+        ("import + load_model (robertson, never solved: built)", ["robertson", "tsit5", None, 1]),
         ("import + load_model (HH)", ["hodgkin-huxley", "tsit5", None, 1]),
         ("import + load_model (calcium neuron)", ["calcium-neuron", "tsit5", None, 1]),
     ]
     rows += [(f"import + load + solve: {label}", [m, meth, par, 2]) for label, m, meth, par in SOLVES]
     for label, arguments in rows:
         stages, wall = _median_runs(arguments, repeats)
+        sympy = stages.get("sympy")
         print(f"{label:<54} {_ms(stages.get('import'))} {_ms(stages.get('load'))} {_ms(stages.get('solve'))} "
-              f"{_ms(stages.get('solve_again'))} {_ms(stages.get('solve_warm'))} {_ms(wall)}")
+              f"{_ms(stages.get('beyond'))} {_ms(stages.get('solve_again'))} {_ms(stages.get('solve_warm'))} "
+              f"{_ms(wall)} {'' if sympy is None else ('yes' if sympy else 'no'):>6}")
     print("\nsolve: the first solve of the process (imports of the solve path included); again: the same solve "
           "after clearing every in-memory cache; warm: the same solve with everything in memory (the integration "
           "itself: solve - warm is the start-up cost of the solve); process: the whole subprocess, interpreter "

@@ -3,9 +3,11 @@
 The data flow is one way: model -> derive -> (codegen -> integrate) -> reference/audit -> report.
 
 Every public name below is imported on first use (PEP 562 module ``__getattr__``), so ``import symsens`` costs
-milliseconds and a script pays only for what it touches: ``symsens.load_model`` imports SymPy, ``symsens.solve``
-the compiled-solver path, ``symsens.audit`` the audit and plotting.  ``dir(symsens)``, ``from symsens import *``
-and ``import symsens.<package>`` behave as if everything had been imported eagerly.
+NumPy's import and milliseconds more, and a script pays only for what it touches: ``symsens.solve`` the
+compiled-solver path, ``symsens.audit`` the audit and plotting, and SymPy is imported when a model's expressions
+are built (a model whose summary is cached is loaded and solved with cached libraries without it).
+``dir(symsens)``, ``from symsens import *`` and ``import symsens.<package>`` behave as if everything had been
+imported eagerly.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+# NumPy comes with the package: every computation of symsens takes and returns NumPy arrays, so its import belongs
+# to ``import symsens`` rather than to whichever call comes first.  SymPy, SciPy and matplotlib load on demand.
+import numpy as _numpy  # noqa: F401
 
 from ._errors import DerivationError as DerivationError
 from ._errors import IntegrationError as IntegrationError

@@ -5,7 +5,7 @@ Every error names the problem and, where there is one, the place (file, line, na
 
 from __future__ import annotations
 
-__all__ = ["SymsensError", "ModelError", "SchemeError", "DerivationError", "IntegrationError"]
+__all__ = ["SymsensError", "ModelError", "SchemeError", "DerivationError", "IntegrationError", "CodegenError"]
 
 
 class SymsensError(Exception):
@@ -70,3 +70,10 @@ class IntegrationError(SymsensError, RuntimeError):
         self.status = status
         self.t = t
         super().__init__(message)
+
+
+class CodegenError(SymsensError):
+    """Code generation or compilation failed; the message says which step and why.
+
+    Defined here rather than beside the printer so that loading a cached library, which may fail with it,
+    imports no SymPy; ``symsens.codegen.CodegenError`` is this class."""

@@ -312,19 +312,23 @@ def test_the_method_table_agrees_with_the_scheme_catalogue() -> None:
 
 
 # -- imports -------------------------------------------------------------------------------------------------------
-def test_import_symsens_is_light() -> None:
+def test_import_symsens_is_light(tmp_path: Path) -> None:
+    """``import symsens`` imports NumPy (every computation needs it) and nothing heavy besides; loading a model
+    imports neither SciPy, matplotlib, the audit nor the integrators (here with an empty cache: the model is
+    built, so SymPy is imported)."""
     out = _run("""
         import json, sys
         import symsens
-        heavy = ["matplotlib", "scipy", "sympy", "numpy", "symsens.audit", "symsens.integrate"]
+        heavy = ["matplotlib", "scipy", "sympy", "mpmath", "symsens.audit", "symsens.integrate", "symsens.model"]
         after_import = [m for m in heavy if m in sys.modules]
         symsens.load_model("robertson")
         after_load = [m for m in ("matplotlib", "scipy", "symsens.audit", "symsens.integrate") if m in sys.modules]
-        print(json.dumps([after_import, after_load]))
-    """)
-    after_import, after_load = json.loads(out)
+        print(json.dumps([after_import, after_load, "numpy" in sys.modules, "sympy" in sys.modules]))
+    """, env={"SYMSENS_CACHE_DIR": str(tmp_path)})
+    after_import, after_load, numpy, sympy = json.loads(out)
     assert after_import == []
     assert after_load == []
+    assert numpy and sympy
 
 
 def test_every_public_name_still_works() -> None:

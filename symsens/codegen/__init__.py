@@ -6,11 +6,12 @@ assembler's dependencies (the derivation package).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from ._assemble import ModelSource as ModelSource
+    from ._source import ModelSource as ModelSource
     from ._assemble import generate_model_source as generate_model_source
     from ._build import CacheWarning as CacheWarning
     from ._build import build_library as build_library
@@ -32,7 +33,7 @@ __all__ = [
 
 # public name -> the submodule defining it
 _LAZY: dict[str, str] = {
-    "ModelSource": "._assemble", "generate_model_source": "._assemble",
+    "ModelSource": "._source", "generate_model_source": "._assemble",
     "CodegenError": "._printer", "CxxPrinter": "._printer", "ConstantTable": "._printer",
     "build_library": "._build", "cache_directory": "._build", "compile_timeout": "._build",
     "CacheWarning": "._build", "find_compiler": "._build",
@@ -40,13 +41,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

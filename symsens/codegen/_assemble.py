@@ -40,6 +40,7 @@ import sympy as sp
 from ..model._model import Model
 from ._printer import CodegenError, ConstantTable, CxxPrinter
 from ._runtime import warm_sympy_tables
+from ._source import ModelSource
 from ._sparsity import plan_sparsity, recommend_sparse, sparsity_source
 from ._text import source_text
 
@@ -66,42 +67,6 @@ inline void jacobian(const T& t, const T* y, const T* p, T* out) {
     for (int z = 0; z < next; ++z) out[z] = T(0);
 }
 """
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Generated C++ for one model and one choice of sensitivity parameters.
-
-    Attributes
-    ----------
-    code : str
-        The translation unit (includes ``symsens_runtime.hpp``).
-    n_states, n_parameters, n_sensitivity_parameters : int
-    sensitivity_parameters : tuple of int
-        Indices (into the model's parameters) of the parameters differentiated with respect to.
-    digest : str
-        SHA-256 of ``code``; with the compiler and flags it keys the compiled-library cache.
-    routine_costs : tuple of (name, operations)
-        The operations of each routine (``_cost`` summed over its statements), from which a solver library
-        decides which routine instantiations compile in translation units of their own
-        (``symsens.integrate._compiled``); empty for a source read back from the cache index.
-    coupling_colors : int
-        Colours of the coupling pattern (``sparsity::coupling_colors``): the partials of the duals that the
-        forward sensitivities' coupling blocks evaluate ``jacobian_values`` and ``parameter_jacobian`` over.
-    """
-
-    model_name: str
-    code: str
-    n_states: int
-    n_parameters: int
-    sensitivity_parameters: tuple[int, ...]
-    digest: str
-    routine_costs: tuple[tuple[str, int], ...] = ()
-    coupling_colors: int = 0
-
-    @property
-    def n_sensitivity_parameters(self) -> int:
-        return len(self.sensitivity_parameters)
 
 
 # Routines costing more than this many operations (see _cost) are split into chunks of at most about this many,

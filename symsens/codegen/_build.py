@@ -31,9 +31,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,9 +39,15 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
+
+# ``subprocess`` and ``signal`` are imported where a compiler is run: loading a cached library needs neither.
 
 from .._once import cached_once
-from ._printer import CodegenError
+from .._errors import CodegenError
 
 __all__ = [
     "Compiler", "find_compiler", "cache_directory", "build_library", "load_library", "DEFAULT_FLAGS",
@@ -93,6 +96,8 @@ class Compiler:
 
 def _run_version(path: str) -> str:
     """The first line of ``path --version`` (the path itself when the compiler prints nothing)."""
+    import subprocess
+
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -421,6 +426,8 @@ sys.exit(code if code >= 0 else 128 - code)
 
 
 def _kill_group(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    import signal
+
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, AttributeError):
@@ -430,6 +437,8 @@ def _kill_group(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
 
 def _start_compiler(command: list[str]) -> subprocess.Popen:  # type: ignore[type-arg]
     """Start ``command`` under the guard, in a new process group led by the guard; output to one pipe."""
+    import subprocess
+
     if sys.executable and os.name == "posix":
         argv = [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid()), *command]
     else:  # no interpreter to run the guard with (embedded Python) or not POSIX: own group only
@@ -440,6 +449,8 @@ def _start_compiler(command: list[str]) -> subprocess.Popen:  # type: ignore[typ
 
 def _finish(process: subprocess.Popen, deadline: float | None) -> tuple[int | None, str]:  # type: ignore[type-arg]
     """Wait for a started compiler; on timeout (returncode None) or any interruption, kill its whole group."""
+    import subprocess
+
     try:
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         log, _ = process.communicate(timeout=remaining)
@@ -518,7 +529,9 @@ def _run_compilers(commands: list[tuple[str, list[str]]], compiler: Compiler, ti
 
 # -- stale build directories ------------------------------------------------------------------------------
 _STALE_AGE = 24 * 3600.0  # seconds; no build runs this long without a timeout of that order
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# The host name (``socket.gethostname()``, read without importing ``socket`` where ``os.uname`` has it).
+_HOST = hashlib.sha256((os.uname().nodename if hasattr(os, "uname") else __import__("socket").gethostname())
+                       .encode()).hexdigest()[:8]
 
 
 def _build_prefix(key: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import re
 import threading
 import time
 import weakref
@@ -25,21 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sympy as sp
 
 from .._once import cached_once
 from ..model._model import Model
-from ._assemble import ModelSource
+from ..model._summary import ModelSummary
+from ._source import ModelSource
 from ._build import (
     _read_roots, _suppress_os_error, _write_atomically, build_library, find_compiler, library_intact,
     library_sha256, load_library,
 )
-from ._printer import CodegenError
-from ._runtime import runtime_header
+from .._errors import CodegenError
 from ._text import file_stem, source_text
 
 __all__ = [
     "Kernels", "compile_model", "write_standalone", "c_api_source", "cached_build", "cached_library", "model_fingerprint",
+    "model_facts", "ModelFacts",
 ]
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
@@ -83,6 +84,14 @@ def generate_model_source(model: Model, parameters: Sequence[str] | None = None)
     from ._assemble import generate_model_source as generate
 
     return generate(model, parameters)
+
+
+def runtime_header() -> str:
+    """:func:`symsens.codegen._runtime.runtime_header`, imported on first use (SymPy builds it; a process that
+    only loads cached libraries never needs it)."""
+    from ._runtime import runtime_header as header
+
+    return header()
 
 
 def _c_header(prefix: str, source: ModelSource) -> str:
@@ -210,8 +219,8 @@ def _declare(library: ctypes.CDLL) -> None:
 # assembler, derivation and CSE, the runtime header and its exprel tables, the scheme catalogue, the solver
 # drivers and their headers) and the versions of SymPy and mpmath that run it.  Paths relative to the package.
 _GENERATOR_SOURCES: tuple[str, ...] = (
-    "codegen", "derive", "schemes", "model/_functions.py", "integrate/_compiled.py", "integrate/cpp",
-    "_precision.py",
+    "codegen", "derive", "schemes", "model/_functions.py", "model/_summary.py", "integrate/_compiled.py",
+    "integrate/cpp", "_precision.py", "_lazy.py",
 )
 _GENERATOR_SUFFIXES = (".py", ".hpp", ".h", ".cpp")
 
@@ -255,13 +264,47 @@ def _generator_digest() -> str:
     """
     import sys
 
-    import mpmath
-
     from .. import __version__
 
-    versions = (__version__, f"{sys.version_info[0]}.{sys.version_info[1]}", sp.__version__, mpmath.__version__)
+    versions = (__version__, f"{sys.version_info[0]}.{sys.version_info[1]}", _package_version("sympy"),
+                _package_version("mpmath"))
     text = "\0".join((*versions, _source_digest(Path(__file__).resolve().parent.parent)))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# Where a package keeps its version as a literal ``__version__ = "..."`` line.
+_VERSION_FILES = {"sympy": "release.py", "mpmath": "__init__.py"}
+_VERSION_LINE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']\s*$""", re.MULTILINE)
+
+
+def _package_version(name: str) -> str:
+    """``<name>.__version__``, read from the package's files without importing it when it is not imported yet
+    (importing SymPy takes a quarter of a second; a process that loads cached libraries never needs it).  Both
+    ways give the same text; a package whose file does not hold the literal line is imported."""
+    import importlib
+    import sys
+
+    module = sys.modules.get(name)
+    if module is None:
+        version = _version_from_files(name)
+        if version is not None:
+            return version
+        module = importlib.import_module(name)
+    return str(module.__version__)
+
+
+def _version_from_files(name: str) -> str | None:
+    """The literal ``__version__`` of package ``name`` from its ``_VERSION_FILES`` entry, or None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or name not in _VERSION_FILES:
+            return None
+        found = _VERSION_LINE.findall(Path(spec.origin).with_name(_VERSION_FILES[name]).read_text(encoding="utf-8"))
+    except (OSError, ValueError, ImportError):
+        return None
+    return found[0] if len(found) == 1 else None
 
 
 def _canonical(expr: object, memo: dict[int, tuple[object, str]]) -> str:
@@ -274,39 +317,61 @@ def _canonical(expr: object, memo: dict[int, tuple[object, str]]) -> str:
     nodes already written in this call to the node and its text (subexpressions shared by several equations);
     holding the node keeps its ``id`` from being reused by another object during the call.
     """
-    if isinstance(expr, sp.Basic):
+    from sympy import Basic
+
+    return _canonical_text(expr, memo, Basic)
+
+
+def _canonical_text(expr: object, memo: dict[int, tuple[object, str]], basic: type) -> str:
+    if isinstance(expr, basic):
         known = memo.get(id(expr))
         if known is not None:
             return known[1]
         kind = type(expr)
-        parts = ",".join(_canonical(part, memo) for part in expr._hashable_content())
+        parts = ",".join(_canonical_text(part, memo, basic) for part in expr._hashable_content())  # type: ignore[attr-defined]
         text = f"{kind.__module__}:{kind.__qualname__}({parts})"
         memo[id(expr)] = (expr, text)
         return text
     if isinstance(expr, (tuple, list)):
-        return "[" + ",".join(_canonical(part, memo) for part in expr) + "]"
+        return "[" + ",".join(_canonical_text(part, memo, basic) for part in expr) + "]"
     # Names, assumption flags, the integers of a float's mantissa: their repr is exact, and the type tag keeps
     # e.g. the string '1' apart from the integer 1.
     return f"{type(expr).__name__}:{expr!r}"
 
 
-# id(model) -> (weak reference to it, its digest): remembered per model object, not per equal model, so the
-# digest never depends on which of two equal-comparing models was seen first.
-_model_digests: dict[int, tuple[weakref.ref[Model], str]] = {}
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the compiled-library keys need to know of a model's equations.
+
+    ``digest``: :func:`_compute_model_digest`; ``autonomous``: no time anywhere in f or in an intermediate (a
+    constant of the solver drivers); ``rhs_nodes``: the SymPy nodes of f, which decide whether the discrete
+    modes are a library of their own (``symsens.integrate._compiled._SEPARATE_DUAL_SIZE``).
+    """
+
+    digest: str
+    autonomous: bool
+    rhs_nodes: int
+
+
+# id(model) -> (weak reference to it, its facts): remembered per model object, not per equal model, so the
+# facts never depend on which of two equal-comparing models was seen first.
+_model_digests: dict[int, tuple[weakref.ref[Model], ModelFacts]] = {}
 _model_digests_lock = threading.Lock()
 
 
-def _model_digest(model: Model) -> str:
-    """SHA-256 of everything of ``model`` its generated C++ depends on: name (it appears in comments), time,
-    states and parameters (names and order, as symbols with their assumptions), the equations with the
-    intermediates substituted, the initial conditions, and the intermediates themselves.  Nominal values,
-    outputs, the description and the time span are run-time inputs or never reach generated code.
-    Remembered for the lifetime of the model object."""
+def model_facts(model: Model) -> ModelFacts:
+    """The :class:`ModelFacts` of ``model``, computed from its expressions once per model object, or taken from
+    its summary for a model made from one (:mod:`symsens.codegen._summaries`; then no SymPy runs).  The first
+    computation for a model loaded from a text caches its summary, so the next process loading that text
+    solves it with cached libraries without SymPy."""
+    summary = model.__dict__.get("_summary")
+    if summary is not None:
+        return ModelFacts(summary.digest, summary.autonomous, summary.rhs_nodes)
     with _model_digests_lock:
         known = _model_digests.get(id(model))
     if known is not None and known[0]() is model:
         return known[1]
-    value = _compute_model_digest(model)
+    facts = _compute_model_facts(model)
     key = id(model)
 
     def forget(_: object) -> None:
@@ -315,8 +380,44 @@ def _model_digest(model: Model) -> str:
                 del _model_digests[key]
 
     with _model_digests_lock:
-        _model_digests[key] = (weakref.ref(model, forget), value)
-    return value
+        _model_digests[key] = (weakref.ref(model, forget), facts)
+    origin = model.__dict__.get("_origin")
+    if origin is not None:
+        from ._summaries import write_summary
+
+        write_summary(origin.key, _summary_of(model, facts))
+    return facts
+
+
+def _compute_model_facts(model: Model) -> ModelFacts:
+    import sympy as sp
+
+    # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
+    expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
+    autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
+    nodes = sum(1 for expr in model.rhs for _ in sp.preorder_traversal(sp.sympify(expr)))
+    return ModelFacts(_compute_model_digest(model), autonomous, nodes)
+
+
+def _summary_of(model: Model, facts: ModelFacts) -> ModelSummary:
+    """The summary of a model loaded from a text: its names, the text's nominal values, time span and units,
+    and ``facts``."""
+    return ModelSummary(
+        name=model.name, description=model.description, time=model.time.name, states=model.state_names,
+        parameters=model.parameter_names, parameter_values=model.__dict__["_origin"].parameter_values,
+        intermediates=tuple(symbol.name for symbol, _ in model.intermediates), outputs=model.output_names,
+        t_span=model.t_span, units=tuple(model.units.items()), digest=facts.digest, autonomous=facts.autonomous,
+        rhs_nodes=facts.rhs_nodes,
+    )
+
+
+def _model_digest(model: Model) -> str:
+    """SHA-256 of everything of ``model`` its generated C++ depends on: name (it appears in comments), time,
+    states and parameters (names and order, as symbols with their assumptions), the equations with the
+    intermediates substituted, the initial conditions, and the intermediates themselves.  Nominal values,
+    outputs, the description and the time span are run-time inputs or never reach generated code.
+    Remembered for the lifetime of the model object (:func:`model_facts`)."""
+    return model_facts(model).digest
 
 
 def _compute_model_digest(model: Model) -> str:

@@ -33,14 +33,10 @@ import mpmath
 import sympy as sp
 
 from .._precision import mpmath_precision
-from .._errors import SymsensError
+from .._errors import CodegenError as CodegenError
 from ..model._functions import exprel
 
 __all__ = ["CodegenError", "CxxPrinter", "ConstantTable"]
-
-
-class CodegenError(SymsensError):
-    """Code generation or compilation failed; the message says which step and why."""
 
 
 # SymPy function -> name in the runtime header's ``symsens`` namespace.

@@ -43,16 +43,23 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-import sympy as sp
+from typing import TYPE_CHECKING
 
-from .._precision import mpmath_precision
+import numpy as np
+
+from .._errors import CodegenError
 from .._once import cached_once
 from ..codegen._build import compiler_jobs, load_library
-from ..codegen._kernels import cached_build, cached_library
-from ..codegen._printer import CodegenError, ConstantTable
-from ..codegen._runtime import runtime_header
-from ..model import Model
+from ..codegen._kernels import cached_build, cached_library, model_facts, runtime_header
+from ..model._model import Model
+
+if TYPE_CHECKING:
+    import sympy as sp
+
+    from ..codegen._printer import ConstantTable
+
+# SymPy, mpmath and the printer are imported by the functions that print tableaux, which only a build runs: a
+# process that loads its solvers from the cache imports none of them.
 
 __all__ = ["CompiledSolver", "compiled_solver", "method_spec", "EXPLICIT_METHODS", "IMPLICIT_METHODS", "OptionsStruct", "StatsStruct", "plain_solver", "discrete_solver", "MODE_PLAIN", "MODE_FORWARD", "MODE_DISCRETE", "MODE_DISCRETE_STEPS"]
 
@@ -148,6 +155,8 @@ class _BuiltTableau:
 
 
 def _coefficient_table(values: Sequence[sp.Expr], constants: ConstantTable) -> str:
+    import sympy as sp
+
     return ", ".join(f"c[{constants.index(sp.nsimplify(v) if isinstance(v, float) else v)}]" for v in values)
 
 
@@ -178,6 +187,9 @@ def _embedded_error_order(scheme) -> int | None:  # type: ignore[no-untyped-def]
 
 @cached_once()  # printing the tableau costs ~1 ms per call (verner7); the result is immutable
 def _explicit_spec(name: str) -> _BuiltTableau:
+    import sympy as sp
+
+    from ..codegen._printer import ConstantTable
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme(name)
@@ -246,6 +258,9 @@ def _tableau_function(struct: str, fields: list[str], constants: ConstantTable) 
 
 def _dirk_spec(name: str) -> _BuiltTableau:
     """SDIRK / ESDIRK: ``symsens::DiagonallyImplicitRungeKutta<T>`` (symsens_dirk.hpp)."""
+    import sympy as sp
+
+    from ..codegen._printer import ConstantTable
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme(name)
@@ -286,6 +301,9 @@ def _dirk_spec(name: str) -> _BuiltTableau:
 
 def _rosenbrock_spec(name: str) -> _BuiltTableau:
     """Rosenbrock (Hairer–Wanner form): ``symsens::Rosenbrock<T>`` (symsens_rosenbrock.hpp)."""
+    import sympy as sp
+
+    from ..codegen._printer import ConstantTable
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme(name)
@@ -323,7 +341,9 @@ def _radau_constants(digits: int = 60) -> dict[str, list[sp.Float]]:
     bhat_i f(Y_i))`` (HW II, IV.8), i.e. ``e = gamma0 (-13 - 7 sqrt 6, -13 + 7 sqrt 6, -1) / 3`` (checked).
     """
     import mpmath
+    import sympy as sp
 
+    from .._precision import mpmath_precision
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme("radau-iia-3")
@@ -370,6 +390,7 @@ def _radau_constants(digits: int = 60) -> dict[str, list[sp.Float]]:
 
 def _radau_spec(name: str) -> _BuiltTableau:
     """Radau IIA, 3 stages, order 5 (RADAU5): ``symsens::RadauIIA3<T>`` (symsens_radau.hpp)."""
+    from ..codegen._printer import ConstantTable
     from ..schemes._registry import get_scheme
 
     scheme = get_scheme("radau-iia-3")
@@ -865,9 +886,9 @@ _SEPARATE_DUAL_SIZE = 10_000
 
 def _separate_dual(model: Model, parameters: Sequence[str]) -> bool:
     """Whether the discrete modes of ``model`` with ``parameters`` are a library of their own (see
-    _SEPARATE_DUAL_SIZE); cheap (no derivation), as it decides the cache key."""
-    nodes = sum(1 for expr in model.rhs for _ in sp.preorder_traversal(sp.sympify(expr)))
-    return nodes * len(parameters) >= _SEPARATE_DUAL_SIZE
+    _SEPARATE_DUAL_SIZE); cheap (no derivation; from the model's summary, no SymPy), as it decides the cache
+    key."""
+    return model_facts(model).rhs_nodes * len(parameters) >= _SEPARATE_DUAL_SIZE
 
 
 def _type_weight(partials: int) -> int:
@@ -1070,8 +1091,7 @@ def _solver_purpose_of(model: Model, method: str, linear_solver: str,
     if spec.family not in _LINEAR_FAMILIES:
         linear_solver = "auto"
     # Conservative: t anywhere in f or in an intermediate makes the model non-autonomous.
-    expressions = [*model.rhs, *(expr for _, expr in (model.intermediates or ()))]
-    autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
+    autonomous = model_facts(model).autonomous
     return spec, linear_solver, autonomous, _solver_purpose(method, autonomous, linear_solver, modes)
 
 

@@ -304,7 +304,7 @@ class _OutputFunction:
 
 def _with_outputs(solution: Solution, model: Model, p: np.ndarray) -> Solution:
     """``solution`` able to evaluate the model's outputs (lazily: most solves never ask for them)."""
-    if not model.outputs:
+    if not model.output_names:  # the names, not the expressions: no SymPy for a model made from its summary
         return solution
     return replace(solution, output_function=_OutputFunction(model, p), output_names=tuple(model.output_names))
 

@@ -1,15 +1,28 @@
-"""What the user's ODE is: :class:`Model`, the safe model-file language, and the built-in models."""
+"""What the user's ODE is: :class:`Model`, the safe model-file language, and the built-in models.
 
-from ._file import dumps_model as dumps_model
-from ._file import load_model_file as load_model_file
-from ._file import loads_model as loads_model
-from ._functions import exprel as exprel
-from ._functions import exprel_derivative as exprel_derivative
-from ._load import examples as examples
-from ._load import load_model as load_model
-from ._model import Model as Model
-from ._parser import format_expression as format_expression
-from ._parser import parse_expression as parse_expression
+Names are imported on first use (module ``__getattr__``): ``Model`` and ``load_model`` import no SymPy until a
+model's expressions are built, so a model whose summary is cached is solved with cached compiled libraries
+without SymPy; the parser, the model-file reader and writer and the SBML module load when asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from ._file import dumps_model as dumps_model
+    from ._file import load_model_file as load_model_file
+    from ._file import loads_model as loads_model
+    from ._functions import exprel as exprel
+    from ._functions import exprel_derivative as exprel_derivative
+    from ._load import examples as examples
+    from ._load import load_model as load_model
+    from ._model import Model as Model
+    from ._parser import format_expression as format_expression
+    from ._parser import parse_expression as parse_expression
+    from ._sbml import to_sbml as to_sbml
 
 __all__ = [
     "Model",
@@ -25,11 +38,13 @@ __all__ = [
     "to_sbml",
 ]
 
+# public name -> the submodule defining it
+_LAZY: dict[str, str] = {
+    "Model": "._model", "load_model": "._load", "examples": "._load", "load_model_file": "._file",
+    "loads_model": "._file", "dumps_model": "._file", "parse_expression": "._parser",
+    "format_expression": "._parser", "exprel": "._functions", "exprel_derivative": "._functions",
+    "to_sbml": "._sbml",
+}
 
-def __getattr__(name: str) -> object:
-    # The SBML module is loaded when asked for: loading or solving a model never imports it (nor libsbml).
-    if name == "to_sbml":
-        from ._sbml import to_sbml
 
-        return to_sbml
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

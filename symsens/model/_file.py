@@ -20,7 +20,6 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import sympy as sp
@@ -578,14 +577,10 @@ def loads_model(text: str, source: str = "<string>") -> Model:
 
 def load_model_file(path: str | os.PathLike[str]) -> Model:
     """Read a TOML model file (UTF-8) into a :class:`Model`; see :func:`loads_model` for the errors."""
+    from ._load import read_model_text
+
     source = os.fspath(path)
-    try:
-        text = Path(source).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ModelError(f"model file is not valid UTF-8: {error}", source=source) from None
-    except OSError as error:
-        raise ModelError(f"cannot read model file: {error.strerror or error}", source=source) from None
-    return loads_model(text, source=source)
+    return loads_model(read_model_text(source), source=source)
 
 
 # ---------------------------------------------------------------------------------------------------------

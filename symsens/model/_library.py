@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from types import MappingProxyType
 
 import sympy as sp
@@ -616,13 +615,6 @@ BUILTIN_MODELS: Mapping[str, Callable[[], Model]] = MappingProxyType(
 """Registry name -> constructor (no arguments) of each built-in model, in a stable order."""
 
 
-@lru_cache(maxsize=None)
-def _build(name: str) -> Model:
-    # A Model is immutable (frozen dataclass; with_parameter_values returns a copy), so one instance per
-    # name can be shared; building the calcium neuron takes tens of milliseconds.
-    return BUILTIN_MODELS[name]()
-
-
 def builtin_model(name: str) -> Model:
     """The built-in model registered as ``name`` (see :data:`BUILTIN_MODELS`), built once and cached.
 
@@ -637,4 +629,9 @@ def builtin_model(name: str) -> Model:
         raise ModelError(
             f"unknown built-in model {name!r}{hint} (built-in: {', '.join(BUILTIN_MODELS)})", name=str(name)
         )
-    return _build(name)
+    # One shared instance per name and process (a Model is immutable), the one load_model(name) returns: made
+    # from the model's cached summary when there is one, so that a process solving it with cached libraries
+    # never builds its expressions.
+    from ._load import builtin
+
+    return builtin(name)

@@ -16,20 +16,31 @@ import difflib
 import keyword
 import math
 import numbers
+import sys
+import threading
 import unicodedata
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Union
-
-import sympy as sp
+from typing import TYPE_CHECKING, Any, Union
 
 from .._errors import ModelError
-from ._functions import exprel, exprel_derivative
-from ._parser import DOUBLE_MIN, check_constants
+from ._summary import ModelOrigin, ModelSummary
 
-__all__ = ["Model", "Units", "RESERVED_NAMES", "ExprLike", "normal_name", "name_problem", "MAX_UNIT_LENGTH"]
+if TYPE_CHECKING:
+    import sympy as sp
 
-ExprLike = Union[sp.Expr, str, float, int]
+    ExprLike = Union[sp.Expr, str, float, int]
+
+__all__ = ["Model", "Units", "RESERVED_NAMES", "ExprLike", "normal_name", "name_problem", "MAX_UNIT_LENGTH",
+           "ModelOrigin"]
+
+# SymPy is imported by what builds or reads a model's expressions, not by this module: a model loaded from a
+# file whose summary is in the disk cache is solved with cached compiled libraries without importing SymPy
+# (see ``Model`` below, "models loaded from files").
+
+#: Smallest positive normal double (``symsens.model._parser.DOUBLE_MIN``).
+_DOUBLE_MIN = sys.float_info.min
 
 # Names the model language gives a meaning to; a state, parameter, intermediate or output may not take
 # them (a parameter called ``exp`` would shadow the function in every expression).
@@ -41,13 +52,26 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     }
 )
 
-# SymPy objects an expression of a model may contain: arithmetic, the whitelisted functions and
-# Piecewise/Min/Max with relational conditions.  Anything else (Integral, Derivative, Function('f'), …)
-# is refused so that every later stage knows how to differentiate and print it.
-_ALLOWED_FUNCTION_TYPES: tuple[type, ...] = (
-    sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.tanh, sp.sinh, sp.cosh, sp.Abs, sp.Min, sp.Max,
-    sp.Piecewise, sp.Heaviside, sp.sign, exprel, exprel_derivative,
-)
+
+def _allowed_function_types() -> tuple[type, ...]:
+    """SymPy objects an expression of a model may contain: arithmetic, the whitelisted functions and
+    Piecewise/Min/Max with relational conditions.  Anything else (Integral, Derivative, Function('f'), …) is
+    refused so that every later stage knows how to differentiate and print it."""
+    import sympy as sp
+
+    from ._functions import exprel, exprel_derivative
+
+    return (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.tanh, sp.sinh, sp.cosh, sp.Abs, sp.Min, sp.Max,
+            sp.Piecewise, sp.Heaviside, sp.sign, exprel, exprel_derivative)
+
+
+def __getattr__(name: str) -> Any:
+    # ``ExprLike`` names SymPy types, so it is made when asked for (type annotations here are strings).
+    if name == "ExprLike":
+        import sympy as sp
+
+        return Union[sp.Expr, str, float, int]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def normal_name(name: str) -> str:
@@ -94,17 +118,24 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
+def _is_sympy(value: Any, kind: str) -> bool:
+    """Whether ``value`` is an instance of SymPy's ``kind`` (e.g. ``"Symbol"``), without importing SymPy: a
+    SymPy object can only exist once SymPy is imported."""
+    sympy = sys.modules.get("sympy")
+    return sympy is not None and isinstance(value, getattr(sympy, kind))
+
+
 def _as_name(item: Any, what: str) -> str:
-    if isinstance(item, sp.Symbol):
-        return _check_name(item.name, what)
     if isinstance(item, str):
         return _check_name(item, what)
+    if _is_sympy(item, "Symbol"):
+        return _check_name(item.name, what)
     raise ModelError(f"{what} must be given as a name or a SymPy Symbol, got {type(item).__name__}")
 
 
 def _finite_float(value: Any, what: str, name: str, normal: bool = False) -> float:
     """``value`` as a finite float; with ``normal``, also 0 or of magnitude at least DOUBLE_MIN (no subnormals)."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, sp.Number)):
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or _is_sympy(value, "Number")):
         raise ModelError(f"{what} {name!r} must be a real number, got {value!r}", name=name)
     try:
         number = float(value)
@@ -112,9 +143,9 @@ def _finite_float(value: Any, what: str, name: str, normal: bool = False) -> flo
         number = math.inf
     if not math.isfinite(number):
         raise ModelError(f"{what} {name!r} must be finite, got {value}", name=name)
-    if normal and (value != 0 and abs(number) < DOUBLE_MIN):
+    if normal and (value != 0 and abs(number) < _DOUBLE_MIN):
         raise ModelError(
-            f"{what} {name!r} is {value}: not 0 and below the smallest normal double {DOUBLE_MIN!r} "
+            f"{what} {name!r} is {value}: not 0 and below the smallest normal double {_DOUBLE_MIN!r} "
             "(it would be stored as 0 or a subnormal number)",
             name=name,
         )
@@ -237,6 +268,15 @@ class Model:
         a short plain string (:func:`unit_problem`).  Held as :class:`Units` in :attr:`units` (empty by
         default); they take part in equality, not in the compiled-kernel cache key.
 
+    Notes
+    -----
+    A model made from its summary: :func:`symsens.load_model` of a model file or built-in model whose summary is cached (written the first time
+    its compiled libraries were keyed, :mod:`symsens.codegen._summaries`) returns a Model whose names, values,
+    time span and units come from the summary and whose expressions (``states``, ``parameters``, ``rhs``,
+    ``initial_conditions``, ``intermediates``, ``outputs``, ``time``) are built from the text in memory on first
+    access, then checked against the summary.  Until then no SymPy is imported, so a fresh process solves it
+    with cached libraries without symbolic work.  It compares, hashes, copies and pickles like any other Model.
+
     Raises
     ------
     ModelError
@@ -276,6 +316,10 @@ class Model:
         t_span: tuple[float, float] | None = None,
         units: Mapping[str, str] | None = None,
     ) -> None:
+        import sympy as sp
+
+        from ._parser import check_constants
+
         state_names = [_as_name(s, "state") for s in states]
         if not state_names:
             raise ModelError("a model needs at least one state")
@@ -386,11 +430,15 @@ class Model:
     @staticmethod
     def _uses(name: str, substitutions: Mapping[sp.Symbol, sp.Expr], states: Sequence[str], time: str) -> bool:
         """Whether intermediate ``name`` depends on a state or on time (then an initial condition may not use it)."""
+        import sympy as sp
+
         expr = substitutions[sp.Symbol(name, real=True)]
         return any(s.name in states or s.name == time for s in expr.free_symbols)
 
     @staticmethod
     def _to_expr(raw: ExprLike, table: Mapping[str, sp.Symbol], allowed: set[str], what: str) -> sp.Expr:
+        import sympy as sp
+
         if isinstance(raw, str):
             from ._parser import parse_expression
 
@@ -411,6 +459,11 @@ class Model:
 
     @staticmethod
     def _validate_expr(expr: sp.Basic, allowed: set[str], what: str) -> None:
+        import sympy as sp
+
+        from ._parser import check_constants
+
+        allowed_types = _allowed_function_types()
         if not isinstance(expr, sp.Expr):
             raise ModelError(f"{what} is not an algebraic expression: {expr}")
         if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
@@ -423,21 +476,65 @@ class Model:
                     name=symbol.name,
                 )
         for node in sp.preorder_traversal(expr):
-            if isinstance(node, sp.Function) and not isinstance(node, _ALLOWED_FUNCTION_TYPES):
+            if isinstance(node, sp.Function) and not isinstance(node, allowed_types):
                 raise ModelError(f"function {type(node).__name__!r} in {what} is not supported by the model language")
             if isinstance(node, (sp.Derivative, sp.Integral)):
                 raise ModelError(f"{what} contains an unevaluated {type(node).__name__}")
+
+    # -- a model made from its cached summary ----------------------------------------------------------
+    @classmethod
+    def _from_summary(cls, summary: ModelSummary, origin: ModelOrigin) -> Model:
+        """The model of ``origin``'s text with its names, values, time span and units from ``summary``; its
+        SymPy expressions are built from the text when first asked for (:meth:`_build_expressions`)."""
+        model = object.__new__(cls)
+        for attribute, value in (
+            ("parameter_values", summary.parameter_values), ("name", summary.name),
+            ("description", summary.description), ("t_span", summary.t_span), ("units", Units(summary.units)),
+            ("_state_names", summary.states), ("_parameter_names", summary.parameters),
+            ("_output_names", summary.outputs), ("_origin", origin), ("_summary", summary),
+        ):
+            object.__setattr__(model, attribute, value)
+        return model
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for an attribute that is not set: the expressions of a model made from its summary.
+        if name in _SYMBOLIC_FIELDS and "_summary" in self.__dict__:
+            self._build_expressions()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _build_expressions(self) -> None:
+        """Build the expressions of a model made from its summary (from the text it was loaded from, once per
+        text and process) and check that they are the model the summary describes."""
+        with _build_lock:
+            if "rhs" in self.__dict__:
+                return
+            origin: ModelOrigin = self.__dict__["_origin"]
+            summary: ModelSummary = self.__dict__["_summary"]
+            built = _built_from_text.get(origin.key)
+            if built is None:
+                built = _build_origin(origin)
+                _built_from_text[origin.key] = built
+            problem = _summary_mismatch(built, summary, origin)
+            if problem is not None:
+                raise ModelError(
+                    f"model {summary.name!r} ({origin.source}): its summary in the symsens cache does not match "
+                    f"its text ({problem}); the cache entry is damaged: delete the folder 'models' of the cache "
+                    "directory", source=origin.source,
+                )
+            for attribute in _SYMBOLIC_FIELDS:
+                object.__setattr__(self, attribute, built.__dict__[attribute])
 
     # -- derived views -------------------------------------------------------------------------------
     @property
     def n_states(self) -> int:
         """Number of states n."""
-        return len(self.states)
+        return len(self.state_names)
 
     @property
     def n_parameters(self) -> int:
         """Number of parameters P."""
-        return len(self.parameters)
+        return len(self.parameter_names)
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -458,7 +555,11 @@ class Model:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.outputs)
+        cached = self.__dict__.get("_output_names")
+        if cached is None:
+            cached = tuple(name for name, _ in self.outputs)
+            object.__setattr__(self, "_output_names", cached)
+        return cached
 
     @property
     def nominal_parameters(self) -> dict[str, float]:
@@ -503,19 +604,41 @@ class Model:
         for key, value in values.items():
             new_values[key] = _finite_float(value, "value of parameter", key)
         clone = object.__new__(Model)
-        for attribute in self.__dataclass_fields__:
-            object.__setattr__(clone, attribute, getattr(self, attribute))
+        # Everything but the values and the hash is shared: the expressions (or, for a model made from its
+        # summary, what builds them) and the cached names.
+        for attribute, value in self.__dict__.items():
+            if attribute != "_hash":
+                object.__setattr__(clone, attribute, value)
         object.__setattr__(clone, "parameter_values", tuple(new_values[n] for n in self.parameter_names))
         return clone
 
     def __hash__(self) -> int:
-        # The hash the dataclass would compute (over the compared fields), computed once: it walks every expression
-        # (milliseconds for a model with a thousand parameters), and the solver caches hash the model on every call.
+        # Over the names and plain values only, computed once: equal models have equal ones, it needs no
+        # expression (a model made from its summary has none yet), and the solver caches hash the model on
+        # every call.  Models that differ only in their equations share a hash and are told apart by __eq__.
         cached = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash(tuple(getattr(self, item.name) for item in fields(self) if item.compare))
+            cached = hash((self.name, self.state_names, self.parameter_names, self.parameter_values, self.t_span,
+                           self.units))
             object.__setattr__(self, "_hash", cached)
         return cached
+
+    def __eq__(self, other: object) -> bool:
+        """Equal states, parameters, values, equations, initial conditions, intermediates, outputs, time, name,
+        description, time span and units.  Two models loaded from the same text are compared by their values,
+        name, description, time span and units alone (the same text gives the same expressions)."""
+        if self is other:
+            return True
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Model)
+        mine, theirs = self.__dict__.get("_origin"), other.__dict__.get("_origin")
+        plain = ("parameter_values", "name", "description", "t_span", "units")
+        if mine is not None and theirs is not None and mine.key == theirs.key:
+            return all(getattr(self, attribute) == getattr(other, attribute) for attribute in plain)
+        if hash(self) != hash(other):
+            return False
+        return all(getattr(self, item.name) == getattr(other, item.name) for item in fields(self) if item.compare)
 
     def __getstate__(self) -> dict[str, Any]:
         # String hashes differ between processes: a pickled model must not carry this process's hash.
@@ -532,3 +655,45 @@ class Model:
         for pname, value in zip(self.parameter_names, self.parameter_values):
             lines.append(f"  {pname} = {value:g}")
         return "\n".join(lines)
+
+
+# The attributes of a model that hold SymPy objects: a model made from its summary sets them on first use.
+_SYMBOLIC_FIELDS = ("states", "parameters", "rhs", "initial_conditions", "intermediates", "outputs", "time",
+                    "_symbol_table")
+_build_lock = threading.RLock()
+# origin key -> the model built from that text: the copies with other parameter values share its expressions.
+_built_from_text: weakref.WeakValueDictionary[str, Model] = weakref.WeakValueDictionary()
+
+
+def _build_origin(origin: ModelOrigin) -> Model:
+    """The model of ``origin`` built from its text, as :func:`symsens.load_model` builds it on a cache miss."""
+    if origin.kind == "toml":
+        from ._file import loads_model
+
+        return loads_model(origin.text, source=origin.source)
+    if origin.kind == "builtin":
+        from ._library import BUILTIN_MODELS
+
+        return BUILTIN_MODELS[origin.text]()
+    raise ModelError(f"unknown model origin {origin.kind!r}")  # pragma: no cover - made by load_model only
+
+
+def _summary_mismatch(built: Model, summary: ModelSummary, origin: ModelOrigin) -> str | None:
+    """What differs between the model built from a text and the summary cached for that text (None: nothing)."""
+    checks = (
+        ("states", built.state_names, summary.states),
+        ("parameters", built.parameter_names, summary.parameters),
+        ("nominal values", built.parameter_values, origin.parameter_values),
+        ("name", built.name, summary.name),
+        ("description", built.description, summary.description),
+        ("time", built.time.name, summary.time),
+        ("intermediates", tuple(symbol.name for symbol, _ in built.intermediates), summary.intermediates),
+        ("outputs", built.output_names, summary.outputs),
+        ("time span", built.t_span, summary.t_span),
+        ("units", tuple(built.units.items()), summary.units),
+    )
+    for what, actual, recorded in checks:
+        if actual != recorded:
+            return f"{what}: {actual!r} in the text, {recorded!r} in the summary"
+    return None
+
