@@ -152,11 +152,9 @@ def test_a_model_from_its_summary_is_the_model_of_its_text(in_cache: tuple[Path,
     # ...copies with other values keep the summary and differ from the original...
     changed = model.with_parameter_values({"k": 3.0})
     assert changed != model and changed.parameter_values == (3.0, 0.5) and "_summary" in changed.__dict__
-    # ...and a pickled model stays unbuilt until asked.
-    copy = pickle.loads(pickle.dumps(model))
-    assert "rhs" not in copy.__dict__ and copy == model
-    # Field by field, once built: the model the text describes.
+    # Field by field, once built: the model the text describes; repeated loads and copies share the expressions.
     assert model == built
+    assert again.rhs is model.rhs and changed.rhs is model.rhs
     for field in ("states", "parameters", "rhs", "initial_conditions", "intermediates", "outputs", "time"):
         assert getattr(model, field) == getattr(built, field), field
     assert model.symbol("rate") == sp.Symbol("rate", real=True)
@@ -164,6 +162,11 @@ def test_a_model_from_its_summary_is_the_model_of_its_text(in_cache: tuple[Path,
     # The copy solves at its own values: x(2) = exp(-2 k) with k = 3.
     solution = symsens.solve(changed, method="tsit5", rtol=1e-10, atol=1e-12, t_eval=[2.0])
     assert solution.y[-1, 0] == pytest.approx(np.exp(-6.0), rel=1e-8)
+    # A pickled model travels with its expressions, not with this process's summary and cache key.
+    fresh = symsens.load_model(path)
+    copy = pickle.loads(pickle.dumps(fresh))
+    assert "rhs" in copy.__dict__ and "_summary" not in copy.__dict__ and "_origin" not in copy.__dict__
+    assert copy == built and hash(copy) == hash(built) and copy.rhs == built.rhs
 
 
 def test_an_edited_file_never_finds_the_summary_of_its_old_text(in_cache: tuple[Path, Path], tmp_path: Path) -> None:
@@ -199,7 +202,9 @@ def test_a_damaged_summary_is_a_miss(in_cache: tuple[Path, Path], tmp_path: Path
         target.write_text(text)
         model = symsens.load_model(path)
         assert "_summary" not in model.__dict__ and model.parameter_values == (1.5, 0.5)
-    target.write_text(original.read_text())
+    # The next solve of the model replaces the damaged summary.
+    _kernels.model_facts(model)
+    assert ModelSummary.from_json(target.read_text()) == ModelSummary.from_json(original.read_text())
     assert "_summary" in symsens.load_model(path).__dict__
 
 
@@ -212,15 +217,20 @@ def test_a_summary_that_does_not_describe_its_text_is_refused_when_built(
     original = _summary_file(cache, path)
     summary = ModelSummary.from_json(original.read_text())
     assert summary is not None
-    forged = ModelSummary(**{**summary.__dict__, "states": ("y",)})
     copy = tmp_path / "cache"
     (copy / "models").mkdir(parents=True)
-    (copy / "models" / original.name).write_text(forged.to_json())
     monkeypatch.setenv("SYMSENS_CACHE_DIR", str(copy))
-    model = symsens.load_model(path)
-    assert model.state_names == ("y",)  # what the summary says, until the text is read
-    with pytest.raises(symsens.ModelError, match="summary in the symsens cache does not match its text"):
-        model.rhs
+    # Another state name; another digest; a wrong "autonomous" (it decides a constant of the compiled drivers);
+    # another size of f.
+    for change, what in ((("states", ("y",)), "states"), (("digest", "0" * 64), "equations \\(their digest"),
+                         (("autonomous", not summary.autonomous), "whether the equations are free of time"),
+                         (("rhs_nodes", summary.rhs_nodes + 1), "size of the right-hand side")):
+        forged = ModelSummary(**{**summary.__dict__, change[0]: change[1]})
+        (copy / "models" / original.name).write_text(forged.to_json())
+        model = symsens.load_model(path)
+        assert getattr(model.__dict__["_summary"], change[0]) == change[1]  # what the summary says, until built
+        with pytest.raises(symsens.ModelError, match=f"does not match its text \\({what}"):
+            model.rhs
 
 
 def test_the_summary_round_trips_and_refuses_malformed_fields() -> None:
@@ -245,6 +255,13 @@ def test_the_summary_round_trips_and_refuses_malformed_fields() -> None:
 def test_a_builtin_model_is_made_from_its_summary_once_solved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYMSENS_CACHE_DIR", str(tmp_path))
     _load.builtin.cache_clear()  # as in a fresh process: built-in models are made once per process
+    try:
+        _check_builtin_summary()
+    finally:
+        _load.builtin.cache_clear()  # later tests get their own, not one made from this temporary cache
+
+
+def _check_builtin_summary() -> None:
     built = symsens.load_model("robertson")
     assert "_summary" not in built.__dict__ and symsens.load_model("robertson") is built
     assert _kernels.model_facts(built).digest == _kernels._compute_model_digest(built)  # writes the summary

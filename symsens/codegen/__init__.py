@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ._kernels import Kernels as Kernels
     from ._kernels import compile_model as compile_model
     from ._kernels import write_standalone as write_standalone
-    from ._printer import CodegenError as CodegenError
+    from .._errors import CodegenError as CodegenError
     from ._printer import ConstantTable as ConstantTable
     from ._printer import CxxPrinter as CxxPrinter
 
@@ -34,7 +34,7 @@ __all__ = [
 # public name -> the submodule defining it
 _LAZY: dict[str, str] = {
     "ModelSource": "._source", "generate_model_source": "._assemble",
-    "CodegenError": "._printer", "CxxPrinter": "._printer", "ConstantTable": "._printer",
+    "CodegenError": ".._errors", "CxxPrinter": "._printer", "ConstantTable": "._printer",
     "build_library": "._build", "cache_directory": "._build", "compile_timeout": "._build",
     "CacheWarning": "._build", "find_compiler": "._build",
     "Kernels": "._kernels", "compile_model": "._kernels", "write_standalone": "._kernels",

@@ -81,7 +81,7 @@ def write_summary(key: str, summary: ModelSummary) -> None:
     except CodegenError:
         return
     with _suppress_os_error():
-        if target.exists():
-            return
+        if target.exists() and ModelSummary.from_json(target.read_text(encoding="ascii", errors="replace")):
+            return  # a damaged one is replaced, or every later process would miss
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, summary.to_json())

@@ -37,7 +37,7 @@ __all__ = ["Model", "Units", "RESERVED_NAMES", "ExprLike", "normal_name", "name_
 
 # SymPy is imported by what builds or reads a model's expressions, not by this module: a model loaded from a
 # file whose summary is in the disk cache is solved with cached compiled libraries without importing SymPy
-# (see ``Model`` below, "models loaded from files").
+# (the Notes of ``Model`` below: "a model made from its summary").
 
 #: Smallest positive normal double (``symsens.model._parser.DOUBLE_MIN``).
 _DOUBLE_MIN = sys.float_info.min
@@ -492,6 +492,7 @@ class Model:
             ("description", summary.description), ("t_span", summary.t_span), ("units", Units(summary.units)),
             ("_state_names", summary.states), ("_parameter_names", summary.parameters),
             ("_output_names", summary.outputs), ("_origin", origin), ("_summary", summary),
+            ("_expressions", _shared_expressions(origin.key)),
         ):
             object.__setattr__(model, attribute, value)
         return model
@@ -504,26 +505,34 @@ class Model:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _build_expressions(self) -> None:
-        """Build the expressions of a model made from its summary (from the text it was loaded from, once per
-        text and process) and check that they are the model the summary describes."""
-        with _build_lock:
+        """Build the expressions of a model made from its summary: from the text it was loaded from, once per
+        text while any model of it is alive (copies and repeated loads share them), checked to be the model
+        the summary describes, facts included."""
+        origin: ModelOrigin = self.__dict__["_origin"]
+        summary: ModelSummary = self.__dict__["_summary"]
+        shared = self.__dict__.get("_expressions")
+        if shared is None:  # an unpickled model
+            shared = _shared_expressions(origin.key)
+            object.__setattr__(self, "_expressions", shared)
+        with shared.lock:
             if "rhs" in self.__dict__:
                 return
-            origin: ModelOrigin = self.__dict__["_origin"]
-            summary: ModelSummary = self.__dict__["_summary"]
-            built = _built_from_text.get(origin.key)
-            if built is None:
+            if shared.model is None:
+                from ..codegen._kernels import _compute_model_facts
+
                 built = _build_origin(origin)
-                _built_from_text[origin.key] = built
-            problem = _summary_mismatch(built, summary, origin)
+                shared.facts = _compute_model_facts(built)
+                shared.model = built
+            # Checked for each model: models of one text may have been made from different summaries.
+            problem = _summary_mismatch(shared.model, shared.facts, summary, origin)
             if problem is not None:
                 raise ModelError(
-                    f"model {summary.name!r} ({origin.source}): its summary in the symsens cache does not match "
-                    f"its text ({problem}); the cache entry is damaged: delete the folder 'models' of the cache "
-                    "directory", source=origin.source,
+                    f"model {summary.name!r}: its summary in the symsens cache does not match its text ({problem}); "
+                    "the cache entry is damaged: delete the folder 'models' of the cache directory",
+                    source=origin.source,
                 )
             for attribute in _SYMBOLIC_FIELDS:
-                object.__setattr__(self, attribute, built.__dict__[attribute])
+                object.__setattr__(self, attribute, shared.model.__dict__[attribute])
 
     # -- derived views -------------------------------------------------------------------------------
     @property
@@ -641,9 +650,13 @@ class Model:
         return all(getattr(self, item.name) == getattr(other, item.name) for item in fields(self) if item.compare)
 
     def __getstate__(self) -> dict[str, Any]:
-        # String hashes differ between processes: a pickled model must not carry this process's hash.
+        # String hashes differ between processes: a pickled model must not carry this process's hash.  Nor its
+        # origin and summary, keyed by this process's symsens and SymPy: the copy is a model with expressions.
+        if "_summary" in self.__dict__:
+            self._build_expressions()
         state = dict(self.__dict__)
-        state.pop("_hash", None)
+        for private in ("_hash", "_origin", "_summary", "_expressions"):
+            state.pop(private, None)
         return state
 
     def __str__(self) -> str:
@@ -660,9 +673,31 @@ class Model:
 # The attributes of a model that hold SymPy objects: a model made from its summary sets them on first use.
 _SYMBOLIC_FIELDS = ("states", "parameters", "rhs", "initial_conditions", "intermediates", "outputs", "time",
                     "_symbol_table")
-_build_lock = threading.RLock()
-# origin key -> the model built from that text: the copies with other parameter values share its expressions.
-_built_from_text: weakref.WeakValueDictionary[str, Model] = weakref.WeakValueDictionary()
+
+
+class _SharedExpressions:
+    """The model built from one text, shared by every model made from that text's summary (repeated loads and
+    copies with other values), with the lock that lets one thread build it."""
+
+    __slots__ = ("lock", "model", "facts", "__weakref__")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.model: Model | None = None
+        self.facts: Any = None  # symsens.codegen._kernels.ModelFacts of ``model``
+
+
+# origin key -> its shared expressions, alive while a model of that text is.
+_shared: weakref.WeakValueDictionary[str, _SharedExpressions] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def _shared_expressions(key: str) -> _SharedExpressions:
+    with _shared_lock:
+        shared = _shared.get(key)
+        if shared is None:
+            shared = _shared[key] = _SharedExpressions()
+        return shared
 
 
 def _build_origin(origin: ModelOrigin) -> Model:
@@ -678,9 +713,13 @@ def _build_origin(origin: ModelOrigin) -> Model:
     raise ModelError(f"unknown model origin {origin.kind!r}")  # pragma: no cover - made by load_model only
 
 
-def _summary_mismatch(built: Model, summary: ModelSummary, origin: ModelOrigin) -> str | None:
-    """What differs between the model built from a text and the summary cached for that text (None: nothing)."""
+def _summary_mismatch(built: Model, facts: Any, summary: ModelSummary, origin: ModelOrigin) -> str | None:
+    """What differs between the model built from a text (with its ``facts``) and the summary cached for that
+    text (None: nothing): the names and values, and the facts the compiled-library keys and drivers are made of."""
     checks = (
+        ("equations (their digest)", facts.digest, summary.digest),
+        ("whether the equations are free of time (autonomous)", facts.autonomous, summary.autonomous),
+        ("size of the right-hand side", facts.rhs_nodes, summary.rhs_nodes),
         ("states", built.state_names, summary.states),
         ("parameters", built.parameter_names, summary.parameters),
         ("nominal values", built.parameter_values, origin.parameter_values),
