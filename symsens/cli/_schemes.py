@@ -28,8 +28,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import sympy as sp
-
 from .._errors import SchemeError
 
 __all__ = ["register", "scheme_record", "catalogue_records"]
@@ -72,6 +70,8 @@ def _lookup(name: str) -> Any:
 
 
 def _number(value: Any) -> int | float:
+    import sympy as sp
+
     value = sp.sympify(value)
     if value.is_Integer:
         return int(value)
@@ -79,6 +79,8 @@ def _number(value: Any) -> int | float:
 
 
 def _term(term: tuple[Any, Any]) -> list[Any]:
+    import sympy as sp
+
     coefficient, exponent = term
     return [sp.sstr(sp.sympify(coefficient)), _number(exponent)]
 
@@ -94,6 +96,8 @@ def scheme_record(scheme: Any, *, details: bool = False) -> dict[str, Any]:
 
     ``details`` adds the E-polynomial and the exact numerator/denominator (one-step schemes).
     """
+    import sympy as sp
+
     from ..schemes import _analysis as an
     from ..schemes import _decay as dc
     from ..schemes import _order as od
@@ -220,6 +224,8 @@ def _law(record: dict[str, Any]) -> str:
 
 
 def _monomial(coefficient: str, exponent: float | int, var: str) -> str:
+    import sympy as sp
+
     c = _short(coefficient, 12)
     e = sp.nsimplify(exponent, rational=True, tolerance=1e-12) if isinstance(exponent, float) else sp.Integer(exponent)
     if e == 0 or c == "0":
@@ -235,6 +241,8 @@ def _monomial(coefficient: str, exponent: float | int, var: str) -> str:
 
 def _short(text: str, width: int = 22) -> str:
     """A coefficient string as is when short, else as a 6-digit float (exact values are in --json)."""
+    import sympy as sp
+
     if len(text) <= width:
         return text
     value = sp.sympify(text)
@@ -242,6 +250,8 @@ def _short(text: str, width: int = 22) -> str:
 
 
 def _fraction(exponent: float | int) -> str:
+    import sympy as sp
+
     return str(sp.nsimplify(exponent, rational=True, tolerance=1e-12)) if isinstance(exponent, float) else str(exponent)
 
 
@@ -278,6 +288,8 @@ def _table(records: list[dict[str, Any]]) -> str:
 
 
 def _stability_text(scheme: Any, record: dict[str, Any], latex: bool) -> str:
+    import sympy as sp
+
     from ..schemes import _analysis as an
     from ..schemes import _decay as dc
 
@@ -334,6 +346,8 @@ def _schemes_handler(args: argparse.Namespace) -> int:
 
 
 def _stability_handler(args: argparse.Namespace) -> int:
+    import sympy as sp
+
     scheme = _lookup(args.scheme)
     record = scheme_record(scheme, details=True)
     if args.plot:

@@ -414,8 +414,9 @@ def _summary_of(model: Model, facts: ModelFacts) -> ModelSummary:
 def _model_digest(model: Model) -> str:
     """SHA-256 of everything of ``model`` its generated C++ depends on: name (it appears in comments), time,
     states and parameters (names and order, as symbols with their assumptions), the equations with the
-    intermediates substituted, the initial conditions, and the intermediates themselves.  Nominal values,
-    outputs, the description and the time span are run-time inputs or never reach generated code.
+    intermediates substituted, the initial conditions, the intermediates themselves and the outputs (names and
+    expressions).  Nominal values, the description, the time span and the units are run-time inputs or never
+    reach generated code.
     Remembered for the lifetime of the model object (:func:`model_facts`)."""
     return model_facts(model).digest
 
@@ -427,6 +428,7 @@ def _compute_model_digest(model: Model) -> str:
         repr(model.name), _canonical(model.time, memo), _canonical(model.states, memo),
         _canonical(model.parameters, memo), _canonical(model.rhs, memo), _canonical(model.initial_conditions, memo),
         _canonical([list(pair) for pair in model.intermediates], memo),
+        _canonical([list(pair) for pair in model.outputs], memo),
     ]
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")

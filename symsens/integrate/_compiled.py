@@ -712,6 +712,14 @@ SYMSENS_EXPORT int symsens_solver_dimensions(int* dims) {
     return 0;
 }
 
+SYMSENS_EXPORT int symsens_n_outputs(void) { return symsens_model::n_outputs; }
+
+// The model's outputs g(t_k, y_k, p) at n_times rows: y row-major (n_times x n), out row-major (n_times x n_outputs).
+SYMSENS_EXPORT void symsens_outputs(long n_times, const double* t, const double* y, const double* p, double* out) {
+    for (long k = 0; k < n_times; ++k)
+        symsens_model::outputs<double>(t[k], y + k * symsens_model::n_states, p, out + k * symsens_model::n_outputs);
+}
+
 // y0, S0: initial values (n) and sensitivities (n x Ps, column-major per parameter); NULL: the model's.
 SYMSENS_EXPORT int symsens_solve(int mode, const double* p, const double* y0, const double* S0, double t0, double t1,
                                  const double* t_eval, long n_eval, const symsens::Options* options,
@@ -1026,6 +1034,21 @@ class CompiledSolver:
     modes: int = _ALL_MODES
     #: The library of the same model, parameters and method that runs a mode this one does not (built on first use).
     companion: Callable[[int], CompiledSolver] | None = field(default=None, repr=False, compare=False)
+    #: ``symsens_outputs`` of the library: the model's outputs, compiled with it.
+    _outputs: ctypes._CFuncPtr | None = field(default=None, repr=False, compare=False)
+    n_outputs: int = 0
+
+    def outputs(self, t: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The model's outputs ``g(t_k, y_k, p)``, shape ``(n_outputs, len(t))``, by the compiled routine."""
+        t = np.ascontiguousarray(t, dtype=float).ravel()
+        y = np.ascontiguousarray(y, dtype=float).reshape(len(t), self.n_states)
+        p = np.ascontiguousarray(p, dtype=float)
+        if self._outputs is None or p.shape != (self.n_parameters,):
+            raise CodegenError(f"the compiled solver {self.library_path} cannot evaluate these outputs")
+        out = np.empty((len(t), self.n_outputs))
+        self._outputs(len(t), t.ctypes.data_as(_DOUBLE_P), y.ctypes.data_as(_DOUBLE_P), p.ctypes.data_as(_DOUBLE_P),
+                      out.ctypes.data_as(_DOUBLE_P))
+        return out.T
 
     def runs(self, mode: int) -> bool:
         """Whether this library runs ``mode`` itself (without sensitivity parameters every mode is the plain solve)."""
@@ -1106,9 +1129,14 @@ def _load_solver(model: Model, parameters: tuple[str, ...], spec: MethodSpec, pa
     ]
     dims = (ctypes.c_int * 5)()
     library.symsens_solver_dimensions(dims)
-    if dims[0] != model.n_states or dims[2] != len(parameters):
+    n_outputs = library.symsens_n_outputs()
+    if dims[0] != model.n_states or dims[2] != len(parameters) or n_outputs != len(model.output_names):
         raise CodegenError(f"compiled solver {path} does not match model {model.name!r}")
-    return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function, bool(dims[3]), dims[4])
+    outputs = library.symsens_outputs
+    outputs.restype = None
+    outputs.argtypes = [ctypes.c_long, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
+    return CompiledSolver(spec, dims[0], dims[1], dims[2], path, function, bool(dims[3]), dims[4],
+                          _outputs=outputs, n_outputs=n_outputs)
 
 
 def _library_modes(model: Model, parameters: tuple[str, ...], wanted: int) -> int:

@@ -73,7 +73,9 @@ class Solution:
         The solver settings used (rtol, atol, ...), for reports.
     outputs : dict name -> ndarray (K,)
         The model's ``[outputs]`` evaluated at ``t`` (from ``y`` and the parameters of the solve), in the model's
-        order; empty when the model declares none.  Computed on first access.  ``output_names`` lists them.
+        order; empty when the model declares none.  Computed on first access: by the routine compiled into the
+        solver's library for the compiled backend (no SymPy), from the expressions for the NumPy backend and for
+        an unpickled solution.  ``output_names`` lists them.
     """
 
     t: np.ndarray

@@ -272,11 +272,11 @@ def solve(
             sensitivity=sensitivity, parameters=chosen, sensitivity_in_norm=sensitivity_in_norm,
             first_step=first_step, max_step=max_step, max_steps=max_steps,
         ), model, p_values)
-    return _with_outputs(_solve_compiled(
+    return _solve_compiled(
         model, t0, t1, p_values, y0_values, method, rtol, atol, t_eval_values, sensitivity, chosen,
         sensitivity_in_norm, differentiate_steps, first_step, max_step, fixed_step, replay,
         step_onto_outputs, max_steps, controller, linear_solver,
-    ), model, p_values)
+    )
 
 
 class _OutputFunction:
@@ -302,11 +302,29 @@ class _OutputFunction:
         return {"model": self.model, "p": self.p, "_function": None}
 
 
-def _with_outputs(solution: Solution, model: Model, p: np.ndarray) -> Solution:
-    """``solution`` able to evaluate the model's outputs (lazily: most solves never ask for them)."""
+class _CompiledOutputs:
+    """``g(t, y, p)`` of a model's outputs at fixed parameters by the routine compiled into the solver library
+    (no SymPy); pickled, it becomes an :class:`_OutputFunction` (a loaded library does not travel)."""
+
+    def __init__(self, model: Model, p: np.ndarray, solver: Any) -> None:
+        self.model = model
+        self.p = np.asarray(p, dtype=float).copy()
+        self.solver = solver
+
+    def __call__(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.solver.outputs(t, y, self.p)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_OutputFunction, (self.model, self.p))
+
+
+def _with_outputs(solution: Solution, model: Model, p: np.ndarray, solver: Any = None) -> Solution:
+    """``solution`` able to evaluate the model's outputs (lazily: most solves never ask for them), by the
+    compiled ``solver``'s routine when there is one, else from the expressions."""
     if not model.output_names:  # the names, not the expressions: no SymPy for a model made from its summary
         return solution
-    return replace(solution, output_function=_OutputFunction(model, p), output_names=tuple(model.output_names))
+    function = _OutputFunction(model, p) if solver is None else _CompiledOutputs(model, p, solver)
+    return replace(solution, output_function=function, output_names=tuple(model.output_names))
 
 
 def _solve_compiled(
@@ -376,7 +394,7 @@ def _solve_compiled(
     sens = sens[:reached] if sens is not None else None
     status_name = STATUS_NAMES.get(status, f"status {status}")
     message = "integration successful" if status == 0 else f"{status_name} at t = {stats.t_failure:.17g}"
-    return Solution(
+    return _with_outputs(Solution(
         t=outputs,
         y=y,
         sensitivities=sens,
@@ -394,4 +412,4 @@ def _solve_compiled(
         options={"rtol": rtol, "atol": atol, "max_steps": max_steps, "fixed_step": fixed_step, **settings},
         t_failure=None if status == 0 else float(stats.t_failure),
         state_names=model.state_names,
-    )
+    ), model, p, solver)
