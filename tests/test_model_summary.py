@@ -302,3 +302,44 @@ def test_model_module_imports_no_sympy() -> None:
     assert out.strip() == "False"
     assert _model._SYMBOLIC_FIELDS == ("states", "parameters", "rhs", "initial_conditions", "intermediates",
                                        "outputs", "time", "_symbol_table")
+
+
+def test_an_sbml_model_is_made_from_its_summary_without_libsbml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SBML file solved once is loaded by a fresh process from its summary: neither libsbml nor SymPy is
+    imported to solve it, and its expressions, built on demand from the document, are those libsbml reads."""
+    from symsens.model import to_sbml
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SYMSENS_CACHE_DIR", str(cache))
+    source = symsens.Model(states=["x"], parameters={"k": 1.5}, rhs=["-k*x"], initial_conditions=["2"],
+                           name="decay", t_span=(0.0, 1.0))
+    path = tmp_path / "decay.xml"
+    path.write_text(to_sbml(source), encoding="utf-8")
+    built = symsens.load_model(path)
+    assert "_summary" not in built.__dict__
+    first = symsens.solve(built, (0.0, 1.0), method="tsit5", rtol=1e-10, atol=1e-12, t_eval=[1.0],
+                          sensitivity="forward")
+    again = symsens.load_model(path)
+    assert "_summary" in again.__dict__ and again == built and again.rhs == built.rhs
+    code = textwrap.dedent("""
+        import json, sys
+        import symsens
+        model = symsens.load_model(sys.argv[1])
+        solution = symsens.solve(model, (0.0, 1.0), method="tsit5", rtol=1e-10, atol=1e-12, t_eval=[1.0],
+                                 sensitivity="forward")
+        print(json.dumps([solution.y[-1, 0].hex(), solution.sensitivities[-1, 0, 0].hex(),
+                          "sympy" in sys.modules, "libsbml" in sys.modules, "_summary" in model.__dict__]))
+    """)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                   "SYMSENS_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=environment,
+                          cwd=ROOT, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    y, s, sympy, libsbml, from_summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (sympy, libsbml, from_summary) == (False, False, True)
+    assert float.fromhex(y) == first.y[-1, 0] and float.fromhex(s) == first.sensitivities[-1, 0, 0]
+    assert first.y[-1, 0] == pytest.approx(2 * np.exp(-1.5), rel=1e-8)
+    # Another document (an edited rate) is another model.
+    path.write_text(to_sbml(source.with_parameter_values({"k": 0.5})), encoding="utf-8")
+    edited = symsens.load_model(path)
+    assert "_summary" not in edited.__dict__ and edited.parameter_values == (0.5,)

@@ -48,12 +48,29 @@ def loader_digest() -> str:
 
 
 def summary_key(kind: str, text: str) -> str:
-    """The cache key of the model of ``text`` (``kind``: ``"toml"`` for a model file's text, ``"builtin"`` for
-    the name of a built-in model)."""
+    """The cache key of the model of ``text`` (``kind``: ``"toml"`` for a model file's text, ``"sbml"`` for an
+    SBML document's, ``"builtin"`` for the name of a built-in model).  An SBML document is read by libsbml, so
+    its key also names the installed libsbml (:func:`_libsbml_identity`)."""
     digest = hashlib.sha256()
-    for part in (loader_digest(), kind, text):
+    for part in (loader_digest(), kind, _libsbml_identity() if kind == "sbml" else "", text):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()
+
+
+def _libsbml_identity() -> str:
+    """The installed libsbml, without importing it (a second or so): the path, size and modification time of
+    its module file, which a reinstall or upgrade changes, as Python's own byte-code cache assumes."""
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec("libsbml")
+        if spec is None or spec.origin is None:
+            return "libsbml: not installed"
+        status = os.stat(spec.origin)
+    except (ImportError, ValueError, OSError):
+        return "libsbml: not installed"
+    return f"libsbml: {spec.origin} {status.st_size} {status.st_mtime_ns}"
 
 
 def _summary_path(root: Path, key: str) -> Path:

@@ -56,8 +56,9 @@ def read_model_text(source: str) -> str:
 
 
 def _from_text(kind: str, text: str, source: str) -> Model:
-    """The model of a model file's text (``kind`` ``"toml"``) or of a built-in name (``"builtin"``): made from
-    its cached summary when there is one (no SymPy until its expressions are asked for), else built.
+    """The model of a model file's text (``kind`` ``"toml"``), an SBML document's (``"sbml"``) or a built-in
+    name (``"builtin"``): made from its cached summary when there is one (no SymPy or libsbml until its
+    expressions are asked for), else built.
 
     The summary is keyed by the exact text and the code that reads it (:mod:`symsens.codegen._summaries`), so
     an edited file or another symsens version never finds the summary of a different model."""
@@ -70,17 +71,28 @@ def _from_text(kind: str, text: str, source: str) -> Model:
         key, summary = "", None
     if summary is not None:
         return Model._from_summary(summary, ModelOrigin(kind, text, source, key, summary.parameter_values))
-    if kind == "toml":
-        from ._file import loads_model
-
-        model = loads_model(text, source=source)
-    else:
-        from ._library import BUILTIN_MODELS
-
-        model = BUILTIN_MODELS[text]()
+    model = build_from_text(kind, text, source)
     if key:
         object.__setattr__(model, "_origin", ModelOrigin(kind, text, source, key, model.parameter_values))
     return model
+
+
+def build_from_text(kind: str, text: str, source: str) -> Model:
+    """The model of a TOML model file's text (``kind`` ``"toml"``), an SBML document's text (``"sbml"``) or a
+    built-in name (``"builtin"``), built with its expressions; ``source`` names it in errors."""
+    if kind == "toml":
+        from ._file import loads_model
+
+        return loads_model(text, source=source)
+    if kind == "sbml":
+        from ._sbml import read_sbml
+
+        return read_sbml(source, text=text).model
+    if kind == "builtin":
+        from ._library import BUILTIN_MODELS
+
+        return BUILTIN_MODELS[text]()
+    raise ModelError(f"unknown kind of model text {kind!r}")  # pragma: no cover - callers pass one of the three
 
 
 @cached_once()
@@ -99,20 +111,24 @@ def load_model(source: str | os.PathLike[str]) -> Model:
     ``<sbml>`` document) is read through python-libsbml (extra ``symsens[sbml]``, see docs/sbml.md).
     Nothing in either is executed.
 
-    A TOML file or built-in model that was solved before with compiled libraries has a summary in the disk
-    cache (keyed by its exact text): the model is then made from it without importing SymPy, and its
-    expressions are built from the text when first asked for (``model.rhs``, a derivation, a new compile), so
-    a fresh process that solves it with cached libraries runs no symbolic work (docs/solvers.md, "A warm
-    start without SymPy").
+    A TOML or SBML file or built-in model that was solved before with compiled libraries has a summary in the
+    disk cache (keyed by its exact text): the model is then made from it without importing SymPy or libsbml,
+    and its expressions are built from the text when first asked for (``model.rhs``, a derivation, a new
+    compile), so a fresh process that solves it with cached libraries runs no symbolic work (docs/solvers.md,
+    "A warm start without SymPy").
     """
     text = os.fspath(source)
     path = Path(text)
     if _is_sbml_file(path):
         if not path.is_file():
             raise ModelError(f"SBML file {text!r} does not exist")
-        from ._sbml import load_sbml
+        try:
+            document = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):  # libsbml reads other encodings and reports unreadable files
+            from ._sbml import load_sbml
 
-        return load_sbml(path)
+            return load_sbml(path)
+        return _from_text("sbml", document, text)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ModelError(f"model file {text!r} does not exist")

@@ -702,15 +702,9 @@ def _shared_expressions(key: str) -> _SharedExpressions:
 
 def _build_origin(origin: ModelOrigin) -> Model:
     """The model of ``origin`` built from its text, as :func:`symsens.load_model` builds it on a cache miss."""
-    if origin.kind == "toml":
-        from ._file import loads_model
+    from ._load import build_from_text
 
-        return loads_model(origin.text, source=origin.source)
-    if origin.kind == "builtin":
-        from ._library import BUILTIN_MODELS
-
-        return BUILTIN_MODELS[origin.text]()
-    raise ModelError(f"unknown model origin {origin.kind!r}")  # pragma: no cover - made by load_model only
+    return build_from_text(origin.kind, origin.text, origin.source)
 
 
 def _summary_mismatch(built: Model, facts: Any, summary: ModelSummary, origin: ModelOrigin) -> str | None:

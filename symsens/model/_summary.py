@@ -26,7 +26,7 @@ _FORMAT = 1
 class ModelOrigin:
     """Where a model was loaded from, for building its expressions later and for recognising equal models.
 
-    ``kind`` is ``"toml"`` (``text`` is the model file's text, ``source`` its path for messages) or
+    ``kind`` is ``"toml"`` or ``"sbml"`` (``text`` is the file's text, ``source`` its path for messages) or
     ``"builtin"`` (``text`` is the registry name); ``key`` is the SHA-256 of the kind, the text and the code
     that reads it (:func:`symsens.codegen._summaries.summary_key`): two models with the same key have the same
     equations.  ``parameter_values`` are the nominal values the text gives (a model's values can be replaced,
