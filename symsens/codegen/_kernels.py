@@ -385,7 +385,7 @@ def model_facts(model: Model) -> ModelFacts:
     if origin is not None:
         from ._summaries import write_summary
 
-        write_summary(origin.key, _summary_of(model, facts))
+        write_summary(origin.key, ModelSummary.of(model, facts, origin.parameter_values))
     return facts
 
 
@@ -397,18 +397,6 @@ def _compute_model_facts(model: Model) -> ModelFacts:
     autonomous = all(model.time not in sp.sympify(expr).free_symbols for expr in expressions)
     nodes = sum(1 for expr in model.rhs for _ in sp.preorder_traversal(sp.sympify(expr)))
     return ModelFacts(_compute_model_digest(model), autonomous, nodes)
-
-
-def _summary_of(model: Model, facts: ModelFacts) -> ModelSummary:
-    """The summary of a model loaded from a text: its names, the text's nominal values, time span and units,
-    and ``facts``."""
-    return ModelSummary(
-        name=model.name, description=model.description, time=model.time.name, states=model.state_names,
-        parameters=model.parameter_names, parameter_values=model.__dict__["_origin"].parameter_values,
-        intermediates=tuple(symbol.name for symbol, _ in model.intermediates), outputs=model.output_names,
-        t_span=model.t_span, units=tuple(model.units.items()), digest=facts.digest, autonomous=facts.autonomous,
-        rhs_nodes=facts.rhs_nodes,
-    )
 
 
 def _model_digest(model: Model) -> str:

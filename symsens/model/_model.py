@@ -707,26 +707,20 @@ def _build_origin(origin: ModelOrigin) -> Model:
     return build_from_text(origin.kind, origin.text, origin.source)
 
 
-def _summary_mismatch(built: Model, facts: Any, summary: ModelSummary, origin: ModelOrigin) -> str | None:
-    """What differs between the model built from a text (with its ``facts``) and the summary cached for that
-    text (None: nothing): the names and values, and the facts the compiled-library keys and drivers are made of."""
-    checks = (
-        ("equations (their digest)", facts.digest, summary.digest),
-        ("whether the equations are free of time (autonomous)", facts.autonomous, summary.autonomous),
-        ("size of the right-hand side", facts.rhs_nodes, summary.rhs_nodes),
-        ("states", built.state_names, summary.states),
-        ("parameters", built.parameter_names, summary.parameters),
-        ("nominal values", built.parameter_values, origin.parameter_values),
-        ("name", built.name, summary.name),
-        ("description", built.description, summary.description),
-        ("time", built.time.name, summary.time),
-        ("intermediates", tuple(symbol.name for symbol, _ in built.intermediates), summary.intermediates),
-        ("outputs", built.output_names, summary.outputs),
-        ("time span", built.t_span, summary.t_span),
-        ("units", tuple(built.units.items()), summary.units),
-    )
-    for what, actual, recorded in checks:
-        if actual != recorded:
-            return f"{what}: {actual!r} in the text, {recorded!r} in the summary"
-    return None
+# How a mismatch names a field of the summary (the others by their own names).
+_SUMMARY_LABELS = {
+    "parameter_values": "nominal values", "t_span": "time span", "digest": "equations (their digest)",
+    "autonomous": "whether the equations are free of time (autonomous)", "rhs_nodes": "size of the right-hand side",
+}
 
+
+def _summary_mismatch(built: Model, facts: Any, summary: ModelSummary, origin: ModelOrigin) -> str | None:
+    """What differs between the summary of the model built from a text (with its ``facts``) and the summary
+    cached for that text (None: nothing): the names and values, and the facts the compiled-library keys and
+    drivers are made of."""
+    expected = ModelSummary.of(built, facts, origin.parameter_values)
+    for item in fields(ModelSummary):
+        actual, recorded = getattr(expected, item.name), getattr(summary, item.name)
+        if actual != recorded:
+            return f"{_SUMMARY_LABELS.get(item.name, item.name)}: {actual!r} in the text, {recorded!r} in the summary"
+    return None

@@ -58,6 +58,18 @@ class ModelSummary:
     autonomous: bool
     rhs_nodes: int
 
+    @classmethod
+    def of(cls, model: Any, facts: Any, parameter_values: tuple[float, ...]) -> ModelSummary:
+        """The summary of a built ``model`` with its ``facts`` (:class:`symsens.codegen._kernels.ModelFacts`) and
+        the nominal ``parameter_values`` its text gives."""
+        return cls(
+            name=model.name, description=model.description, time=model.time.name, states=model.state_names,
+            parameters=model.parameter_names, parameter_values=tuple(parameter_values),
+            intermediates=tuple(symbol.name for symbol, _ in model.intermediates), outputs=model.output_names,
+            t_span=model.t_span, units=tuple(model.units.items()), digest=facts.digest,
+            autonomous=facts.autonomous, rhs_nodes=facts.rhs_nodes,
+        )
+
     def to_json(self) -> str:
         """The summary as JSON with a SHA-256 of its own content, so a damaged file is noticed."""
         payload = asdict(self)

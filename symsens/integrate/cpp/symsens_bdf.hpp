@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "symsens_implicit.hpp"
@@ -72,6 +73,19 @@ BdfCoefficients<T> bdf_coefficients(bool ndf) {
         c.error_const[k] = c.kappa[k] * c.gamma[k] + T(1.0) / T(double(k + 1));
     }
     return c;
+}
+
+// f(std::integral_constant<int, K>{}) with K = order + 1 rows of D (order 0..5; larger orders take 6): the row
+// passes below are templates over K, so their loops over the rows unroll.
+template <class F> inline void with_row_count(int order, F&& f) {
+    switch (order) {
+        case 0: f(std::integral_constant<int, 1>{}); break;
+        case 1: f(std::integral_constant<int, 2>{}); break;
+        case 2: f(std::integral_constant<int, 3>{}); break;
+        case 3: f(std::integral_constant<int, 4>{}); break;
+        case 4: f(std::integral_constant<int, 5>{}); break;
+        default: f(std::integral_constant<int, 6>{}); break;
+    }
 }
 
 struct BdfSettings {
@@ -142,14 +156,7 @@ struct Bdf {
         // row j <- 0 + RU_0j D_0 + RU_1j D_1 + ... + RU_kj D_k, summed in this order for every entry.  All rows in
         // one pass over the entries (the old values of an entry are read before its new ones are written): D is
         // read and written once instead of once per term.
-        switch (k) {
-            case 0: resample<1>(RU.data()); break;
-            case 1: resample<2>(RU.data()); break;
-            case 2: resample<3>(RU.data()); break;
-            case 3: resample<4>(RU.data()); break;
-            case 4: resample<5>(RU.data()); break;
-            default: resample<6>(RU.data()); break;
-        }
+        with_row_count(k, [&](auto rows) { resample<decltype(rows)::value>(RU.data()); });
     }
     // change_D's product for K = order + 1 rows (RU is K x K, row-major).
     template <int K> void resample(const T* RU) {
@@ -227,14 +234,7 @@ inline void bdf_predict_rows(T* __restrict y_pred, T* __restrict psi, const Bdf<
 }
 template <class T>
 inline void bdf_predict(T* __restrict y_pred, T* __restrict psi, const Bdf<T>& bdf, int order, int n) {
-    switch (order) {
-        case 0: bdf_predict_rows<1>(y_pred, psi, bdf, n); break;
-        case 1: bdf_predict_rows<2>(y_pred, psi, bdf, n); break;
-        case 2: bdf_predict_rows<3>(y_pred, psi, bdf, n); break;
-        case 3: bdf_predict_rows<4>(y_pred, psi, bdf, n); break;
-        case 4: bdf_predict_rows<5>(y_pred, psi, bdf, n); break;
-        default: bdf_predict_rows<6>(y_pred, psi, bdf, n); break;
-    }
+    with_row_count(order, [&](auto rows) { bdf_predict_rows<decltype(rows)::value>(y_pred, psi, bdf, n); });
 }
 // After an accepted step of order k (K = k + 1): nabla^{k+2} = d - nabla^{k+1}, nabla^{k+1} = d, then
 // D_j += D_{j+1} for j = k, ..., 0 (S&R 1997; scipy), entry by entry.
@@ -269,14 +269,7 @@ template <int K, class T> inline void bdf_update_rows(Bdf<T>& bdf, const T* __re
     }
 }
 template <class T> inline void bdf_update(Bdf<T>& bdf, const T* d, int order, int n) {
-    switch (order) {
-        case 0: bdf_update_rows<1>(bdf, d, n); break;
-        case 1: bdf_update_rows<2>(bdf, d, n); break;
-        case 2: bdf_update_rows<3>(bdf, d, n); break;
-        case 3: bdf_update_rows<4>(bdf, d, n); break;
-        case 4: bdf_update_rows<5>(bdf, d, n); break;
-        default: bdf_update_rows<6>(bdf, d, n); break;
-    }
+    with_row_count(order, [&](auto rows) { bdf_update_rows<decltype(rows)::value>(bdf, d, n); });
 }
 // The Newton residual dy_i = c fz_i - psi_i - d_i and whether every fz_i is finite (all_finite), in one pass
 // (for doubles two entries at a time: each lane computes the scalar expression, the check is all_finite's).
